@@ -1,0 +1,37 @@
+# The two commands a user needs: `make demo` and `make test`. Both create .venv and install the pinned
+# requirements on first use (torch==2.13.0 is the CPU build on these machines).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= all
+# GPU jobs queue behind each other through this resource; on a CPU-only machine let two run at once.
+GPUS ?= $(shell nvidia-smi -L 2>/dev/null | wc -l | awk '{print ($$1 > 0) ? $$1 : 2}')
+SNAKEMAKE := PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake
+
+.PHONY: demo test lint dryrun report clean-venv
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(SNAKEMAKE) --profile profiles/local --cores $(CORES) --resources gpu=$(GPUS)
+	@echo "Results are under results/. Report: make report, then open results/report.html"
+
+report: $(STAMP)
+	$(SNAKEMAKE) --profile profiles/local --report results/report.html
+
+test: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q tests
+
+lint: $(STAMP)
+	$(SNAKEMAKE) --lint
+
+dryrun: $(STAMP)
+	$(SNAKEMAKE) -n --quiet rules
+
+clean-venv:
+	rm -rf $(VENV)

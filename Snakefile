@@ -1,0 +1,25 @@
+# Zero-shot cross-lingual generation: fine-tune on one or two source languages, measure XLRS over
+# training, decode and score every target language, select checkpoints without target dev data.
+# Paper: Li & Murray, "Why Does Zero-Shot Cross-Lingual Generation Fail?". Stages: README.md.
+
+# `--configfile` replaces the demo config instead of being merged into it.
+if not config:
+
+    configfile: "config.yaml"
+
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/model.smk"
+include: "rules/finetune.smk"
+include: "rules/xlrs.smk"
+include: "rules/decode.smk"
+include: "rules/score.smk"
+include: "rules/select.smk"
+
+
+rule all:
+    input:
+        STUDY.final_outputs(),
+    default_target: True

@@ -1,0 +1,29 @@
+def decode_inputs(w):
+    run = run_of(w)
+    inputs = {"run": f"{R}/runs/{w.run}/run.json", "data": f"{STUDY.cast_dir(run.task, w.lang)}/{w.split}.jsonl"}
+    if w.split == "test":
+        inputs["selection"] = STUDY.select_path(run, w.lang)
+    return inputs
+
+
+rule decode:
+    input:
+        unpack(decode_inputs),
+    output:
+        f"{R}/runs/{{run}}/decode/{{split}}/{{lang}}-{{digest}}.jsonl",
+    params:
+        spec=lambda w: spec_json(STUDY.decode_spec(run_of(w), w.lang, w.split), w.digest),
+        run_dir=lambda w: f"{R}/runs/{w.run}",
+        data_dir=lambda w, input: os.path.dirname(input.data),
+        selection=lambda w, input: f"--selection {quoted(input.selection)}" if w.split == "test" else "",
+        batch_size=config["decode"]["batch_size"],
+    resources:
+        gpu=1,
+    conda:
+        "../envs/pipeline.yaml"
+    log:
+        f"{R}/logs/decode/{{run}}/{{split}}/{{lang}}-{{digest}}.log",
+    shell:
+        "python -m workflow_scripts.decode --spec {params.spec:q} --run-dir {params.run_dir:q}"
+        " --data-dir {params.data_dir:q} {params.selection} --batch-size {params.batch_size}"
+        " --out {output:q} > {log:q} 2>&1"

@@ -1,0 +1,23 @@
+rule finetune:
+    input:
+        model=model_input,
+        data=lambda w: [f"{STUDY.cast_dir(run_of(w).task, lang)}/train.jsonl" for lang in run_of(w).sources],
+    output:
+        checkpoints=directory(f"{R}/runs/{{run}}/checkpoints"),
+        log_table=f"{R}/runs/{{run}}/train_log.tsv",
+        meta=f"{R}/runs/{{run}}/run.json",
+    params:
+        spec=lambda w: spec_json(run_of(w).spec),
+        model=STUDY.model_ref,
+        data=lambda w: quoted(*[f"{lang}={STUDY.cast_dir(run_of(w).task, lang)}" for lang in run_of(w).sources]),
+        out_dir=lambda w: f"{R}/runs/{w.run}",
+    threads: 2
+    resources:
+        gpu=1,
+    conda:
+        "../envs/pipeline.yaml"
+    log:
+        f"{R}/logs/finetune/{{run}}.log",
+    shell:
+        "python -m workflow_scripts.finetune --spec {params.spec:q} --run-id {wildcards.run:q}"
+        " --model {params.model:q} --data {params.data} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -1,0 +1,26 @@
+def select_inputs(w):
+    run = run_of(w)
+    inputs = {
+        "source_dev": [STUDY.score_path(run, source, "dev") for source in run.sources],
+        "target_dev": STUDY.score_path(run, w.lang, "dev"),
+    }
+    if STUDY.has_xlrs(run, w.lang):
+        inputs["xlrs"] = STUDY.xlrs_path(run, w.lang)
+    return inputs
+
+
+rule select:
+    input:
+        unpack(select_inputs),
+    output:
+        f"{R}/runs/{{run}}/select/{{lang}}-{{digest}}.json",
+    params:
+        spec=lambda w: spec_json(STUDY.select_spec(run_of(w), w.lang), w.digest),
+        xlrs=lambda w, input: f"--xlrs {quoted(input.xlrs)}" if "xlrs" in input.keys() else "",
+    conda:
+        "../envs/pipeline.yaml"
+    log:
+        f"{R}/logs/select/{{run}}/{{lang}}-{{digest}}.log",
+    shell:
+        "python -m workflow_scripts.select --spec {params.spec:q} --source-dev {input.source_dev:q}"
+        " --target-dev {input.target_dev:q} {params.xlrs} --out {output:q} > {log:q} 2>&1"

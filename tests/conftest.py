@@ -1,0 +1,76 @@
+import copy
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def demo_config() -> dict:
+    with open(REPO / "config.yaml", encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def tiny_config(results: str = "results") -> dict:
+    """The demo, shrunk so a whole run takes seconds: two tasks, three languages, few steps."""
+    config = demo_config()
+    config["results"] = results
+    config["model"]["build"].update(vocab_size=400, d_model=32, d_ff=64, d_kv=8, num_heads=2, num_layers=2,
+                                    num_decoder_layers=1, tokenizer_sentences=500)
+    config["tasks"] = {name: config["tasks"][name] for name in ("title_generation", "pos")}
+    for task in config["tasks"].values():
+        task["dataset"]["sizes"] = {"train": 64, "dev": 12, "test": 12}
+        task["languages"] = ["en", "de", "zh"]
+    config["experiments"] = [
+        {"task": "title_generation", "sources": [["en"], ["en", "zh"]], "targets": ["en", "de", "zh"]},
+        {"task": "pos", "sources": [["en"]], "targets": ["en", "de"]},
+    ]
+    config["train"].update(n_train=32, epochs=1, batch_size=8, checkpoints=2, max_source_length=64,
+                           max_target_length=24)
+    config["xlrs"].update(n_pairs=16)
+    config["decode"].update(dev_size=6, test_size=6, max_new_tokens=12)
+    return config
+
+
+@pytest.fixture
+def config():
+    return copy.deepcopy(tiny_config())
+
+
+def write_config(workdir: Path, config: dict) -> Path:
+    path = Path(workdir) / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def dry_run(workdir: Path, config: dict) -> list[str]:
+    """The output files Snakemake's own dry run plans to create, relative to workdir."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.enums import Quietness
+    from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings
+
+    configfile = write_config(workdir, config)
+    planned: list[str] = []
+    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(cores=1),
+                                config_settings=ConfigSettings(configfiles=[configfile]),
+                                snakefile=REPO / "Snakefile", workdir=Path(workdir))
+        workflow.dag(DAGSettings()).execute_workflow(executor="dryrun", updated_files=planned)
+    return sorted(os.path.relpath(os.path.join(workdir, p), workdir) for p in planned)
+
+
+def stage_of(path: str) -> str:
+    """Which rule writes an output path (the path layout of workflow_scripts/plan.py)."""
+    parts = Path(path).parts
+    if parts[1] in ("data", "cast", "models"):
+        return {"data": "prepare", "cast": "cast", "models": "build_model"}[parts[1]]
+    if parts[1] == "runs":
+        return {"checkpoints": "finetune", "train_log.tsv": "finetune", "run.json": "finetune",
+                "xlrs": "xlrs", "decode": "decode", "scores": "score", "select": "select"}[parts[3]]
+    return parts[1]

@@ -1,0 +1,56 @@
+"""The config is validated before any job: each error names the key and the value."""
+import copy
+
+import pytest
+
+from conftest import demo_config
+from workflow_scripts.config import validate
+from workflow_scripts.plan import ConfigError
+
+
+def check(mutate, match):
+    config = copy.deepcopy(demo_config())
+    mutate(config)
+    with pytest.raises(ConfigError, match=match):
+        validate(config, "config.yaml")
+
+
+def test_demo_config_is_valid_and_gets_defaults():
+    config = validate(copy.deepcopy(demo_config()))
+    assert config["train"]["weight_decay"] == 0.0
+    assert config["xlrs"]["max_length"] == 256
+
+
+def test_unknown_key_is_named():
+    check(lambda c: c["train"].update(learning_rat=1e-4), r"config.yaml: train: .*'learning_rat' was unexpected")
+
+
+def test_bad_value_is_named():
+    check(lambda c: c["train"].update(learning_rate=-1), r"train.learning_rate: -1 is less than or equal")
+
+
+def test_language_a_task_lacks():
+    check(lambda c: c["experiments"][0].update(targets=["en", "ko"]),
+          r"experiments\[0\].targets: language 'ko' is not among tasks.title_generation.languages")
+
+
+def test_combination_naming_unknown_language():
+    check(lambda c: c["experiments"][1]["sources"].append(["en", "xx"]),
+          r"experiments\[1\].sources\[1\]: language 'xx'")
+
+
+def test_same_language_twice_in_a_combination():
+    check(lambda c: c["experiments"][1]["sources"].append(["de", "de"]), r"sources\[1\]: a language appears twice")
+
+
+def test_unknown_task():
+    check(lambda c: c["experiments"][0].update(task="summarisation"), r"experiments\[0\].task: unknown task 'summarisation'")
+
+
+@pytest.mark.parametrize("code", ["e n", "en;rm", "en'", "EN"])
+def test_language_codes_that_could_reach_a_shell_are_refused(code):
+    check(lambda c: c["tasks"]["pos"]["languages"].append(code), r"tasks.pos.languages\[5\]: .* does not match")
+
+
+def test_micro_batch_must_divide_batch():
+    check(lambda c: c["train"].update(micro_batch_size=5), r"train.micro_batch_size: 5 does not divide batch_size 16")

@@ -1,0 +1,99 @@
+"""Training data mixing, checkpoint spacing, and the untied output layer across save and reload."""
+import json
+
+import pytest
+import torch
+
+from workflow_scripts import finetune, modeling
+from workflow_scripts.files import write_jsonl
+
+
+def cast_dir(tmp_path, lang, n):
+    directory = tmp_path / lang
+    write_jsonl(directory / "train.jsonl", [{"id": f"{lang}-{i}", "input": f"{lang} in {i}", "target": f"{lang} {i}"}
+                                            for i in range(n)])
+    return directory
+
+
+def spec(sources, n_train=10, seed=3):
+    return {"sources": sources, "seed": seed, "train": {"n_train": n_train}}
+
+
+def test_two_sources_share_the_same_total_equally(tmp_path):
+    dirs = {"en": cast_dir(tmp_path, "en", 20), "zh": cast_dir(tmp_path, "zh", 20)}
+    examples, counts, warnings = finetune.training_examples(spec(["en", "zh"]), dirs)
+    assert counts == {"en": 5, "zh": 5} and not warnings
+    # the FIRST n/k of each source
+    assert sorted(e["target"] for e in examples) == sorted([f"en {i}" for i in range(5)] + [f"zh {i}" for i in range(5)])
+
+
+def test_shuffle_is_the_seeds(tmp_path):
+    dirs = {"en": cast_dir(tmp_path, "en", 20), "zh": cast_dir(tmp_path, "zh", 20)}
+    first = finetune.training_examples(spec(["en", "zh"]), dirs)[0]
+    assert first == finetune.training_examples(spec(["en", "zh"]), dirs)[0]
+    assert first != finetune.training_examples(spec(["en", "zh"], seed=4), dirs)[0]
+
+
+def test_a_short_source_is_used_whole_with_a_warning(tmp_path):
+    dirs = {"en": cast_dir(tmp_path, "en", 3)}
+    examples, counts, warnings = finetune.training_examples(spec(["en"]), dirs)
+    assert counts == {"en": 3} and len(examples) == 3
+    assert "only 3 training examples of the 10" in warnings[0]
+
+
+def test_checkpoints_are_evenly_spaced_and_end_at_the_last_step():
+    assert finetune.checkpoint_steps(100, 4) == [25, 50, 75, 100]
+    assert finetune.checkpoint_steps(10, 3) == [3, 7, 10]
+    assert finetune.checkpoint_steps(2, 5) == [1, 2]
+
+
+def test_epoch_order_is_a_function_of_seed_and_epoch():
+    assert finetune.batch_order(50, 1, 0) == finetune.batch_order(50, 1, 0)
+    assert finetune.batch_order(50, 1, 0) != finetune.batch_order(50, 1, 1)
+    assert sorted(finetune.batch_order(50, 1, 0)) == list(range(50))
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    from workflow_scripts.build_model import build
+
+    out = tmp_path_factory.mktemp("model") / "m"
+    build({"build": {"vocab_size": 300, "d_model": 16, "d_ff": 32, "d_kv": 8, "num_heads": 2, "num_layers": 1,
+                     "num_decoder_layers": 1, "dropout_rate": 0.0, "seed": 0, "tokenizer_sentences": 200},
+           "tokenizer_languages": ["en", "zh"]}, out)
+    return out
+
+
+def test_built_model_is_mt5_with_sentinels_and_an_untied_head(tiny_model_dir):
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    assert config["model_type"] == "mt5"
+    tokenizer = modeling.load_tokenizer(str(tiny_model_dir))
+    assert tokenizer.convert_tokens_to_ids("<extra_id_99>") != tokenizer.unk_token_id
+    assert tokenizer.tokenize("<extra_id_0>")[-1] == "<extra_id_0>"
+    model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu"))
+    assert model.lm_head.weight.data_ptr() != model.shared.weight.data_ptr()
+    assert model.encoder.embed_tokens.weight.data_ptr() == model.shared.weight.data_ptr()
+    assert modeling.stores_own_lm_head(str(tiny_model_dir))
+
+
+def test_untied_head_survives_save_and_reload_with_its_values(tiny_model_dir, tmp_path):
+    model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu"))
+    tokenizer = modeling.load_tokenizer(str(tiny_model_dir))
+    with torch.no_grad():
+        model.lm_head.weight.add_(1.0)
+    modeling.save_model(model, tokenizer, tmp_path / "again")
+    again = modeling.load_model(str(tmp_path / "again"), device=torch.device("cpu"))
+    assert torch.equal(again.lm_head.weight, model.lm_head.weight)
+    assert not torch.equal(again.lm_head.weight, again.shared.weight)
+
+
+def test_a_silently_tied_head_is_caught(tiny_model_dir):
+    model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu"))
+    model.tie_weights()  # what transformers 5.x does behind a user's back
+    with pytest.raises(modeling.ModelError, match="lm_head is tied"):
+        modeling.assert_head_untied(model, str(tiny_model_dir))
+
+
+def test_missing_model_directory_is_named(tmp_path):
+    with pytest.raises(modeling.ModelError, match="no-such-model"):
+        modeling.load_model(str(tmp_path / "no-such-model"))

@@ -1,0 +1,59 @@
+"""Content addresses: digests change exactly when something that determines an output changes."""
+import copy
+
+from conftest import tiny_config
+from workflow_scripts.config import validate
+from workflow_scripts.plan import Study
+
+
+def study(mutate=lambda c: None) -> Study:
+    config = copy.deepcopy(tiny_config())
+    mutate(config)
+    return Study(validate(config))
+
+
+def test_same_config_same_paths():
+    assert study().final_outputs() == study().final_outputs()
+
+
+def test_learning_rate_moves_runs_and_everything_after_them_only():
+    before, after = study(), study(lambda c: c["train"].update(learning_rate=5e-4))
+    assert set(before.runs).isdisjoint(after.runs)
+    assert before.model_ref == after.model_ref
+    assert [before.cast_dir(t, l) for t, l in before.prepared_pairs()] == \
+           [after.cast_dir(t, l) for t, l in after.prepared_pairs()]
+
+
+def test_adding_a_target_changes_no_run_and_no_existing_path():
+    before = study()
+    after = study(lambda c: c["experiments"][1]["targets"].append("zh"))
+    assert set(before.runs) == set(after.runs)
+    assert set(before.final_outputs()) < set(after.final_outputs())
+    added = set(after.final_outputs()) - set(before.final_outputs())
+    assert added and all("/zh-" in path for path in added)
+
+
+def test_adding_a_combination_adds_runs_and_keeps_the_others():
+    before = study()
+    after = study(lambda c: c["experiments"][1]["sources"].append(["en", "de"]))
+    assert set(before.runs) < set(after.runs)
+    assert [r for r in after.runs if r not in before.runs][0].startswith("pos-en+de-s1-")
+
+
+def test_decoding_option_moves_decodes_not_runs_or_xlrs():
+    before, after = study(), study(lambda c: c["decode"].update(num_beams=2))
+    assert set(before.runs) == set(after.runs)
+    run = next(iter(before.runs.values()))
+    assert before.xlrs_path(run, "de") == after.xlrs_path(run, "de")
+    assert before.decode_path(run, "de", "dev") != after.decode_path(run, "de", "dev")
+
+
+def test_seed_and_model_are_in_the_run_digest():
+    base = set(study().runs)
+    assert base.isdisjoint(study(lambda c: c["train"].update(seeds=[2])).runs)
+    assert base.isdisjoint(study(lambda c: c["model"]["build"].update(seed=5)).runs)
+
+
+def test_multi_source_run_names_its_sources():
+    runs = study().runs.values()
+    assert sorted(r.combination for r in runs if r.task == "title_generation") == ["en", "en+zh"]

@@ -1,0 +1,52 @@
+"""Templates of paper Table 10 and the checks on malformed records."""
+import pytest
+
+from workflow_scripts import tasks
+from workflow_scripts.files import DataError
+
+
+def test_generation_template():
+    pair = tasks.cast_generation({"id": "1", "document": "A dog runs.", "summary": "Dog runs"})
+    assert pair == {"input": "story: A dog runs. title: <extra_id_0>", "target": "<extra_id_0>Dog runs"}
+
+
+def test_tagging_template_is_sentinel_plus_tag():
+    pair = tasks.cast_tagging({"id": "1", "tokens": ["In", "my", "view"], "tags": ["ADP", "PRON", "NOUN"]})
+    assert pair == {"input": "<extra_id_0>In <extra_id_1>my <extra_id_2>view",
+                    "target": "<extra_id_0>ADP <extra_id_1>PRON <extra_id_2>NOUN"}
+
+
+def test_tagging_keeps_at_most_100_tokens_one_sentinel_each():
+    pair = tasks.cast_tagging({"id": "1", "tokens": ["w"] * 120, "tags": ["X"] * 120})
+    assert pair["input"].count("<extra_id_") == 100
+    assert pair["input"].endswith("<extra_id_99>w")
+
+
+def test_paraphrase_cloze_yes_no():
+    record = {"id": "1", "sentence1": "The original version.", "sentence2": "The mild version.", "label": 0}
+    assert tasks.cast_paraphrase(record) == {
+        "input": "The original version. <extra_id_0>The mild version.", "target": "<extra_id_0>No."}
+    assert tasks.cast_paraphrase({**record, "label": 1})["target"] == "<extra_id_0>Yes."
+
+
+def test_qa_question_sentinel_then_passage():
+    record = {"id": "1", "question": "What is it?", "context": "It is 1.3 square feet.",
+              "answer_text": "1.3 square feet", "answer_start": 6}
+    assert tasks.cast_qa(record) == {"input": "What is it? <extra_id_0> It is 1.3 square feet.",
+                                     "target": "<extra_id_0>1.3 square feet"}
+
+
+def test_pos_tags_and_tokens_of_different_length_are_refused_by_id():
+    with pytest.raises(DataError, match=r"pos de: example 'x7': 2 tokens but 1 tags"):
+        tasks.validate_records(tasks.kind("tagging"), [{"id": "x7", "tokens": ["a", "b"], "tags": ["X"]}], "pos de")
+
+
+def test_qa_answer_outside_context_is_refused():
+    record = {"id": "q1", "question": "?", "context": "short", "answer_text": "long answer", "answer_start": 3}
+    with pytest.raises(DataError, match="q1.*not a span of its context"):
+        tasks.validate_records(tasks.kind("qa"), [record], "qa en")
+
+
+def test_missing_column_is_named():
+    with pytest.raises(DataError, match="lacks column.*summary"):
+        tasks.validate_records(tasks.kind("generation"), [{"id": "1", "document": "d"}], "tg en")

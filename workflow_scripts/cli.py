@@ -1,0 +1,26 @@
+"""What every stage's command line shares: a JSON spec argument and a clean error exit."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--spec", type=json.loads, required=True,
+                   help="JSON object: everything that determines this output (its digest's inputs)")
+    return p
+
+
+def run(main) -> None:
+    """Call main(); turn expected failures (bad data, bad config) into one readable line and exit 1."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    from workflow_scripts.files import DataError
+
+    try:
+        main()
+    except (DataError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)

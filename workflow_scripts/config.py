@@ -1,0 +1,44 @@
+"""Loading a config file: YAML, validated against schemas/config.schema.yaml with defaults filled in."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+
+
+def validate(config: dict, source: str = "config") -> dict:
+    """Fill defaults and raise ConfigError naming the key and value of the first problem."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate as snakemake_validate
+
+    from workflow_scripts.plan import ConfigError, check_config
+
+    try:
+        snakemake_validate(config, str(SCHEMA), set_default=True)
+    except WorkflowError as err:
+        raise ConfigError(f"{source}: {schema_message(err)}") from None
+    try:
+        check_config(config)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    return config
+
+
+def schema_message(err: Exception) -> str:
+    """jsonschema's error as 'key.path: message', found in the exception chain snakemake wraps."""
+    cause = err
+    while cause is not None and not hasattr(cause, "absolute_path"):
+        cause = cause.__cause__ or cause.__context__ or next(
+            (e for e in getattr(cause, "args", ()) if isinstance(e, Exception)), None)
+    if cause is None:
+        return str(err).strip().splitlines()[0]
+    key = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in cause.absolute_path).replace(".[", "[")
+    return f"{key or '(top level)'}: {cause.message}"
+
+
+def load_config(path: str | Path) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        config = yaml.safe_load(handle) or {}
+    return validate(config, str(path))

@@ -1,0 +1,85 @@
+"""Stage 5, decode: generate outputs of one target language at chosen checkpoints of a run.
+
+Dev sets are decoded at every checkpoint (checkpoint selection needs them); test sets only at the
+checkpoints the selection rules pick. Inputs are sorted by length and batched; greedy or beam search
+from config; over-long inputs are truncated and counted. Output: JSONL with step, id, input,
+reference, prediction, and the gold record for scoring.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from workflow_scripts import cli
+from workflow_scripts.files import read_json, read_jsonl, write_json, write_jsonl
+
+
+def generate(model, tokenizer, inputs: list[str], batch_size: int, num_beams: int, max_new_tokens: int,
+             max_source_length: int) -> tuple[list[str], int]:
+    """Predictions in input order, and how many inputs were cut to max_source_length."""
+    import torch
+
+    device = next(model.parameters()).device
+    lengths = [len(ids) for ids in tokenizer(inputs)["input_ids"]]
+    truncated = sum(length > max_source_length for length in lengths)
+    order = sorted(range(len(inputs)), key=lambda i: lengths[i], reverse=True)
+    predictions = [""] * len(inputs)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
+        "cpu", enabled=False)
+    with torch.inference_mode(), autocast:
+        for start in range(0, len(order), batch_size):
+            index = order[start:start + batch_size]
+            batch = tokenizer([inputs[i] for i in index], max_length=max_source_length, truncation=True,
+                              padding=True, return_tensors="pt").to(device)
+            output = model.generate(**batch, num_beams=num_beams, max_new_tokens=max_new_tokens, do_sample=False)
+            # Keep sentinels: the tagging and cloze templates answer through them.
+            texts = tokenizer.batch_decode(output, skip_special_tokens=False)
+            for i, text in zip(index, texts):
+                predictions[i] = clean(text, tokenizer)
+    return predictions, truncated
+
+
+def clean(text: str, tokenizer) -> str:
+    for token in (tokenizer.pad_token, tokenizer.eos_token):
+        if token:
+            text = text.replace(token, "")
+    return " ".join(text.split())
+
+
+def steps_to_decode(run_dir: Path, selection: Path | None) -> list[int]:
+    if selection is None:
+        return read_json(run_dir / "run.json")["checkpoints"]
+    chosen = read_json(selection)["selection"].values()
+    return sorted({step for step in chosen if step is not None})
+
+
+def main() -> None:
+    from workflow_scripts import modeling
+
+    p = cli.parser(__doc__)
+    p.add_argument("--run-dir", type=Path, required=True)
+    p.add_argument("--data-dir", type=Path, required=True, help="cast directory of the language")
+    p.add_argument("--selection", type=Path, help="test split: the selection JSON whose checkpoints to decode")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args()
+    spec = args.spec
+    examples = read_jsonl(args.data_dir / f"{spec['split']}.jsonl", required=("id", "input", "target"))
+    examples = examples[: spec["size"]]
+    records, truncated = [], {}
+    for step in steps_to_decode(args.run_dir, args.selection):
+        ref = str(args.run_dir / "checkpoints" / f"step-{step:06d}")
+        model = modeling.load_model(ref).eval()
+        tokenizer = modeling.load_tokenizer(ref)
+        predictions, truncated[step] = generate(
+            model, tokenizer, [e["input"] for e in examples], args.batch_size, spec["num_beams"],
+            spec["max_new_tokens"], spec["max_source_length"])
+        records += [{"step": step, "id": e["id"], "input": e["input"], "reference": e["target"],
+                     "prediction": prediction, "record": e["record"]}
+                    for e, prediction in zip(examples, predictions)]
+    write_jsonl(args.out, records)
+    write_json(args.out.with_suffix(".meta.json"), {"spec": spec, "examples": len(examples),
+                                                    "truncated_inputs_per_step": truncated})
+
+
+if __name__ == "__main__":
+    cli.run(main)

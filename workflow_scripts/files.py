@@ -1,0 +1,89 @@
+"""Reading and writing the files stages hand to each other.
+
+Every write is atomic (a temporary file in the same directory, then os.replace) so that a job killed
+at any moment never leaves a half-written file that a later stage would take for a finished one.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file and what is wrong."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def write_jsonl(path, records: Iterable[dict]) -> int:
+    lines = [json.dumps(r, ensure_ascii=False, sort_keys=True) for r in records]
+    write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def read_json(path):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: not valid UTF-8 JSON ({err})") from err
+
+
+def read_jsonl(path, required: Iterable[str] = (), allow_empty: bool = False) -> list[dict]:
+    """All records of a JSONL file; each must be an object holding the `required` keys."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file does not exist")
+    records = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 (byte {err.start}: {err.reason})") from err
+    required = tuple(required)
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{number}: malformed JSON ({err.msg})") from err
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        missing = [key for key in required if key not in record]
+        if missing:
+            raise DataError(f"{path}:{number}: missing column(s) {', '.join(missing)}")
+        records.append(record)
+    if not records and not allow_empty:
+        raise DataError(f"{path}: empty, no records")
+    return records
+
+
+def write_tsv(path, frame) -> None:
+    """A pandas DataFrame as TSV, atomically, with a fixed float format so reruns are byte-identical."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False, float_format="%.6f")

@@ -1,0 +1,134 @@
+"""Loading and saving models and tokenizers, always through from_pretrained / save_pretrained.
+
+The same code loads the demo's tiny model from a directory and google/mt5-base from the hub.
+mT5's output layer is not tied to its input embeddings. transformers 5.x forces
+MT5Config.tie_word_embeddings=True and a later tie_weights() silently ties lm_head to the
+embeddings, so every load and save checks that an untied checkpoint stays untied.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger("modeling")
+
+
+class ModelError(ValueError):
+    """A model or tokenizer that cannot be used; the message names it and says what to do."""
+
+
+def resolve_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """transformers warns on every untied mT5 load that the config asks for tying; we check it ourselves."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def _checkpoint_files(ref: str) -> list[Path]:
+    local = Path(ref)
+    if local.is_dir():
+        return sorted(local.glob("*.safetensors"))
+    from huggingface_hub import try_to_load_from_cache
+
+    files = []
+    index = try_to_load_from_cache(ref, "model.safetensors.index.json")
+    if isinstance(index, str):
+        names = set(json.loads(Path(index).read_text())["weight_map"].values())
+        files = [try_to_load_from_cache(ref, name) for name in sorted(names)]
+    else:
+        files = [try_to_load_from_cache(ref, "model.safetensors")]
+    return [Path(f) for f in files if isinstance(f, str)]
+
+
+def stores_own_lm_head(ref: str) -> bool:
+    """Whether the checkpoint's files hold an lm_head distinct from the input embeddings."""
+    from safetensors import safe_open
+
+    for path in _checkpoint_files(ref):
+        with safe_open(str(path), "pt") as handle:
+            if "lm_head.weight" in handle.keys():
+                return True
+    return False
+
+
+def assert_head_untied(model, ref: str) -> None:
+    head = model.get_output_embeddings()
+    if head is not None and head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr():
+        raise ModelError(f"{ref}: lm_head is tied to the input embeddings, but the checkpoint stores its own "
+                         "output layer (mT5 is untied); something called tie_weights()")
+
+
+def _explain_load_error(ref: str, err: Exception) -> ModelError:
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in str(err).lower() or "connect" in str(err).lower():
+        hint = ("it is neither a local directory nor in the Hugging Face cache, and the hub cannot be reached "
+                "(HF_HUB_OFFLINE or no network): download it on a machine with network (huggingface-cli "
+                "download) and point HF_HOME at that cache, or set model.path to a local directory")
+    elif not Path(ref).exists() and ("/" not in ref or ref.startswith((".", "/"))):
+        hint = "no such directory"
+    else:
+        hint = str(err).splitlines()[0]
+    return ModelError(f"model {ref!r}: {hint}")
+
+
+def load_tokenizer(ref: str):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(ref)
+    except (OSError, ValueError) as err:
+        raise _explain_load_error(ref, err) from err
+
+
+def load_model(ref: str, device: torch.device | None = None, dtype: torch.dtype | None = None):
+    """A seq2seq model from a directory or hub id, checked for an untied head where it has one."""
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM
+
+    try:
+        config = AutoConfig.from_pretrained(ref)
+    except (OSError, ValueError) as err:
+        raise _explain_load_error(ref, err) from err
+    if not getattr(config, "is_encoder_decoder", False):
+        raise ModelError(f"model {ref!r} is a {config.model_type} model without an encoder; "
+                         "this pipeline needs an encoder-decoder (seq2seq) model such as mT5")
+    with quiet_transformers():
+        model = AutoModelForSeq2SeqLM.from_pretrained(ref, dtype=dtype or torch.float32)
+    if stores_own_lm_head(ref):
+        assert_head_untied(model, ref)
+    return model.to(device or resolve_device())
+
+
+def save_model(model, tokenizer, out_dir: str | Path, dtype: torch.dtype | None = None) -> None:
+    """save_pretrained (safetensors) into a temporary directory, renamed into place when complete."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    untied = model.get_output_embeddings() is not None and \
+        model.get_output_embeddings().weight.data_ptr() != model.get_input_embeddings().weight.data_ptr()
+    state_dtype = next(model.parameters()).dtype
+    if dtype is not None and dtype != state_dtype:
+        model.to(dtype)
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+    finally:
+        model.to(state_dtype)
+    tokenizer.save_pretrained(tmp)
+    if untied and not stores_own_lm_head(str(tmp)):
+        raise ModelError(f"{out_dir}: save_pretrained dropped the untied lm_head")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)

@@ -1,0 +1,264 @@
+"""The study plan: every job's spec, digest and output path, derived from a validated config.
+
+A path carries the digest of its spec, and a spec holds the digests of its upstream outputs, so a
+change anywhere moves every output that depends on it to a new path and leaves old results in place.
+Specs never hold the list of targets or of combinations: adding a language or a combination adds
+jobs and changes no existing path. Importable without Snakemake (tests, `python -m
+workflow_scripts.plan`).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import json
+from dataclasses import dataclass
+
+from workflow_scripts.digest import digest
+from workflow_scripts.tasks import KINDS
+
+# Bump one when the code of its stage changes what it writes, so old outputs are not reused.
+VERSIONS = {"prepare": 1, "cast": 1, "model": 1, "finetune": 1, "xlrs": 1, "decode": 1, "score": 1,
+            "select": 1, "aggregate": 1}
+SPLITS = ("train", "dev", "test")
+SELECTION_RULES = ("en-dev", "cos-sim", "tgt-dev")
+
+
+class ConfigError(ValueError):
+    """A config value the workflow cannot run with; the message names the key and the value."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One fine-tuning run: a task, a source-language combination and a seed."""
+    id: str
+    task: str
+    sources: tuple[str, ...]
+    seed: int
+    digest: str
+    spec: dict
+
+    @property
+    def combination(self) -> str:
+        return "+".join(self.sources)
+
+
+def check_config(config: dict) -> None:
+    """Semantic checks the JSON schema cannot express."""
+    tasks = config["tasks"]
+    for name, task in tasks.items():
+        if task["dataset"]["loader"] == "demo":
+            from workflow_scripts import demo_corpus
+
+            unknown = [lang for lang in task["languages"] if lang not in demo_corpus.LANGUAGES]
+            if unknown:
+                raise ConfigError(f"tasks.{name}.languages: {unknown[0]!r} is not in the demo corpus "
+                                  f"(it has {', '.join(demo_corpus.LANGUAGES)})")
+            if task["dataset"].get("name") not in demo_corpus.TASKS:
+                raise ConfigError(f"tasks.{name}.dataset.name: {task['dataset'].get('name')!r} is not a demo "
+                                  f"dataset (known: {', '.join(demo_corpus.TASKS)})")
+    seen = set()
+    for i, experiment in enumerate(config["experiments"]):
+        key = f"experiments[{i}]"
+        if experiment["task"] not in tasks:
+            raise ConfigError(f"{key}.task: unknown task {experiment['task']!r}; declared: {', '.join(tasks)}")
+        languages = tasks[experiment["task"]]["languages"]
+        for j, combination in enumerate(experiment["sources"]):
+            for lang in combination:
+                if lang not in languages:
+                    raise ConfigError(f"{key}.sources[{j}]: language {lang!r} is not among "
+                                      f"tasks.{experiment['task']}.languages ({', '.join(languages)})")
+            if len(set(combination)) != len(combination):
+                raise ConfigError(f"{key}.sources[{j}]: a language appears twice in {combination}")
+            name = (experiment["task"], "+".join(combination))
+            if name in seen:
+                raise ConfigError(f"{key}.sources[{j}]: {'+'.join(combination)} for task "
+                                  f"{experiment['task']!r} is listed twice")
+            seen.add(name)
+        for lang in experiment["targets"]:
+            if lang not in languages:
+                raise ConfigError(f"{key}.targets: language {lang!r} is not among "
+                                  f"tasks.{experiment['task']}.languages ({', '.join(languages)})")
+    if "parallel" not in config["xlrs"]:
+        raise ConfigError("xlrs.parallel: missing; name the aligned sentences XLRS is measured on")
+    train = config["train"]
+    for where, params in [("train", train)] + [(f"experiments[{i}].train", e.get("train", {}))
+                                               for i, e in enumerate(config["experiments"])]:
+        batch, micro = params.get("batch_size", train["batch_size"]), params.get("micro_batch_size")
+        if micro is not None and batch % micro:
+            raise ConfigError(f"{where}.micro_batch_size: {micro} does not divide batch_size {batch}")
+
+
+class Study:
+    def __init__(self, config: dict):
+        self.config = config
+        self.results = config["results"].rstrip("/")
+        check_config(config)
+
+    # --- data -----------------------------------------------------------------------------------
+    def task_kind(self, task: str) -> str:
+        return self.config["tasks"][task]["kind"]
+
+    @functools.cache
+    def data_spec(self, task: str, lang: str) -> dict:
+        declaration = self.config["tasks"][task]
+        return {"stage": "prepare", "version": VERSIONS["prepare"], "task": task, "kind": declaration["kind"],
+                "dataset": declaration["dataset"], "lang": lang}
+
+    def data_dir(self, task: str, lang: str) -> str:
+        return f"{self.results}/data/{task}/{lang}-{digest(self.data_spec(task, lang))}"
+
+    @functools.cache
+    def cast_spec(self, task: str, lang: str) -> dict:
+        return {"stage": "cast", "version": VERSIONS["cast"], "kind": self.task_kind(task),
+                "data": digest(self.data_spec(task, lang))}
+
+    def cast_dir(self, task: str, lang: str) -> str:
+        return f"{self.results}/cast/{task}/{lang}-{digest(self.cast_spec(task, lang))}"
+
+    # --- model ----------------------------------------------------------------------------------
+    @property
+    def builds_model(self) -> bool:
+        return "build" in self.config["model"]
+
+    @functools.cached_property
+    def model_spec(self) -> dict:
+        model = self.config["model"]
+        if self.builds_model:
+            from workflow_scripts import demo_corpus
+
+            return {"stage": "model", "version": VERSIONS["model"], "name": model["name"], "build": model["build"],
+                    "tokenizer_languages": list(demo_corpus.LANGUAGES)}
+        return {"stage": "model", "name": model["name"], "path": model.get("path", model["name"]),
+                "revision": model["revision"]}
+
+    @property
+    def model_ref(self) -> str:
+        """What from_pretrained loads: the built directory, a local path or a hub id."""
+        if self.builds_model:
+            return f"{self.results}/models/{self.config['model']['name']}-{digest(self.model_spec)}"
+        return self.model_spec["path"]
+
+    # --- fine-tuning ----------------------------------------------------------------------------
+    def train_params(self, experiment: dict) -> dict:
+        params = {**copy.deepcopy(self.config["train"]), **experiment.get("train", {})}
+        params.setdefault("micro_batch_size", params["batch_size"])
+        params.pop("seeds")
+        return params
+
+    @functools.cached_property
+    def runs(self) -> dict[str, Run]:
+        runs = {}
+        for experiment in self.config["experiments"]:
+            task = experiment["task"]
+            seeds = experiment.get("train", {}).get("seeds", self.config["train"]["seeds"])
+            for sources in experiment["sources"]:
+                for seed in seeds:
+                    spec = {"stage": "finetune", "version": VERSIONS["finetune"], "task": task,
+                            "kind": self.task_kind(task), "sources": list(sources), "seed": seed,
+                            "train": self.train_params(experiment), "model": digest(self.model_spec),
+                            "data": {lang: digest(self.cast_spec(task, lang)) for lang in sources}}
+                    run = Run(f"{task}-{'+'.join(sources)}-s{seed}-{digest(spec)}", task, tuple(sources), seed,
+                              digest(spec), spec)
+                    runs[run.id] = run
+        return runs
+
+    def run_dir(self, run: Run) -> str:
+        return f"{self.results}/runs/{run.id}"
+
+    def targets_of(self, run: Run) -> list[str]:
+        for experiment in self.config["experiments"]:
+            if experiment["task"] == run.task and list(run.sources) in [list(s) for s in experiment["sources"]]:
+                return list(experiment["targets"])
+        raise KeyError(run.id)
+
+    def eval_languages(self, run: Run) -> list[str]:
+        """Targets plus the run's sources: en-dev selection needs the source dev scores."""
+        return list(dict.fromkeys([*run.sources, *self.targets_of(run)]))
+
+    # --- measurement ----------------------------------------------------------------------------
+    @staticmethod
+    def has_xlrs(run: Run, lang: str) -> bool:
+        """XLRS compares a language with each source other than itself."""
+        return any(source != lang for source in run.sources)
+
+    def xlrs_spec(self, run: Run, lang: str) -> dict:
+        xlrs = self.config["xlrs"]
+        return {"stage": "xlrs", "version": VERSIONS["xlrs"], "run": run.digest, "model": digest(self.model_spec),
+                "parallel": xlrs["parallel"], "n_pairs": xlrs["n_pairs"], "seed": xlrs["seed"],
+                "max_length": xlrs["max_length"], "sources": list(run.sources), "target": lang}
+
+    def xlrs_path(self, run: Run, lang: str) -> str:
+        return f"{self.run_dir(run)}/xlrs/{lang}-{digest(self.xlrs_spec(run, lang))}.tsv"
+
+    def decode_spec(self, run: Run, lang: str, split: str) -> dict:
+        decode = self.config["decode"]
+        spec = {"stage": "decode", "version": VERSIONS["decode"], "run": run.digest, "split": split,
+                "data": digest(self.cast_spec(run.task, lang)), "lang": lang,
+                "size": decode["dev_size"] if split == "dev" else decode["test_size"],
+                "num_beams": decode["num_beams"], "max_new_tokens": decode["max_new_tokens"],
+                "max_source_length": run.spec["train"]["max_source_length"]}
+        if split == "test":
+            spec["select"] = digest(self.select_spec(run, lang))
+        return spec
+
+    def decode_path(self, run: Run, lang: str, split: str) -> str:
+        return f"{self.run_dir(run)}/decode/{split}/{lang}-{digest(self.decode_spec(run, lang, split))}.jsonl"
+
+    def score_spec(self, run: Run, lang: str, split: str) -> dict:
+        score = self.config["score"]
+        return {"stage": "score", "version": VERSIONS["score"], "decode": digest(self.decode_spec(run, lang, split)),
+                "kind": run.spec["kind"], "lang": lang, "sources": list(run.sources),
+                "rouge_l": score["rouge_l"], "lid_model": score["lid_model"], "model": digest(self.model_spec)}
+
+    def score_path(self, run: Run, lang: str, split: str) -> str:
+        return f"{self.run_dir(run)}/scores/{split}/{lang}-{digest(self.score_spec(run, lang, split))}.tsv"
+
+    def select_spec(self, run: Run, lang: str) -> dict:
+        return {"stage": "select", "version": VERSIONS["select"], "metric": self.metric(run),
+                "source_dev": {src: digest(self.score_spec(run, src, "dev")) for src in run.sources},
+                "target_dev": digest(self.score_spec(run, lang, "dev")),
+                "xlrs": digest(self.xlrs_spec(run, lang)) if self.has_xlrs(run, lang) else None,
+                "target": lang, "sources": list(run.sources)}
+
+    def select_path(self, run: Run, lang: str) -> str:
+        return f"{self.run_dir(run)}/select/{lang}-{digest(self.select_spec(run, lang))}.json"
+
+    def metric(self, run: Run) -> str:
+        metric = KINDS[run.spec["kind"]].metric
+        return self.config["score"]["rouge_l"] if metric == "rougeL" else metric
+
+    # --- everything -----------------------------------------------------------------------------
+    def prepared_pairs(self) -> list[tuple[str, str]]:
+        return [(task, lang) for task, declaration in self.config["tasks"].items() for lang in declaration["languages"]]
+
+    def run_outputs(self, run: Run) -> list[str]:
+        outputs = [f"{self.run_dir(run)}/train_log.tsv"]
+        for lang in self.eval_languages(run):
+            if self.has_xlrs(run, lang):
+                outputs.append(self.xlrs_path(run, lang))
+            outputs += [self.score_path(run, lang, "dev"), self.score_path(run, lang, "test")]
+        return outputs
+
+    def final_outputs(self) -> list[str]:
+        outputs = [f"{self.cast_dir(task, lang)}/meta.json" for task, lang in self.prepared_pairs()]
+        for run in self.runs.values():
+            outputs += self.run_outputs(run)
+        return outputs
+
+
+def main() -> None:
+    import yaml
+    from workflow_scripts.config import load_config
+
+    p = argparse.ArgumentParser(description="Print the jobs and output paths a config plans.")
+    p.add_argument("configfile", nargs="?", default="config.yaml")
+    args = p.parse_args()
+    study = Study(load_config(args.configfile))
+    for run in study.runs.values():
+        print(json.dumps({"run": run.id, "targets": study.targets_of(run)}))
+    print(yaml.safe_dump({"outputs": len(study.final_outputs())}), end="")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Stage 6, score: task metrics, SP-ROUGE and language ID of one language's decodes, per checkpoint.
+
+generation: SP-ROUGE-1/2/L (F x100, pieces of the model's own tokenizer) and fastText LID of the target
+and each source language with the accidental-translation share; tagging: token accuracy; paraphrase:
+accuracy and F1; qa: SQuAD-style F1/EM. Empty predictions score zero and never crash.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from workflow_scripts import cli, metrics
+from workflow_scripts.files import read_jsonl
+from workflow_scripts.tasks import MAX_TAGGED_TOKENS
+
+
+def score_step(kind: str, records: list[dict], spec: dict, tokenizer=None, lid_model=None) -> dict:
+    predictions = [r["prediction"] for r in records]
+    gold = [r["record"] for r in records]
+    row = {"n": len(records), "n_empty": sum(not metrics.strip_sentinels(p) for p in predictions)}
+    if kind == "generation":
+        texts = [metrics.strip_sentinels(p) for p in predictions]
+        row.update(metrics.sp_rouge(texts, [g["summary"] for g in gold], tokenizer,
+                                    variants=("rouge1", "rouge2", spec["rouge_l"])))
+        lid = metrics.lid_summary(lid_model, texts, spec["lang"], [s for s in spec["sources"]])
+        row.update({k: v for k, v in lid.items() if k != "n"})
+    elif kind == "tagging":
+        row.update(metrics.pos_accuracy(predictions, [g["tags"][:MAX_TAGGED_TOKENS] for g in gold]))
+    elif kind == "paraphrase":
+        row.update(metrics.paraphrase_scores(predictions, [g["label"] for g in gold]))
+    elif kind == "qa":
+        row.update(metrics.squad_scores([metrics.strip_sentinels(p) for p in predictions],
+                                        [g["answer_text"] for g in gold]))
+    else:
+        raise ValueError(f"unknown task kind {kind!r}")
+    return row
+
+
+def score_file(decodes: list[dict], spec: dict, tokenizer=None, lid_model=None) -> list[dict]:
+    by_step: dict[int, list[dict]] = {}
+    for record in decodes:
+        by_step.setdefault(record["step"], []).append(record)
+    return [{"step": step, "lang": spec["lang"], **score_step(spec["kind"], records, spec, tokenizer, lid_model)}
+            for step, records in sorted(by_step.items())]
+
+
+def main() -> None:
+    import pandas as pd
+
+    from workflow_scripts.files import write_tsv
+
+    p = cli.parser(__doc__)
+    p.add_argument("--decodes", type=Path, required=True)
+    p.add_argument("--model", required=True, help="whose tokenizer SP-ROUGE uses")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args()
+    spec = args.spec
+    decodes = read_jsonl(args.decodes, required=("step", "prediction", "record"), allow_empty=True)
+    tokenizer = lid_model = None
+    if spec["kind"] == "generation":
+        from workflow_scripts.modeling import load_tokenizer
+
+        tokenizer = load_tokenizer(args.model)
+        lid_model = metrics.load_lid_model(spec["lid_model"])
+    write_tsv(args.out, pd.DataFrame(score_file(decodes, spec, tokenizer, lid_model)))
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,55 @@
+"""Stage 7, select: which checkpoint to test on a target language, by three rules (paper §6.2).
+
+en-dev: the best score on the source languages' dev sets (true zero-shot; mean over sources);
+cos-sim: the lowest last-layer XLRS between the sources and the target (no target data needed);
+tgt-dev: the best score on the target's own dev set (an oracle upper bound).
+Ties go to the earliest checkpoint. cos-sim is undefined when the target is the only source.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from workflow_scripts import cli
+from workflow_scripts.files import write_json
+
+
+def best_step(scores: dict[int, float], lowest: bool = False) -> int | None:
+    if not scores:
+        return None
+    sign = 1 if lowest else -1
+    return min(scores, key=lambda step: (sign * scores[step], step))
+
+
+def select(source_dev: list, target_dev, xlrs, metric: str) -> dict:
+    """source_dev: one score table per source; target_dev: a score table; xlrs: the XLRS table or None."""
+    import pandas as pd
+
+    sources = pd.concat(source_dev)
+    en_dev = sources.groupby("step")[metric].mean().to_dict()
+    tgt_dev = target_dev.set_index("step")[metric].to_dict()
+    cos_sim = {}
+    if xlrs is not None:
+        last = xlrs[xlrs["last_layer"].astype(str).str.lower() == "true"]
+        last = last[last["step"].isin(list(tgt_dev))]
+        cos_sim = last.groupby("step")["xlrs"].mean().to_dict()
+    return {"en-dev": best_step(en_dev), "cos-sim": best_step(cos_sim, lowest=True), "tgt-dev": best_step(tgt_dev)}
+
+
+def main() -> None:
+    import pandas as pd
+
+    p = cli.parser(__doc__)
+    p.add_argument("--source-dev", type=Path, nargs="+", required=True)
+    p.add_argument("--target-dev", type=Path, required=True)
+    p.add_argument("--xlrs", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args()
+    read = lambda path: pd.read_csv(path, sep="\t")
+    chosen = select([read(p) for p in args.source_dev], read(args.target_dev),
+                    read(args.xlrs) if args.xlrs else None, args.spec["metric"])
+    chosen = {rule: (None if step is None else int(step)) for rule, step in chosen.items()}
+    write_json(args.out, {"spec": args.spec, "selection": chosen})
+
+
+if __name__ == "__main__":
+    cli.run(main)

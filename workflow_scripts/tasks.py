@@ -1,0 +1,103 @@
+"""Task kinds: the record fields, the text-to-text template (paper Table 10) and the metric of each.
+
+A task in config.yaml names a kind and a dataset; adding a kind is one entry in KINDS.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from workflow_scripts.files import DataError
+
+SENTINEL = "<extra_id_{}>"
+# mT5 has 100 sentinels, so a tagged sentence can carry at most 100 tokens.
+MAX_TAGGED_TOKENS = 100
+
+
+def sentinel(i: int) -> str:
+    return SENTINEL.format(i)
+
+
+def cast_generation(record: dict) -> dict:
+    return {"input": f"story: {record['document']} title: {sentinel(0)}",
+            "target": f"{sentinel(0)}{record['summary']}"}
+
+
+def cast_tagging(record: dict) -> dict:
+    # Raman et al. (2022) sentinel + tag: each input token is preceded by its own sentinel and the
+    # output names each sentinel's tag, so the model never has to copy the words.
+    tokens = record["tokens"][:MAX_TAGGED_TOKENS]
+    tags = record["tags"][:MAX_TAGGED_TOKENS]
+    return {"input": " ".join(f"{sentinel(i)}{t}" for i, t in enumerate(tokens)),
+            "target": " ".join(f"{sentinel(i)}{t}" for i, t in enumerate(tags))}
+
+
+def cast_paraphrase(record: dict) -> dict:
+    # Cloze (Schick & Schütze 2021): the sentinel between the two sentences is filled with Yes./No.
+    answer = "Yes." if int(record["label"]) == 1 else "No."
+    return {"input": f"{record['sentence1']} {sentinel(0)}{record['sentence2']}",
+            "target": f"{sentinel(0)}{answer}"}
+
+
+def cast_qa(record: dict) -> dict:
+    # Table 10 shows the question and its sentinel; the GoldP passage follows them.
+    return {"input": f"{record['question']} {sentinel(0)} {record['context']}",
+            "target": f"{sentinel(0)}{record['answer_text']}"}
+
+
+def check_tagging(record: dict) -> str | None:
+    if len(record["tokens"]) != len(record["tags"]):
+        return f"{len(record['tokens'])} tokens but {len(record['tags'])} tags"
+    if not record["tokens"]:
+        return "no tokens"
+    return None
+
+
+def check_qa(record: dict) -> str | None:
+    start, answer = int(record["answer_start"]), record["answer_text"]
+    if not 0 <= start <= len(record["context"]) - len(answer) \
+            or record["context"][start:start + len(answer)] != answer:
+        return f"answer {answer!r} at {start} is not a span of its context"
+    return None
+
+
+def check_paraphrase(record: dict) -> str | None:
+    if str(record["label"]) not in ("0", "1"):
+        return f"label {record['label']!r} is neither 0 nor 1"
+    return None
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    name: str
+    fields: tuple[str, ...]
+    cast: Callable[[dict], dict]
+    metric: str                      # the score checkpoint selection and tables use
+    check: Callable[[dict], str | None] = lambda record: None
+
+
+KINDS: dict[str, TaskKind] = {
+    "generation": TaskKind("generation", ("id", "document", "summary"), cast_generation, "rougeL"),
+    "tagging": TaskKind("tagging", ("id", "tokens", "tags"), cast_tagging, "accuracy", check_tagging),
+    "paraphrase": TaskKind("paraphrase", ("id", "sentence1", "sentence2", "label"), cast_paraphrase,
+                           "accuracy", check_paraphrase),
+    "qa": TaskKind("qa", ("id", "context", "question", "answer_text", "answer_start"), cast_qa, "f1", check_qa),
+}
+
+
+def kind(name: str) -> TaskKind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown task kind {name!r}; known: {', '.join(KINDS)}") from None
+
+
+def validate_records(task_kind: TaskKind, records: list[dict], where: str) -> None:
+    """Raise DataError naming `where` and the example id for the first malformed record."""
+    for number, record in enumerate(records, start=1):
+        missing = [f for f in task_kind.fields if f not in record]
+        if missing:
+            raise DataError(f"{where}: record {number} lacks column(s) {', '.join(missing)}")
+        problem = task_kind.check(record)
+        if problem:
+            raise DataError(f"{where}: example {record['id']!r}: {problem}")

@@ -1,0 +1,149 @@
+"""Stage 4, XLRS: cross-lingual representation similarity of every checkpoint (paper §4, footnote 2).
+
+XLRS(s, t) = mean over N parallel sentence pairs of the cosine similarity between the mask-aware
+mean-pooled encoder states of the sentence in s and of its translation in t. Reported for the last
+encoder layer (the paper's) and for every other layer, at step 0 (the model before fine-tuning) and
+at every checkpoint, against each source language of the run.
+"""
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+from workflow_scripts import cli
+from workflow_scripts.files import DataError, read_json, read_jsonl
+
+
+def load_parallel(declaration: dict, languages: list[str], n_pairs: int, seed: int) -> dict[str, list[str]]:
+    """n_pairs aligned sentences per language, sampled with `seed` from rows that have every language.
+
+    The sample depends on the rows and the seed only, so every job sees the same source sentences.
+    """
+    loader = declaration["loader"]
+    if loader == "demo":
+        from workflow_scripts import demo_corpus
+
+        size = declaration.get("sizes", {}).get("test", 512)
+        missing = [lang for lang in languages if lang not in demo_corpus.LANGUAGES]
+        if missing:
+            raise DataError(f"xlrs.parallel (demo corpus): no parallel sentences for language {missing[0]!r}")
+        columns = {lang: [r["text"] for r in demo_corpus.generate("parallel", lang, "test", size,
+                                                                 seed=declaration.get("seed", 0))]
+                   for lang in languages}
+        rows = [dict(zip(columns, texts)) for texts in zip(*columns.values())]
+    else:
+        rows = read_parallel_file(Path(declaration["path"]))
+        for lang in languages:
+            if not rows or lang not in rows[0]:
+                raise DataError(f"xlrs.parallel {declaration['path']}: no column for language {lang!r}")
+    usable = [i for i, row in enumerate(rows) if all((row.get(lang) or "").strip() for lang in languages)]
+    if not usable:
+        raise DataError(f"xlrs.parallel: no row has a sentence in every one of {', '.join(languages)}")
+    chosen = sorted(random.Random(seed).sample(usable, min(n_pairs, len(usable))))
+    return {lang: [rows[i][lang] for i in chosen] for lang in languages}
+
+
+def read_parallel_file(path: Path) -> list[dict]:
+    """A TSV (header row of language codes) or JSONL (one object per row) of aligned sentences."""
+    if path.suffix == ".jsonl":
+        return read_jsonl(path)
+    if not path.exists():
+        raise DataError(f"{path}: file does not exist")
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    if not rows:
+        raise DataError(f"{path}: empty, no parallel sentences")
+    return rows
+
+
+def mean_pool(hidden, mask):
+    """Average over real tokens only, so padding never changes a sentence's vector."""
+    mask = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+def encode(model, tokenizer, sentences: list[str], batch_size: int, max_length: int):
+    """Mean-pooled encoder states per layer: a float32 tensor [layers + 1, sentences, d_model].
+
+    Layer 0 is the embedding output; the last is the encoder's final (layer-normed) output.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    pooled = [None] * len(sentences)
+    encoder = model.get_encoder()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
+        "cpu", enabled=False)
+    with torch.inference_mode(), autocast:
+        for start in range(0, len(order), batch_size):
+            index = order[start:start + batch_size]
+            batch = tokenizer([sentences[i] for i in index], max_length=max_length, truncation=True,
+                              padding=True, return_tensors="pt").to(device)
+            states = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                             output_hidden_states=True).hidden_states
+            layers = torch.stack([mean_pool(h.float(), batch["attention_mask"]) for h in states], dim=1)
+            for row, i in enumerate(index):
+                pooled[i] = layers[row].cpu()
+    return torch.stack(pooled, dim=1)
+
+
+def similarity(source_vectors, target_vectors) -> list[float]:
+    """Mean cosine similarity of aligned rows, per layer."""
+    import torch
+
+    return torch.nn.functional.cosine_similarity(source_vectors, target_vectors, dim=-1).mean(-1).tolist()
+
+
+def xlrs_rows(model, tokenizer, parallel: dict[str, list[str]], sources: list[str], targets: list[str],
+              step: int, batch_size: int, max_length: int) -> list[dict]:
+    """One model load, every (source, target) pair: each language is encoded once."""
+    vectors = {lang: encode(model, tokenizer, parallel[lang], batch_size, max_length)
+               for lang in dict.fromkeys([*sources, *targets])}
+    rows = []
+    for target in targets:
+        for source in sources:
+            if source == target:
+                continue
+            per_layer = similarity(vectors[source], vectors[target])
+            rows += [{"step": step, "source": source, "target": target, "layer": layer,
+                      "last_layer": layer == len(per_layer) - 1, "xlrs": value, "n_pairs": len(parallel[target])}
+                     for layer, value in enumerate(per_layer)]
+    return rows
+
+
+def checkpoints_of(run_dir: Path, base_model: str) -> list[tuple[int, str]]:
+    """(step, model reference) for step 0 (the model before fine-tuning) and every saved checkpoint."""
+    steps = read_json(run_dir / "run.json")["checkpoints"]
+    return [(0, base_model)] + [(step, str(run_dir / "checkpoints" / f"step-{step:06d}")) for step in steps]
+
+
+def main() -> None:
+    import pandas as pd
+
+    from workflow_scripts import modeling
+    from workflow_scripts.files import write_tsv
+
+    p = cli.parser(__doc__)
+    p.add_argument("--run-dir", type=Path, required=True)
+    p.add_argument("--model", required=True, help="the model before fine-tuning (step 0)")
+    p.add_argument("--targets", nargs="+", help="target languages (default: the spec's target)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args()
+    spec = args.spec
+    targets = args.targets or [spec["target"]]
+    parallel = load_parallel(spec["parallel"], list(dict.fromkeys([*spec["sources"], *targets])),
+                             spec["n_pairs"], spec["seed"])
+    tokenizer = modeling.load_tokenizer(args.model)
+    rows = []
+    for step, ref in checkpoints_of(args.run_dir, args.model):
+        model = modeling.load_model(ref).eval()
+        rows += xlrs_rows(model, tokenizer, parallel, spec["sources"], targets, step, args.batch_size,
+                          spec["max_length"])
+    write_tsv(args.out, pd.DataFrame(rows))
+
+
+if __name__ == "__main__":
+    cli.run(main)

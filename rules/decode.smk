@@ -1,11 +1,3 @@
-def decode_inputs(w):
-    run = run_of(w)
-    inputs = {"run": f"{R}/runs/{w.run}/run.json", "data": f"{STUDY.cast_dir(run.task, w.lang)}/{w.split}.jsonl"}
-    if w.split == "test":
-        inputs["selection"] = STUDY.select_path(run, w.lang)
-    return inputs
-
-
 rule decode:
     input:
         unpack(decode_inputs),

@@ -1,14 +1,3 @@
-def select_inputs(w):
-    run = run_of(w)
-    inputs = {
-        "source_dev": [STUDY.score_path(run, source, "dev") for source in run.sources],
-        "target_dev": STUDY.score_path(run, w.lang, "dev"),
-    }
-    if STUDY.has_xlrs(run, w.lang):
-        inputs["xlrs"] = STUDY.xlrs_path(run, w.lang)
-    return inputs
-
-
 rule select:
     input:
         unpack(select_inputs),

@@ -1,0 +1,104 @@
+"""The Snakemake DAG itself: which jobs a change plans, through Snakemake's own dry run.
+
+One module-scoped fixture runs the tiny workflow for real (about a minute on 2 cores); the tests then
+change the config and ask the dry run what it would do.
+"""
+import copy
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, dry_run, stage_of, tiny_config, write_config
+
+
+def stages(planned):
+    return Counter(stage_of(path) for path in planned)
+
+
+def run_workflow(workdir: Path, config: dict):
+    configfile = write_config(workdir, config)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+         "--configfile", str(configfile), "--cores", "2", "--resources", "gpu=2", "--quiet", "rules"],
+        capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("study")
+    run_workflow(workdir, tiny_config())
+    return workdir
+
+
+def test_fresh_config_plans_every_stage(tmp_path):
+    counts = stages(dry_run(tmp_path, tiny_config()))
+    # 2 tasks x 3 languages; 3 runs: title en, title en+zh, pos en
+    assert counts["prepare"] == 6 * 4 and counts["cast"] == 6 * 4
+    assert counts["build_model"] == 1
+    assert counts["finetune"] == 3 * 3
+    # XLRS: every eval language except a run's only source (title/en: de zh, title/en+zh: en de zh, pos: de)
+    assert counts["xlrs"] == 2 + 3 + 1
+    # dev and test per eval language: 3 + 3 + 2 languages
+    assert counts["decode"] == 2 * 8 and counts["score"] == 2 * 8 and counts["select"] == 8
+
+
+def test_second_run_plans_no_job(finished):
+    assert dry_run(finished, tiny_config()) == []
+
+
+def test_changing_lr_plans_new_runs_under_new_paths_only(finished):
+    config = tiny_config()
+    config["train"]["learning_rate"] = 5e-4
+    planned = dry_run(finished, config)
+    counts = stages(planned)
+    assert counts["finetune"] == 3 * 3
+    assert counts["prepare"] == counts["cast"] == counts["build_model"] == 0
+    # nothing planned exists: no old result is overwritten
+    assert not [path for path in planned if (finished / path).exists()]
+
+
+def test_adding_a_target_language_plans_no_finetuning_and_no_existing_decode(finished):
+    config = tiny_config()
+    config["experiments"][1]["targets"].append("zh")
+    planned = dry_run(finished, config)
+    counts = stages(planned)
+    assert counts["finetune"] == 0 and counts["build_model"] == 0
+    assert counts == Counter({"xlrs": 1, "decode": 2, "score": 2, "select": 1})
+    assert all("/pos-en-s1-" in path and "/zh-" in path for path in planned)
+
+
+def test_adding_a_combination_plans_only_its_run_and_downstream(finished):
+    config = tiny_config()
+    config["experiments"][1]["sources"].append(["en", "de"])
+    planned = dry_run(finished, config)
+    assert {Path(p).parts[2] for p in planned if Path(p).parts[1] == "runs"} == \
+           {next(Path(p).parts[2] for p in planned if "pos-en+de-" in p)}
+    assert stages(planned)["finetune"] == 3
+
+
+def test_changing_a_decoding_option_plans_no_finetuning_and_no_xlrs(finished):
+    config = tiny_config()
+    config["decode"]["max_new_tokens"] = 8
+    counts = stages(dry_run(finished, config))
+    assert counts["finetune"] == counts["xlrs"] == 0
+    assert counts["decode"] == 16 and counts["score"] == 16
+
+
+def test_invalid_config_stops_before_any_job_naming_the_key(tmp_path):
+    config = tiny_config()
+    config["experiments"][0]["targets"].append("ko")
+    write_config(tmp_path, config)
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+                             "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml"), "-n"],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "experiments[0].targets: language 'ko' is not among tasks.title_generation.languages" in \
+           result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()

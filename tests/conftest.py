@@ -74,3 +74,14 @@ def stage_of(path: str) -> str:
         return {"checkpoints": "finetune", "train_log.tsv": "finetune", "run.json": "finetune",
                 "xlrs": "xlrs", "decode": "decode", "scores": "score", "select": "select"}[parts[3]]
     return parts[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    from workflow_scripts.build_model import build
+
+    out = tmp_path_factory.mktemp("model") / "m"
+    build({"build": {"vocab_size": 300, "d_model": 16, "d_ff": 32, "d_kv": 8, "num_heads": 2, "num_layers": 1,
+                     "num_decoder_layers": 1, "dropout_rate": 0.0, "seed": 0, "tokenizer_sentences": 200},
+           "tokenizer_languages": ["en", "zh"]}, out)
+    return out

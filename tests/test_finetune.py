@@ -53,17 +53,6 @@ def test_epoch_order_is_a_function_of_seed_and_epoch():
     assert sorted(finetune.batch_order(50, 1, 0)) == list(range(50))
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    from workflow_scripts.build_model import build
-
-    out = tmp_path_factory.mktemp("model") / "m"
-    build({"build": {"vocab_size": 300, "d_model": 16, "d_ff": 32, "d_kv": 8, "num_heads": 2, "num_layers": 1,
-                     "num_decoder_layers": 1, "dropout_rate": 0.0, "seed": 0, "tokenizer_sentences": 200},
-           "tokenizer_languages": ["en", "zh"]}, out)
-    return out
-
-
 def test_built_model_is_mt5_with_sentinels_and_an_untied_head(tiny_model_dir):
     config = json.loads((tiny_model_dir / "config.json").read_text())
     assert config["model_type"] == "mt5"

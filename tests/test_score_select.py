@@ -1,0 +1,54 @@
+"""Scoring a decode file per checkpoint, and the three checkpoint-selection rules, on hand-made inputs."""
+import pandas as pd
+import pytest
+
+from workflow_scripts import score, select
+
+
+def decodes(kind, rows):
+    return [{"step": step, "prediction": prediction, "record": record} for step, prediction, record in rows]
+
+
+def test_tagging_scores_per_step_and_malformed_output_scores_zero():
+    record = {"tokens": ["Der", "Hund"], "tags": ["DET", "NOUN"]}
+    rows = score.score_file(decodes("tagging", [(10, "<extra_id_0>DET <extra_id_1>NOUN", record),
+                                                (20, "<extra_id_0>DET <extra_id_1>VERB", record),
+                                                (20, "garbage", record)]),
+                            {"kind": "tagging", "lang": "de", "sources": ["en"]})
+    assert [(r["step"], r["accuracy"]) for r in rows] == [(10, 100.0), (20, 25.0)]
+    assert rows[1]["n_malformed"] == 1
+
+
+def test_paraphrase_and_empty_predictions():
+    rows = score.score_file(decodes("paraphrase", [(5, "<extra_id_0>Yes.", {"label": 1}), (5, "", {"label": 0})]),
+                            {"kind": "paraphrase", "lang": "fr", "sources": ["en"]})
+    assert rows[0]["accuracy"] == 50.0 and rows[0]["n_empty"] == 1 and rows[0]["n_invalid"] == 1
+
+
+def test_qa_strips_the_sentinel_before_matching():
+    rows = score.score_file(decodes("qa", [(1, "<extra_id_0>in the garden", {"answer_text": "in the garden"})]),
+                            {"kind": "qa", "lang": "en", "sources": ["en"]})
+    assert rows[0]["exact_match"] == 100.0 and rows[0]["f1"] == 100.0
+
+
+def table(scores, metric="rougeL"):
+    return pd.DataFrame({"step": list(scores), metric: list(scores.values())})
+
+
+def xlrs_table(values):
+    return pd.DataFrame([{"step": s, "xlrs": v, "last_layer": True} for s, v in values.items()] +
+                        [{"step": s, "xlrs": -v, "last_layer": False} for s, v in values.items()])
+
+
+def test_three_rules_pick_their_checkpoints():
+    chosen = select.select([table({100: 30.0, 200: 35.0, 300: 34.0})],
+                           table({100: 20.0, 200: 18.0, 300: 22.0}),
+                           xlrs_table({0: 0.5, 100: 0.7, 200: 0.6, 300: 0.9}), "rougeL")
+    # cos-sim ignores step 0 (the model before fine-tuning is not a candidate)
+    assert chosen == {"en-dev": 200, "cos-sim": 200, "tgt-dev": 300}
+
+
+def test_two_sources_average_their_dev_scores_and_ties_go_to_the_earliest():
+    chosen = select.select([table({1: 10.0, 2: 30.0}), table({1: 30.0, 2: 10.0})], table({1: 5.0, 2: 5.0}),
+                           None, "rougeL")
+    assert chosen == {"en-dev": 1, "cos-sim": None, "tgt-dev": 1}

@@ -1,0 +1,68 @@
+"""XLRS (paper §4): exact values and invariants on the tiny built model."""
+import pytest
+import torch
+
+from workflow_scripts import modeling, xlrs
+
+SENTENCES = {
+    "en": ["The small dog sees the red ball.", "A girl reads.", "The old farmer buys fresh bread in the market today."],
+    "de": ["Der kleine Hund sieht den roten Ball.", "Ein Mädchen liest.", "Der alte Bauer kauft heute frisches Brot."],
+    "zh": ["小狗看见红色的球。", "女孩读书。", "老农民今天在市场上买新鲜的面包。"],
+}
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer(tiny_model_dir):
+    return (modeling.load_model(str(tiny_model_dir), device=torch.device("cpu")).eval(),
+            modeling.load_tokenizer(str(tiny_model_dir)))
+
+
+def test_a_sentence_with_itself_is_one(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    vectors = xlrs.encode(model, tokenizer, SENTENCES["en"], batch_size=2, max_length=64)
+    assert xlrs.similarity(vectors, vectors) == pytest.approx([1.0] * vectors.shape[0], abs=1e-6)
+
+
+def test_padding_and_batch_size_do_not_change_the_vectors(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    alone = torch.cat([xlrs.encode(model, tokenizer, [s], batch_size=1, max_length=64) for s in SENTENCES["de"]],
+                      dim=1)
+    batched = xlrs.encode(model, tokenizer, SENTENCES["de"], batch_size=3, max_length=64)
+    assert torch.allclose(alone, batched, atol=1e-5)
+
+
+def test_mean_pool_ignores_padding():
+    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+    assert xlrs.mean_pool(hidden, torch.tensor([[1, 1, 0]])).tolist() == [[2.0, 3.0]]
+
+
+def test_one_value_per_source_and_layer(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    rows = xlrs.xlrs_rows(model, tokenizer, SENTENCES, sources=["en", "zh"], targets=["de", "zh"], step=7,
+                          batch_size=2, max_length=64)
+    layers = model.config.num_layers + 1
+    assert {(r["source"], r["target"]) for r in rows} == {("en", "de"), ("zh", "de"), ("en", "zh")}
+    assert len(rows) == 3 * layers
+    assert sum(r["last_layer"] for r in rows) == 3
+    assert all(r["step"] == 7 and r["n_pairs"] == 3 and -1 <= r["xlrs"] <= 1 for r in rows)
+
+
+def test_parallel_sample_is_the_same_whichever_languages_are_asked():
+    declaration = {"loader": "demo", "name": "parallel", "sizes": {"test": 50}}
+    with_de = xlrs.load_parallel(declaration, ["en", "de"], n_pairs=10, seed=0)
+    with_zh = xlrs.load_parallel(declaration, ["en", "zh"], n_pairs=10, seed=0)
+    assert with_de["en"] == with_zh["en"] and len(with_de["de"]) == 10
+
+
+def test_parallel_file_with_a_column_per_language(tmp_path):
+    path = tmp_path / "pairs.tsv"
+    path.write_text("en\tde\nOne.\tEins.\nTwo.\tZwei.\n", encoding="utf-8")
+    pairs = xlrs.load_parallel({"loader": "file", "path": str(path)}, ["en", "de"], n_pairs=5, seed=0)
+    assert pairs == {"en": ["One.", "Two."], "de": ["Eins.", "Zwei."]}
+
+
+def test_a_target_without_parallel_sentences_is_named(tmp_path):
+    path = tmp_path / "pairs.tsv"
+    path.write_text("en\tde\nOne.\tEins.\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"pairs.tsv: no column for language 'fr'"):
+        xlrs.load_parallel({"loader": "file", "path": str(path)}, ["en", "fr"], n_pairs=5, seed=0)

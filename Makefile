@@ -20,7 +20,8 @@ $(STAMP): requirements.txt
 
 demo: $(STAMP)
 	$(SNAKEMAKE) --profile profiles/local --cores $(CORES) --resources gpu=$(GPUS)
-	@echo "Results are under results/. Report: make report, then open results/report.html"
+	$(SNAKEMAKE) --profile profiles/local --report results/report.html
+	@echo "Done. Tables: results/summary-*/tables/README.md; report: open results/report.html in a browser."
 
 report: $(STAMP)
 	$(SNAKEMAKE) --profile profiles/local --report results/report.html

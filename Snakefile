@@ -2,6 +2,9 @@
 # training, decode and score every target language, select checkpoints without target dev data.
 # Paper: Li & Murray, "Why Does Zero-Shot Cross-Lingual Generation Fail?". Stages: README.md.
 
+report: "report/workflow.rst"
+
+
 # `--configfile` replaces the demo config instead of being merged into it.
 if not config:
 
@@ -27,6 +30,7 @@ include: "rules/xlrs.smk"
 include: "rules/decode.smk"
 include: "rules/score.smk"
 include: "rules/select.smk"
+include: "rules/aggregate.smk"
 
 
 rule all:

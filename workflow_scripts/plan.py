@@ -240,11 +240,40 @@ class Study:
             outputs += [self.score_path(run, lang, "dev"), self.score_path(run, lang, "test")]
         return outputs
 
+    @functools.cache
+    def manifest(self) -> dict:
+        """Every per-run measurement the aggregation reads, and what it needs to know about each."""
+        runs = []
+        for run in self.runs.values():
+            languages = {lang: {"xlrs": self.xlrs_path(run, lang) if self.has_xlrs(run, lang) else None,
+                                "dev": self.score_path(run, lang, "dev"), "test": self.score_path(run, lang, "test"),
+                                "select": self.select_path(run, lang)}
+                         for lang in self.eval_languages(run)}
+            runs.append({"id": run.id, "task": run.task, "kind": run.spec["kind"], "sources": list(run.sources),
+                         "seed": run.seed, "metric": self.metric(run), "targets": self.targets_of(run),
+                         "run_dir": self.run_dir(run), "languages": languages})
+        cast = {task: {lang: self.cast_dir(task, lang) for lang in declaration["languages"]}
+                for task, declaration in self.config["tasks"].items()}
+        return {"stage": "aggregate", "version": VERSIONS["aggregate"], "runs": runs, "cast": cast,
+                "spearman_targets": self.config["report"]["spearman_targets"]}
+
+    @property
+    def summary_dir(self) -> str:
+        return f"{self.results}/summary-{digest(self.manifest())}"
+
+    def manifest_inputs(self) -> list[str]:
+        manifest = self.manifest()
+        paths = [f"{run['run_dir']}/{name}" for run in manifest["runs"] for name in ("run.json", "train_log.tsv")]
+        paths += [path for run in manifest["runs"] for files in run["languages"].values()
+                  for path in files.values() if path]
+        paths += [f"{directory}/test.jsonl" for langs in manifest["cast"].values() for directory in langs.values()]
+        return paths
+
     def final_outputs(self) -> list[str]:
         outputs = [f"{self.cast_dir(task, lang)}/meta.json" for task, lang in self.prepared_pairs()]
         for run in self.runs.values():
             outputs += self.run_outputs(run)
-        return outputs
+        return outputs + [f"{self.summary_dir}/tables/README.md", f"{self.summary_dir}/figures"]
 
 
 def main() -> None:

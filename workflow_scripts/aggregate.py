@@ -1,0 +1,215 @@
+"""Stage 8, aggregate: the paper's tables from every run's measurements, averaged over seeds.
+
+scores       score by source combination x target at the en-dev checkpoint (Tables 3, 5, 6)
+language_id  LID of target and sources, accidental translation, two- vs one-source reduction (Table 9)
+selection    en-dev / cos-sim / tgt-dev per target with the mean gap to tgt-dev (Tables 7, 8)
+spearman     Spearman's rho (and p) between XLRS and the zero-shot score (Table 4)
+label_overlap  d per task and language pair from parallel labelled data (section 5.1)
+Each table is written as CSV (for machines) and Markdown (for people).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from workflow_scripts import cli
+from workflow_scripts.files import atomic_path, read_json, read_jsonl, write_text
+
+RULES = ("en-dev", "cos-sim", "tgt-dev")
+
+
+def read_tsv(path: str) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t")
+
+
+def load_measurements(manifest: dict) -> dict[str, pd.DataFrame]:
+    """All runs' XLRS, dev and test scores, selections and losses, each row tagged with its run."""
+    frames = {"xlrs": [], "dev": [], "test": [], "select": [], "loss": []}
+    for run in manifest["runs"]:
+        tag = {"run": run["id"], "task": run["task"], "combination": "+".join(run["sources"]),
+               "n_sources": len(run["sources"]), "first_source": run["sources"][0], "seed": run["seed"]}
+        frames["loss"].append(read_tsv(f"{run['run_dir']}/train_log.tsv").assign(**tag))
+        for lang, files in run["languages"].items():
+            is_target = lang in run["targets"]
+            zero_shot = lang not in run["sources"]
+            for split in ("dev", "test"):
+                frames[split].append(read_tsv(files[split]).assign(**tag, target=lang, metric=run["metric"],
+                                                                   is_target=is_target, zero_shot=zero_shot))
+            if files["xlrs"]:
+                frames["xlrs"].append(read_tsv(files["xlrs"]).assign(**tag))
+            chosen = read_json(files["select"])["selection"]
+            frames["select"].append(pd.DataFrame([{**tag, "target": lang, "rule": rule, "step": step,
+                                                   "zero_shot": zero_shot} for rule, step in chosen.items()]))
+    return {name: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame() for name, parts in frames.items()}
+
+
+def metric_values(scores: pd.DataFrame) -> pd.Series:
+    """Each row's own metric (tasks differ: rougeL, accuracy, f1)."""
+    return scores.apply(lambda row: row[row["metric"]], axis=1)
+
+
+def at_selected(scores: pd.DataFrame, selections: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """Test scores of the checkpoint that `rule` picked, per run and target."""
+    chosen = selections[selections["rule"] == rule].dropna(subset=["step"])
+    chosen = chosen.assign(step=chosen["step"].astype(int))[["run", "target", "step"]]
+    return scores.merge(chosen, on=["run", "target", "step"])
+
+
+def seed_mean(frame: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
+    grouped = frame.groupby(keys)[value]
+    return grouped.agg(mean="mean", std="std", seeds="count").reset_index().fillna({"std": 0.0})
+
+
+def score_table(data: dict) -> pd.DataFrame:
+    tested = at_selected(data["test"], data["select"], "en-dev")
+    tested = tested[tested["is_target"]].assign(score=lambda f: metric_values(f))
+    table = seed_mean(tested, ["task", "metric", "combination", "target", "zero_shot"], "score")
+    return table.sort_values(["task", "combination", "target"]).reset_index(drop=True)
+
+
+def language_id_table(data: dict) -> pd.DataFrame:
+    tested = at_selected(data["test"], data["select"], "en-dev")
+    if "accidental_translation" not in tested:
+        return pd.DataFrame()
+    tested = tested[tested["zero_shot"] & tested["accidental_translation"].notna()]
+    lid_columns = [c for c in tested.columns if c.startswith("lid_")]
+    rows = []
+    for (task, combination, target), group in tested.groupby(["task", "combination", "target"]):
+        row = {"task": task, "combination": combination, "target": target, "seeds": len(group),
+               "first_source": group["first_source"].iloc[0], "n_sources": group["n_sources"].iloc[0],
+               "lid_target": group[f"lid_{target}"].mean(),
+               "accidental_translation": group["accidental_translation"].mean()}
+        row.update({f"lid_source_{c[4:]}": group[c].mean() for c in lid_columns
+                    if c[4:] in combination.split("+") and c[4:] != target})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    one_source = table[table["n_sources"] == 1].set_index(["task", "combination", "target"])["accidental_translation"]
+
+    def reduction(row):
+        base = one_source.get((row["task"], row["first_source"], row["target"]))
+        if row["n_sources"] == 1 or base is None or base == 0:
+            return None
+        return 100.0 * (base - row["accidental_translation"]) / base
+
+    table["accidental_reduction_vs_first_source"] = table.apply(reduction, axis=1)
+    return table.drop(columns=["first_source", "n_sources"])
+
+
+def selection_table(data: dict) -> pd.DataFrame:
+    """Test score per rule and zero-shot target; delta = rule minus tgt-dev, averaged over targets."""
+    parts = []
+    for rule in RULES:
+        tested = at_selected(data["test"], data["select"], rule)
+        tested = tested[tested["zero_shot"] & tested["is_target"]]
+        parts.append(tested.assign(rule=rule, score=metric_values(tested)))
+    scores = pd.concat(parts, ignore_index=True)
+    if scores.empty:
+        return pd.DataFrame()
+    per_target = scores.groupby(["task", "metric", "combination", "rule", "target"])["score"].mean().reset_index()
+    oracle = per_target[per_target["rule"] == "tgt-dev"].rename(columns={"score": "oracle"})
+    per_target = per_target.merge(oracle[["task", "combination", "target", "oracle"]],
+                                  on=["task", "combination", "target"], how="left")
+    per_target["delta"] = per_target["score"] - per_target["oracle"]
+    return per_target.drop(columns="oracle")
+
+
+def selection_summary(selection: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Δ: the mean over targets of (rule - tgt-dev), per task, combination and rule."""
+    return selection.groupby(["task", "combination", "rule"])["delta"].mean().reset_index()
+
+
+def spearman_table(data: dict, targets: list[str]) -> pd.DataFrame:
+    """rho between last-layer XLRS(source, target) and the target's dev score, per task.
+
+    Points: one per (checkpoint, target) of every single-source run, targets from report.spearman_targets,
+    seeds pooled; the dev score at a checkpoint is its zero-shot score (the target is not a source).
+    """
+    from scipy.stats import spearmanr
+
+    xlrs = data["xlrs"]
+    xlrs = xlrs[(xlrs["last_layer"]) & (xlrs["step"] > 0) & (xlrs["n_sources"] == 1)]
+    dev = data["dev"][data["dev"]["zero_shot"]].assign(score=lambda f: metric_values(f))
+    points = xlrs.merge(dev, on=["run", "task", "step", "target"])
+    points = points[points["target"].isin(targets)]
+    rows = []
+    for task, group in points.groupby("task"):
+        rho, p = spearmanr(group["xlrs"], group["score"]) if len(group) > 2 else (float("nan"), float("nan"))
+        rows.append({"task": task, "metric": group["metric"].iloc[0], "rho": rho, "p_value": p, "points": len(group),
+                     "targets": " ".join(sorted(group["target"].unique())),
+                     "points_are": "(checkpoint, target) of single-source runs, seeds pooled"})
+    return pd.DataFrame(rows)
+
+
+def label_overlap(manifest: dict) -> pd.DataFrame:
+    """d(s, t): the share of parallel test examples (same id) whose cast targets are identical."""
+    rows = []
+    sources = sorted({(run["task"], run["sources"][0]) for run in manifest["runs"] if len(run["sources"]) == 1})
+    for task, source in sources:
+        languages = manifest["cast"][task]
+        labels = {r["id"]: r["target"] for r in read_jsonl(f"{languages[source]}/test.jsonl")}
+        for target, directory in languages.items():
+            if target == source:
+                continue
+            other = {r["id"]: r["target"] for r in read_jsonl(f"{directory}/test.jsonl")}
+            shared = sorted(set(labels) & set(other))
+            if shared:
+                same = sum(labels[i] == other[i] for i in shared)
+                rows.append({"task": task, "source": source, "target": target, "pairs": len(shared),
+                             "d": 100.0 * same / len(shared)})
+    return pd.DataFrame(rows)
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "_no rows_\n"
+    return frame.to_markdown(index=False, floatfmt=".2f", missingval="") + "\n"
+
+
+def score_markdown(scores: pd.DataFrame) -> str:
+    """Combination x target per task: mean ± std over seeds, † where the target is a source (not zero-shot)."""
+    out = []
+    for (task, metric), group in scores.groupby(["task", "metric"]):
+        cells = group.assign(cell=group.apply(
+            lambda r: f"{r['mean']:.1f} ± {r['std']:.1f}" + ("" if r["zero_shot"] else " †"), axis=1))
+        wide = cells.pivot(index="combination", columns="target", values="cell").fillna("")
+        out.append(f"### {task} ({metric}, en-dev checkpoint, {int(group['seeds'].max())} seed(s))\n\n"
+                   + wide.reset_index().to_markdown(index=False) + "\n")
+    return "\n".join(out) + "\n† supervised direction (the target is a source language), not zero-shot.\n"
+
+
+def write_tables(manifest: dict, out_dir: Path) -> None:
+    data = load_measurements(manifest)
+    selection = selection_table(data)
+    tables = {
+        "scores": score_table(data),
+        "language_id": language_id_table(data),
+        "selection": selection,
+        "selection_delta": selection_summary(selection) if not selection.empty else pd.DataFrame(),
+        "spearman": spearman_table(data, manifest["spearman_targets"]),
+        "label_overlap": label_overlap(manifest),
+    }
+    sections = ["# Results\n", "Averaged over seeds. Scores ×100. The demo's tiny model makes its numbers "
+                "illustrative only.\n", "## Scores (Tables 3, 5, 6)\n", score_markdown(tables["scores"])]
+    titles = {"language_id": "Language ID and accidental translation (Table 9)",
+              "selection": "Checkpoint selection per target (Tables 7, 8)",
+              "selection_delta": "Checkpoint selection: mean Δ to tgt-dev",
+              "spearman": "Spearman's ρ between XLRS and zero-shot score (Table 4)",
+              "label_overlap": "Label overlap d (§5.1)"}
+    for name, frame in tables.items():
+        with atomic_path(out_dir / f"{name}.csv") as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.4f")
+        if name in titles:
+            sections += [f"## {titles[name]}\n", markdown(frame)]
+    write_text(out_dir / "README.md", "\n".join(sections))
+
+
+def main() -> None:
+    p = cli.parser(__doc__)
+    p.add_argument("--out-dir", type=Path, required=True)
+    args = p.parse_args()
+    write_tables(args.spec, args.out_dir)
+
+
+if __name__ == "__main__":
+    cli.run(main)

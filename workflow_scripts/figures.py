@@ -1,0 +1,106 @@
+"""Stage 8, figures: what the paper plots, from every run's measurements (PNG, matplotlib).
+
+xlrs_<run>.png          XLRS over training steps, one line per target language (Figures 1-3)
+xlrs_best_checkpoint.png  XLRS at each task's en-dev checkpoint vs the model before fine-tuning (Figure 5)
+xlrs_sources_<task>.png  XLRS over training, one source vs two sources (Figure 6)
+loss_<task>.png          training loss of every run of a task
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from workflow_scripts import cli  # noqa: E402
+from workflow_scripts.aggregate import load_measurements  # noqa: E402
+from workflow_scripts.files import atomic_path  # noqa: E402
+
+
+def last_layer(xlrs):
+    return xlrs[xlrs["last_layer"]]
+
+
+def save(figure, path: Path) -> None:
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
+    plt.close(figure)
+
+
+def xlrs_over_training(xlrs, out_dir: Path) -> None:
+    for run, group in last_layer(xlrs).groupby("run"):
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for (source, target), line in group.groupby(["source", "target"]):
+            line = line.sort_values("step")
+            axis.plot(line["step"], line["xlrs"], marker="o", label=f"{source}–{target}")
+        axis.set(xlabel="training step (0 = before fine-tuning)", ylabel="XLRS (mean cosine, last encoder layer)",
+                 title=f"XLRS over training\n{run}")
+        axis.legend(title="source–target", fontsize=8)
+        save(figure, out_dir / f"xlrs_{run}.png")
+
+
+def xlrs_best_checkpoint(xlrs, selections, out_dir: Path) -> None:
+    single = last_layer(xlrs)[last_layer(xlrs)["n_sources"] == 1]
+    chosen = selections[(selections["rule"] == "en-dev")][["run", "target", "step"]].dropna()
+    best = single.merge(chosen.assign(step=chosen["step"].astype(int)), on=["run", "target", "step"])
+    before = single[single["step"] == 0].assign(task="before fine-tuning")
+    bars = (best.groupby(["task", "target"])["xlrs"].mean().unstack("task")
+            .join(before.groupby("target")["xlrs"].mean().rename("before fine-tuning"), how="outer"))
+    figure, axis = plt.subplots(figsize=(7, 4))
+    bars.plot.bar(ax=axis, rot=0)
+    axis.set(xlabel="target language (source: each run's single source)", ylabel="XLRS at the en-dev checkpoint",
+             title="XLRS of the best checkpoint per task")
+    axis.legend(fontsize=8)
+    save(figure, out_dir / "xlrs_best_checkpoint.png")
+
+
+def xlrs_one_vs_two_sources(xlrs, out_dir: Path) -> None:
+    data = last_layer(xlrs)
+    for task, group in data.groupby("task"):
+        two = group[group["n_sources"] == 2]
+        if two.empty:
+            continue
+        targets = sorted(set(two["target"]) - set(two["combination"].str.split("+").explode()))
+        figure, axes = plt.subplots(1, max(1, len(targets)), figsize=(4 * max(1, len(targets)), 3.5), squeeze=False)
+        for axis, target in zip(axes[0], targets):
+            for combination, line in group[group["target"] == target].groupby("combination"):
+                first = combination.split("+")[0]
+                line = line[line["source"] == first].groupby("step")["xlrs"].mean()
+                axis.plot(line.index, line.values, marker="o", label=combination)
+            axis.set(title=f"{task}: XLRS first source–{target}", xlabel="training step", ylabel="XLRS")
+            axis.legend(title="trained on", fontsize=8)
+        save(figure, out_dir / f"xlrs_sources_{task}.png")
+
+
+def loss_curves(loss, out_dir: Path) -> None:
+    for task, group in loss.groupby("task"):
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for run, line in group.groupby("run"):
+            axis.plot(line["step"], line["loss"].rolling(5, min_periods=1).mean(), label=run)
+        axis.set(xlabel="optimizer step", ylabel="training loss (mean of 5 steps)", title=f"Training loss: {task}")
+        axis.legend(fontsize=7)
+        save(figure, out_dir / f"loss_{task}.png")
+
+
+def write_figures(manifest: dict, out_dir: Path) -> None:
+    data = load_measurements(manifest)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not data["xlrs"].empty:
+        xlrs_over_training(data["xlrs"], out_dir)
+        xlrs_best_checkpoint(data["xlrs"], data["select"], out_dir)
+        xlrs_one_vs_two_sources(data["xlrs"], out_dir)
+    loss_curves(data["loss"], out_dir)
+
+
+def main() -> None:
+    p = cli.parser(__doc__)
+    p.add_argument("--out-dir", type=Path, required=True)
+    args = p.parse_args()
+    write_figures(args.spec, args.out_dir)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -68,6 +68,8 @@ def dry_run(workdir: Path, config: dict) -> list[str]:
 def stage_of(path: str) -> str:
     """Which rule writes an output path (the path layout of workflow_scripts/plan.py)."""
     parts = Path(path).parts
+    if parts[1].startswith("summary-"):
+        return "aggregate"
     if parts[1] in ("data", "cast", "models"):
         return {"data": "prepare", "cast": "cast", "models": "build_model"}[parts[1]]
     if parts[1] == "runs":

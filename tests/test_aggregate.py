@@ -1,0 +1,88 @@
+"""Aggregation on hand-made measurements with known answers: selection Δ, Spearman's ρ, LID reduction."""
+import json
+
+import pandas as pd
+import pytest
+
+from workflow_scripts import aggregate, figures
+
+
+def write(path, frame):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, sep="\t", index=False)
+
+
+def make_run(root, run_id, sources, targets, test, dev, selections, xlrs, lid=None):
+    """test/dev: {lang: {step: rougeL}}; selections: {lang: {rule: step}}; xlrs: {lang: {step: value}}."""
+    run_dir = root / run_id
+    write(run_dir / "train_log.tsv", pd.DataFrame({"step": [1, 2], "epoch": [0, 0], "loss": [2.0, 1.0]}))
+    languages = {}
+    for lang in dict.fromkeys([*sources, *targets]):
+        files = {}
+        for split, table in (("dev", dev), ("test", test)):
+            rows = [{"step": s, "lang": lang, "rougeL": v, **((lid or {}).get(lang, {}))} for s, v in table[lang].items()]
+            files[split] = str(run_dir / f"{split}-{lang}.tsv")
+            write(run_dir / f"{split}-{lang}.tsv", pd.DataFrame(rows))
+        files["xlrs"] = None
+        if lang in xlrs:
+            files["xlrs"] = str(run_dir / f"xlrs-{lang}.tsv")
+            write(run_dir / f"xlrs-{lang}.tsv", pd.DataFrame(
+                [{"step": s, "source": sources[0], "target": lang, "layer": 1, "last_layer": True, "xlrs": v}
+                 for s, v in xlrs[lang].items()]))
+        files["select"] = str(run_dir / f"select-{lang}.json")
+        (run_dir / f"select-{lang}.json").write_text(json.dumps({"selection": selections.get(lang, {})}))
+        languages[lang] = files
+    return {"id": run_id, "task": "tg", "kind": "generation", "sources": sources, "seed": 1, "metric": "rougeL",
+            "targets": targets, "run_dir": str(run_dir), "languages": languages}
+
+
+@pytest.fixture
+def manifest(tmp_path):
+    steps = {"en": {10: 50.0, 20: 60.0, 30: 55.0}}
+    test = {**steps, "de": {10: 10.0, 20: 20.0, 30: 30.0}, "fr": {10: 5.0, 20: 15.0, 30: 25.0}}
+    dev = {**steps, "de": {10: 1.0, 20: 3.0, 30: 0.0}, "fr": {10: 2.0, 20: 4.0, 30: 0.0}}
+    selections = {"en": {"en-dev": 20, "cos-sim": None, "tgt-dev": 20},
+                  "de": {"en-dev": 10, "cos-sim": 20, "tgt-dev": 30},
+                  "fr": {"en-dev": 10, "cos-sim": 30, "tgt-dev": 30}}
+    # XLRS at 10, 20 ranks 1..4 over (de, fr); the dev scores rank 1, 3, 2, 4 -> rho = 1 - 6*2/(4*15) = 0.8
+    xlrs = {"de": {0: 0.05, 10: 0.1, 20: 0.2}, "fr": {0: 0.05, 10: 0.3, 20: 0.4}}
+    lid = {"de": {"lid_de": 10.0, "lid_en": 80.0, "accidental_translation": 80.0}}
+    one = make_run(tmp_path, "tg-en-s1", ["en"], ["en", "de", "fr"], test, dev, selections, xlrs, lid)
+    lid_two = {"de": {"lid_de": 70.0, "lid_en": 20.0, "lid_zh": 5.0, "accidental_translation": 20.0}}
+    two = make_run(tmp_path, "tg-en+zh-s1", ["en", "zh"], ["de"], {**test, "zh": steps["en"]},
+                   {**dev, "zh": steps["en"]}, {"de": {"en-dev": 10, "cos-sim": 10, "tgt-dev": 10}}, {}, lid_two)
+    return {"runs": [one, two], "cast": {}, "spearman_targets": ["de", "fr"]}
+
+
+def test_selection_delta_is_the_mean_gap_to_the_oracle(manifest):
+    manifest["runs"] = manifest["runs"][:1]
+    data = aggregate.load_measurements(manifest)
+    delta = aggregate.selection_summary(aggregate.selection_table(data)).set_index("rule")["delta"]
+    assert delta["en-dev"] == pytest.approx(-20.0)    # (10-30 + 5-25) / 2
+    assert delta["cos-sim"] == pytest.approx(-5.0)    # (20-30 + 25-25) / 2
+    assert delta["tgt-dev"] == 0.0
+
+
+def test_spearman_on_known_ranks(manifest):
+    data = aggregate.load_measurements(manifest)
+    table = aggregate.spearman_table(data, ["de", "fr"])
+    assert table["rho"].iloc[0] == pytest.approx(0.8)
+    assert table["points"].iloc[0] == 4   # step 0 and the two-source run are not points
+
+
+def test_scores_at_en_dev_and_zero_shot_marks(manifest):
+    table = aggregate.score_table(aggregate.load_measurements(manifest)).set_index(["combination", "target"])
+    assert table.loc[("en", "de"), "mean"] == 10.0 and table.loc[("en", "de"), "zero_shot"]
+    assert table.loc[("en", "en"), "mean"] == 60.0 and not table.loc[("en", "en"), "zero_shot"]
+
+
+def test_two_source_accidental_translation_reduction(manifest):
+    table = aggregate.language_id_table(aggregate.load_measurements(manifest)).set_index("combination")
+    assert table.loc["en+zh", "accidental_reduction_vs_first_source"] == pytest.approx(75.0)  # 80 -> 20
+    assert table.loc["en+zh", "lid_source_zh"] == 5.0 and table.loc["en", "lid_target"] == 10.0
+
+
+def test_figures_are_written(manifest, tmp_path):
+    figures.write_figures(manifest, tmp_path / "figures")
+    names = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    assert names == ["loss_tg.png", "xlrs_best_checkpoint.png", "xlrs_tg-en-s1.png"]

@@ -38,7 +38,12 @@ def load_jsonl(dataset: dict, lang: str, split: str) -> list[dict]:
 LOADERS = {"demo": load_demo, "jsonl": load_jsonl}
 
 
-def load(dataset: dict, lang: str, split: str) -> list[dict]:
+def load(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
+    """Records of one language and split, and notes on what was dropped or changed (for meta.json).
+
+    A loader returns either a list of records or (records, notes).
+    """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
-    return LOADERS[dataset["loader"]](dataset, lang, split)
+    loaded = LOADERS[dataset["loader"]](dataset, lang, split)
+    return loaded if isinstance(loaded, tuple) else (loaded, {})

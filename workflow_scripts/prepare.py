@@ -10,20 +10,21 @@ from workflow_scripts import cli, datasets, tasks
 from workflow_scripts.files import DataError, write_json, write_jsonl
 
 
-def prepare(spec: dict) -> dict[str, list[dict]]:
+def prepare(spec: dict) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+    """Every split's records, and each split's loader notes (what was dropped and why)."""
     task_kind = tasks.kind(spec["kind"])
-    splits = {}
+    splits, notes = {}, {}
     for split in datasets.SPLITS:
         where = f"task {spec['task']!r}, language {spec['lang']!r}, split {split!r}"
         try:
-            records = datasets.load(spec["dataset"], spec["lang"], split)
+            records, notes[split] = datasets.load(spec["dataset"], spec["lang"], split)
         except DataError as err:
             raise DataError(f"{where}: {err}") from err
         if not records:
             raise DataError(f"{where}: the split is empty")
         tasks.validate_records(task_kind, records, where)
         splits[split] = records
-    return splits
+    return splits, notes
 
 
 def main() -> None:
@@ -31,9 +32,9 @@ def main() -> None:
     p.add_argument("--out-dir", type=Path, required=True)
     args = p.parse_args()
     spec = args.spec
-    splits = prepare(spec)
+    splits, notes = prepare(spec)
     counts = {split: write_jsonl(args.out_dir / f"{split}.jsonl", records) for split, records in splits.items()}
-    write_json(args.out_dir / "meta.json", {"spec": spec, "counts": counts})
+    write_json(args.out_dir / "meta.json", {"spec": spec, "counts": counts, "notes": notes})
 
 
 if __name__ == "__main__":

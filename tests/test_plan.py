@@ -28,9 +28,12 @@ def test_adding_a_target_changes_no_run_and_no_existing_path():
     before = study()
     after = study(lambda c: c["experiments"][1]["targets"].append("zh"))
     assert set(before.runs) == set(after.runs)
-    assert set(before.final_outputs()) < set(after.final_outputs())
-    added = set(after.final_outputs()) - set(before.final_outputs())
+    per_run = lambda s: {p for p in s.final_outputs() if "/summary-" not in p}
+    assert per_run(before) < per_run(after)
+    added = per_run(after) - per_run(before)
     assert added and all("/zh-" in path for path in added)
+    # the study-level summary is new too, under a new path
+    assert before.summary_dir != after.summary_dir
 
 
 def test_adding_a_combination_adds_runs_and_keeps_the_others():

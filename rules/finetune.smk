@@ -2,8 +2,9 @@ rule finetune:
     input:
         model=model_input,
         data=lambda w: [f"{STUDY.cast_dir(run_of(w).task, lang)}/train.jsonl" for lang in run_of(w).sources],
+    # checkpoints/ and resume/ are written beside these but are not outputs: Snakemake deletes the outputs
+    # of an interrupted job, and a restarted one resumes from them. run.json, written last, marks completion.
     output:
-        checkpoints=directory(f"{R}/runs/{{run}}/checkpoints"),
         log_table=f"{R}/runs/{{run}}/train_log.tsv",
         meta=f"{R}/runs/{{run}}/run.json",
     params:

@@ -73,7 +73,7 @@ def stage_of(path: str) -> str:
     if parts[1] in ("data", "cast", "models"):
         return {"data": "prepare", "cast": "cast", "models": "build_model"}[parts[1]]
     if parts[1] == "runs":
-        return {"checkpoints": "finetune", "train_log.tsv": "finetune", "run.json": "finetune",
+        return {"train_log.tsv": "finetune", "run.json": "finetune",
                 "xlrs": "xlrs", "decode": "decode", "scores": "score", "select": "select"}[parts[3]]
     return parts[1]
 

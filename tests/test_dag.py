@@ -42,7 +42,7 @@ def test_fresh_config_plans_every_stage(tmp_path):
     # 2 tasks x 3 languages; 3 runs: title en, title en+zh, pos en
     assert counts["prepare"] == 6 * 4 and counts["cast"] == 6 * 4
     assert counts["build_model"] == 1
-    assert counts["finetune"] == 3 * 3
+    assert counts["finetune"] == 3 * 2
     # XLRS: every eval language except a run's only source (title/en: de zh, title/en+zh: en de zh, pos: de)
     assert counts["xlrs"] == 2 + 3 + 1
     # dev and test per eval language: 3 + 3 + 2 languages
@@ -59,7 +59,7 @@ def test_changing_lr_plans_new_runs_under_new_paths_only(finished):
     config["train"]["learning_rate"] = 5e-4
     planned = dry_run(finished, config)
     counts = stages(planned)
-    assert counts["finetune"] == 3 * 3
+    assert counts["finetune"] == 3 * 2
     assert counts["prepare"] == counts["cast"] == counts["build_model"] == 0
     # nothing planned exists: no old result is overwritten
     assert not [path for path in planned if (finished / path).exists()]
@@ -82,7 +82,7 @@ def test_adding_a_combination_plans_only_its_run_and_downstream(finished):
     assert {Path(p).parts[2] for p in planned if Path(p).parts[1] == "runs"} == \
            {next(Path(p).parts[2] for p in planned if "pos-en+de-" in p)}
     assert stages(planned)["aggregate"] == 8
-    assert stages(planned)["finetune"] == 3
+    assert stages(planned)["finetune"] == 2
 
 
 def test_changing_a_decoding_option_plans_no_finetuning_and_no_xlrs(finished):

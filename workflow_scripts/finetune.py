@@ -3,6 +3,10 @@
 A plain training loop on `accelerate` (CPU, one GPU, or several under `accelerate launch`): AdamW at a
 constant learning rate, bf16 autocast on CUDA and fp32 on CPU, gradient accumulation when
 micro_batch_size < batch_size, K evenly spaced checkpoints saved as safetensors with their tokenizer.
+At each checkpoint, and on SIGTERM/SIGUSR1, the state to resume from (weights, optimizer, step, RNG)
+goes to resume/state.pt (newest only); a restarted job continues from it and ends bit-identical (CPU).
+Checkpoints and resume/ are not Snakemake outputs, so an interrupted job's work survives its cleanup;
+run.json, written last, marks the run complete.
 A k-source run takes the first n_train // k training examples of each source (the same total as a
 one-source run) and shuffles them with the run's seed.
 """
@@ -11,6 +15,8 @@ from __future__ import annotations
 import logging
 import math
 import random
+import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -19,6 +25,8 @@ from workflow_scripts import cli
 from workflow_scripts.files import DataError, read_jsonl, write_json, write_tsv
 
 log = logging.getLogger("finetune")
+# Non-zero, so that Snakemake and SLURM treat a stopped job as unfinished and run (or requeue) it again.
+EXIT_STOPPED = 75
 
 
 def training_examples(spec: dict, cast_dirs: dict[str, Path]) -> tuple[list[dict], dict, list[str]]:
@@ -59,7 +67,51 @@ def collate(tokenizer, pairs: list[dict], params: dict):
     return {**inputs, "labels": labels}
 
 
+class Stop(Exception):
+    """Raised at a step boundary after SIGTERM/SIGUSR1, once the resumable state is saved."""
+
+
+def install_stop_handlers() -> dict:
+    """SIGTERM/SIGUSR1 (a cluster's notice before the time limit or preemption) set a flag checked per step."""
+    flag = {"signal": None}
+
+    def handler(signum, frame):
+        flag["signal"] = signum
+
+    for signum in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(signum, handler)
+    return flag
+
+
+def save_state(path: Path, model, optimizer, step: int, log_rows: list[dict]) -> None:
+    """Everything a restarted job needs to continue bit-identically; only the newest is kept."""
+    import torch
+
+    from workflow_scripts.files import atomic_path
+
+    state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "torch_rng": torch.get_rng_state(), "log": log_rows,
+             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_state(path: Path, model, optimizer) -> tuple[int, list[dict]]:
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"]:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    log.info("resumed from %s at step %d", path, state["step"])
+    return state["step"], state["log"]
+
+
 def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path, run_id: str) -> dict:
+    import contextlib
+
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -71,9 +123,8 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
     examples, counts, warnings = training_examples(spec, cast_dirs)
     if not examples:
         raise DataError(f"run {run_id}: no training examples in {', '.join(spec['sources'])}")
-    accumulation = params["batch_size"] // params["micro_batch_size"]
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
-                              gradient_accumulation_steps=accumulation, cpu=not torch.cuda.is_available())
+                              cpu=not torch.cuda.is_available())
     set_seed(spec["seed"])
     tokenizer = modeling.load_tokenizer(model_ref)
     model = modeling.load_model(model_ref, device=accelerator.device)
@@ -84,43 +135,56 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
     steps_per_epoch = math.ceil(len(examples) / params["batch_size"])
     total_steps = max(1, math.ceil(steps_per_epoch * params["epochs"]))
     saves = checkpoint_steps(total_steps, params["checkpoints"])
-    log_rows, step, last_saved = [], 0, None
+    state_path = out_dir / "resume" / "state.pt"
+    step, log_rows = 0, []
+    if state_path.exists():
+        step, log_rows = load_state(state_path, accelerator.unwrap_model(model), optimizer)
+    stop = install_stop_handlers()
     started = time.time()
     model.train()
-    progress = tqdm(total=total_steps, desc=run_id, file=sys.stderr, disable=not accelerator.is_main_process)
-    epoch = 0
+    progress = tqdm(total=total_steps, initial=step, desc=run_id, file=sys.stderr,
+                    disable=not accelerator.is_main_process)
+    save_dtype = torch.bfloat16 if accelerator.mixed_precision == "bf16" else None
     while step < total_steps:
-        order = batch_order(len(examples), spec["seed"], epoch)
-        micro_batches = [order[i:i + params["micro_batch_size"]]
-                         for i in range(0, len(order), params["micro_batch_size"])]
-        for index, micro in enumerate(micro_batches):
-            batch = {k: v.to(accelerator.device) for k, v in
-                     collate(tokenizer, [examples[i] for i in micro], params).items()}
-            with accelerator.accumulate(model):
-                loss = model(**batch).loss
+        # The position in the data is a function of the step alone, so a resumed run sees what an
+        # uninterrupted one would have seen.
+        epoch, index = divmod(step, steps_per_epoch)
+        batch_ids = batch_order(len(examples), spec["seed"], epoch)[index * params["batch_size"]:
+                                                                   (index + 1) * params["batch_size"]]
+        micro_batches = [batch_ids[i:i + params["micro_batch_size"]]
+                         for i in range(0, len(batch_ids), params["micro_batch_size"])]
+        batch_loss = 0.0
+        for number, micro in enumerate(micro_batches):
+            inputs = {k: v.to(accelerator.device) for k, v in
+                      collate(tokenizer, [examples[i] for i in micro], params).items()}
+            last = number == len(micro_batches) - 1
+            # Gradients are summed over micro-batches; weighting by size gives the mean over the batch.
+            with contextlib.nullcontext() if last else accelerator.no_sync(model):
+                loss = model(**inputs).loss * (len(micro) / len(batch_ids))
                 if not torch.isfinite(loss):
+                    last_good = [s for s in saves if s <= step]
                     raise FloatingPointError(
-                        f"run {run_id}: loss is {loss.item()} at step {step + 1} (epoch {epoch}); "
-                        f"last good checkpoint: {last_saved or 'none yet'}")
+                        f"run {run_id}: loss is {loss.item()} at step {step + 1} (epoch {epoch}); last good "
+                        f"checkpoint: {out_dir / 'checkpoints' / f'step-{last_good[-1]:06d}' if last_good else 'none'}"
+                        " (kept)")
                 accelerator.backward(loss)
-                if accelerator.sync_gradients and params["max_grad_norm"] > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), params["max_grad_norm"])
-                optimizer.step()
-                optimizer.zero_grad()
-            last_of_epoch = index == len(micro_batches) - 1
-            if not (accelerator.sync_gradients or last_of_epoch):
-                continue
-            step += 1
-            log_rows.append({"step": step, "epoch": epoch, "loss": loss.item(), "learning_rate": params["learning_rate"]})
-            progress.update(1)
-            progress.set_postfix(loss=f"{loss.item():.3f}")
-            if step in saves:
-                last_saved = out_dir / "checkpoints" / f"step-{step:06d}"
-                modeling.save_model(accelerator.unwrap_model(model), tokenizer, last_saved,
-                                    dtype=torch.bfloat16 if accelerator.mixed_precision == "bf16" else None)
-            if step >= total_steps:
-                break
-        epoch += 1
+            batch_loss += loss.item()
+        if params["max_grad_norm"] > 0:
+            accelerator.clip_grad_norm_(model.parameters(), params["max_grad_norm"])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        log_rows.append({"step": step, "epoch": epoch, "loss": batch_loss, "learning_rate": params["learning_rate"]})
+        progress.update(1)
+        progress.set_postfix(loss=f"{batch_loss:.3f}")
+        if step in saves:
+            modeling.save_model(accelerator.unwrap_model(model), tokenizer,
+                                out_dir / "checkpoints" / f"step-{step:06d}", dtype=save_dtype)
+        if (step in saves or stop["signal"]) and step < total_steps:
+            save_state(state_path, accelerator.unwrap_model(model), optimizer, step, log_rows)
+        if stop["signal"] and step < total_steps:
+            raise Stop(f"run {run_id}: stopped by signal {stop['signal']} at step {step}; "
+                       f"state saved to {state_path}, a restarted job resumes from it")
     progress.close()
     return {"spec": spec, "run": run_id, "examples_per_source": counts, "warnings": warnings,
             "total_steps": total_steps, "checkpoints": saves, "device": str(accelerator.device),
@@ -138,9 +202,14 @@ def main() -> None:
     p.add_argument("--out-dir", type=Path, required=True)
     args = p.parse_args()
     cast_dirs = dict(item.split("=", 1) for item in args.data)
-    result = train(args.spec, args.model, cast_dirs, args.out_dir, args.run_id)
+    try:
+        result = train(args.spec, args.model, cast_dirs, args.out_dir, args.run_id)
+    except Stop as stop:
+        print(f"stopped: {stop}", file=sys.stderr)
+        sys.exit(EXIT_STOPPED)
     write_tsv(args.out_dir / "train_log.tsv", pd.DataFrame(result.pop("log")))
     write_json(args.out_dir / "run.json", result)
+    shutil.rmtree(args.out_dir / "resume", ignore_errors=True)
 
 
 if __name__ == "__main__":

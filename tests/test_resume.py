@@ -1,0 +1,94 @@
+"""Preemption: fine-tuning killed part-way resumes from its saved state and ends bit-identical (CPU)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from workflow_scripts import demo_corpus
+from workflow_scripts.cast import cast_records
+from workflow_scripts.files import write_jsonl
+
+SPEC = {"task": "title_generation", "kind": "generation", "sources": ["en"], "seed": 1,
+        "train": {"n_train": 800, "epochs": 4, "batch_size": 8, "micro_batch_size": 4, "learning_rate": 1e-3,
+                  "weight_decay": 0.0, "max_source_length": 64, "max_target_length": 16, "checkpoints": 3,
+                  "max_grad_norm": 1.0}}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("cast") / "en"
+    records = demo_corpus.generate("title_generation", "en", "train", 800)
+    write_jsonl(directory / "train.jsonl", cast_records("generation", records))
+    return directory
+
+
+def start(model_dir, data_dir, out_dir):
+    return subprocess.Popen(
+        [sys.executable, "-m", "workflow_scripts.finetune", "--spec", json.dumps(SPEC), "--run-id", "resume-test",
+         "--model", str(model_dir), "--data", f"en={data_dir}", "--out-dir", str(out_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def finish(process):
+    output, _ = process.communicate(timeout=300)
+    return process.returncode, output
+
+
+def interrupt_after_first_checkpoint(process, out_dir, signum):
+    state = out_dir / "resume" / "state.pt"
+    deadline = time.time() + 120
+    while not state.exists():
+        assert process.poll() is None, "fine-tuning ended before its first checkpoint"
+        assert time.time() < deadline, "no resumable state within 120 s"
+        time.sleep(0.01)
+    os.kill(process.pid, signum)
+    return finish(process)
+
+
+def weights(out_dir):
+    return {path.parent.name: load_file(path) for path in sorted((out_dir / "checkpoints").glob("*/model.safetensors"))}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_model_dir, data_dir, tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("uninterrupted")
+    code, output = finish(start(tiny_model_dir, data_dir, out_dir))
+    assert code == 0, output
+    assert not (out_dir / "resume").exists()  # removed once the run is complete
+    return out_dir
+
+
+def assert_identical(out_dir, reference):
+    ours, theirs = weights(out_dir), weights(reference)
+    assert list(ours) == list(theirs) == ["step-000133", "step-000267", "step-000400"]
+    for name in ours:
+        for key in theirs[name]:
+            assert torch.equal(ours[name][key], theirs[name][key]), f"{name}: {key} differs"
+    assert (out_dir / "train_log.tsv").read_text() == (reference / "train_log.tsv").read_text()
+
+
+def test_sigkill_after_a_checkpoint_then_rerun_is_bit_identical(tiny_model_dir, data_dir, uninterrupted, tmp_path):
+    code, _ = interrupt_after_first_checkpoint(start(tiny_model_dir, data_dir, tmp_path), tmp_path, signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    assert not (tmp_path / "run.json").exists() and (tmp_path / "resume" / "state.pt").exists()
+    code, output = finish(start(tiny_model_dir, data_dir, tmp_path))
+    assert code == 0, output
+    assert "resumed from" in output
+    assert_identical(tmp_path, uninterrupted)
+
+
+def test_sigterm_saves_state_exits_non_zero_and_resumes(tiny_model_dir, data_dir, uninterrupted, tmp_path):
+    code, output = interrupt_after_first_checkpoint(start(tiny_model_dir, data_dir, tmp_path), tmp_path,
+                                                    signal.SIGTERM)
+    assert code == 75, output
+    assert "stopped by signal 15" in output
+    code, output = finish(start(tiny_model_dir, data_dir, tmp_path))
+    assert code == 0, output
+    assert_identical(tmp_path, uninterrupted)

@@ -1,5 +1,6 @@
 import copy
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -87,3 +88,23 @@ def tiny_model_dir(tmp_path_factory):
                      "num_decoder_layers": 1, "dropout_rate": 0.0, "seed": 0, "tokenizer_sentences": 200},
            "tokenizer_languages": ["en", "zh"]}, out)
     return out
+
+
+def run_workflow(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProcess:
+    """The real workflow, as a user runs it, on `config` in `workdir`."""
+    configfile = write_config(workdir, config)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+         "--configfile", str(configfile), "--cores", "2", "--resources", "gpu=2", "--quiet", "rules", *extra],
+        capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="session")
+def finished_study(tmp_path_factory):
+    """A complete run of the tiny workflow (shared by the DAG, determinism and fault tests)."""
+    workdir = tmp_path_factory.mktemp("study")
+    run_workflow(workdir, tiny_config())
+    return workdir

@@ -1,40 +1,19 @@
 """The Snakemake DAG itself: which jobs a change plans, through Snakemake's own dry run.
 
-One module-scoped fixture runs the tiny workflow for real (about a minute on 2 cores); the tests then
-change the config and ask the dry run what it would do.
+A session fixture (conftest.finished_study) runs the tiny workflow for real (about a minute on 2 cores);
+the tests then change the config and ask the dry run what it would do.
 """
-import copy
-import os
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
-import pytest
 
 from conftest import REPO, dry_run, stage_of, tiny_config, write_config
 
 
 def stages(planned):
     return Counter(stage_of(path) for path in planned)
-
-
-def run_workflow(workdir: Path, config: dict):
-    configfile = write_config(workdir, config)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-         "--configfile", str(configfile), "--cores", "2", "--resources", "gpu=2", "--quiet", "rules"],
-        capture_output=True, text=True, env=env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("study")
-    run_workflow(workdir, tiny_config())
-    return workdir
 
 
 def test_fresh_config_plans_every_stage(tmp_path):
@@ -50,45 +29,45 @@ def test_fresh_config_plans_every_stage(tmp_path):
     assert counts["aggregate"] == 7 + 1  # six tables and their README, one figures directory
 
 
-def test_second_run_plans_no_job(finished):
-    assert dry_run(finished, tiny_config()) == []
+def test_second_run_plans_no_job(finished_study):
+    assert dry_run(finished_study, tiny_config()) == []
 
 
-def test_changing_lr_plans_new_runs_under_new_paths_only(finished):
+def test_changing_lr_plans_new_runs_under_new_paths_only(finished_study):
     config = tiny_config()
     config["train"]["learning_rate"] = 5e-4
-    planned = dry_run(finished, config)
+    planned = dry_run(finished_study, config)
     counts = stages(planned)
     assert counts["finetune"] == 3 * 2
     assert counts["prepare"] == counts["cast"] == counts["build_model"] == 0
     # nothing planned exists: no old result is overwritten
-    assert not [path for path in planned if (finished / path).exists()]
+    assert not [path for path in planned if (finished_study / path).exists()]
 
 
-def test_adding_a_target_language_plans_no_finetuning_and_no_existing_decode(finished):
+def test_adding_a_target_language_plans_no_finetuning_and_no_existing_decode(finished_study):
     config = tiny_config()
     config["experiments"][1]["targets"].append("zh")
-    planned = dry_run(finished, config)
+    planned = dry_run(finished_study, config)
     counts = stages(planned)
     assert counts["finetune"] == 0 and counts["build_model"] == 0
     assert counts == Counter({"xlrs": 1, "decode": 2, "score": 2, "select": 1, "aggregate": 8})
     assert all("/pos-en-s1-" in path and "/zh-" in path for path in planned if stage_of(path) != "aggregate")
 
 
-def test_adding_a_combination_plans_only_its_run_and_downstream(finished):
+def test_adding_a_combination_plans_only_its_run_and_downstream(finished_study):
     config = tiny_config()
     config["experiments"][1]["sources"].append(["en", "de"])
-    planned = dry_run(finished, config)
+    planned = dry_run(finished_study, config)
     assert {Path(p).parts[2] for p in planned if Path(p).parts[1] == "runs"} == \
            {next(Path(p).parts[2] for p in planned if "pos-en+de-" in p)}
     assert stages(planned)["aggregate"] == 8
     assert stages(planned)["finetune"] == 2
 
 
-def test_changing_a_decoding_option_plans_no_finetuning_and_no_xlrs(finished):
+def test_changing_a_decoding_option_plans_no_finetuning_and_no_xlrs(finished_study):
     config = tiny_config()
     config["decode"]["max_new_tokens"] = 8
-    counts = stages(dry_run(finished, config))
+    counts = stages(dry_run(finished_study, config))
     assert counts["finetune"] == counts["xlrs"] == 0
     assert counts["decode"] == 16 and counts["score"] == 16
 

@@ -186,10 +186,11 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
             raise Stop(f"run {run_id}: stopped by signal {stop['signal']} at step {step}; "
                        f"state saved to {state_path}, a restarted job resumes from it")
     progress.close()
+    log.info("run %s: %d steps in %.1f s on %s", run_id, total_steps, time.time() - started, accelerator.device)
+    # No timings here: run.json is an input of later stages and must be the same on every rerun.
     return {"spec": spec, "run": run_id, "examples_per_source": counts, "warnings": warnings,
-            "total_steps": total_steps, "checkpoints": saves, "device": str(accelerator.device),
-            "mixed_precision": accelerator.mixed_precision, "seconds": round(time.time() - started, 1),
-            "log": log_rows}
+            "total_steps": total_steps, "checkpoints": saves, "device": accelerator.device.type,
+            "mixed_precision": accelerator.mixed_precision, "log": log_rows}
 
 
 def main() -> None:

@@ -1,0 +1,82 @@
+"""Faults and determinism: the same result twice, a lock against two invocations, safe inputs."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import REPO, run_workflow, tiny_config, write_config
+
+COMPARED = ("*.tsv", "*.jsonl", "*.csv", "*.md", "*.png", "*.safetensors", "run.json", "meta.json")
+
+
+def result_files(workdir: Path) -> dict[str, bytes]:
+    results = workdir / "results"
+    files = [p for pattern in COMPARED for p in results.rglob(pattern) if "logs" not in p.parts]
+    return {str(p.relative_to(results)): p.read_bytes() for p in files}
+
+
+def test_two_runs_from_clean_results_are_byte_identical(finished_study, tmp_path):
+    run_workflow(tmp_path, tiny_config())
+    first, second = result_files(finished_study), result_files(tmp_path)
+    assert sorted(first) == sorted(second)
+    assert any(name.endswith(".jsonl") and "/decode/" in name for name in first)
+    assert any(name.endswith(".csv") for name in first)
+    differing = [name for name in first if first[name] != second[name]]
+    assert not differing
+
+
+def snakemake(workdir, *args, **kwargs):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.Popen([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+                             "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
+                             "--cores", "1", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, start_new_session=True, **kwargs)
+
+
+def test_a_second_invocation_is_refused_and_a_stale_lock_can_be_cleared(tmp_path):
+    write_config(tmp_path, tiny_config())
+    first = snakemake(tmp_path)
+    locks = tmp_path / ".snakemake" / "locks"
+    deadline = time.time() + 60
+    while not (locks.exists() and any(locks.iterdir())):
+        assert first.poll() is None and time.time() < deadline, "the first invocation never took its lock"
+        time.sleep(0.1)
+    output, _ = snakemake(tmp_path).communicate(timeout=120)
+    assert "Directory cannot be locked" in output
+    os.killpg(first.pid, signal.SIGKILL)  # the first dies without releasing its lock: a stale lock
+    first.wait()
+    output, _ = snakemake(tmp_path).communicate(timeout=120)
+    assert "Directory cannot be locked" in output  # still refused: the lock is stale, not gone
+    output, _ = snakemake(tmp_path, "--unlock").communicate(timeout=120)
+    assert "Unlocked working directory" in output
+    assert not locks.exists() or not any(locks.iterdir())
+
+
+def test_paths_with_spaces_quotes_and_semicolons_reach_no_shell_unquoted(tmp_path):
+    from workflow_scripts import demo_corpus
+    from workflow_scripts.files import write_jsonl
+
+    data = tmp_path / "my data; rm -rf 'x' \"y\""
+    for lang in ("en", "de"):
+        for split in ("train", "dev", "test"):
+            write_jsonl(data / lang / f"{split}.jsonl", demo_corpus.generate("pos", lang, split, 20))
+    config = tiny_config()
+    config["tasks"] = {"pos": {"kind": "tagging", "languages": ["en", "de"],
+                               "dataset": {"loader": "jsonl", "path": str(data / "{lang}" / "{split}.jsonl")}}}
+    config["experiments"] = [{"task": "pos", "sources": [["en"]], "targets": ["de"]}]
+    run_workflow(tmp_path, config, "--until", "cast")
+    cast = list((tmp_path / "results" / "cast" / "pos").glob("de-*/test.jsonl"))
+    assert len(cast) == 1 and cast[0].read_text().count("\n") == 20
+    assert data.exists()
+
+
+def test_no_unsafe_loading_anywhere_in_the_code():
+    code = {p: p.read_text() for p in (REPO / "workflow_scripts").glob("*.py")}
+    for path, text in code.items():
+        for call in re.findall(r"torch\.load\([^)]*\)", text):
+            assert "weights_only=True" in call, f"{path.name}: {call}"
+        assert "trust_remote_code=True" not in text, path.name
+        assert "pickle" not in text, path.name

@@ -21,6 +21,6 @@ def run(main) -> None:
 
     try:
         main()
-    except (DataError, FileNotFoundError, ValueError) as err:
+    except (DataError, FileNotFoundError, ValueError, FloatingPointError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)

@@ -23,8 +23,11 @@ from pathlib import Path
 
 from workflow_scripts import cli
 from workflow_scripts.files import DataError, read_jsonl, write_json, write_tsv
+from workflow_scripts.tasks import MAX_TAGGED_TOKENS
 
 log = logging.getLogger("finetune")
+# How many sentinels each kind's template needs (tasks.py): tagging numbers every token.
+TEMPLATE_SENTINELS = {"generation": 1, "paraphrase": 1, "qa": 1, "tagging": MAX_TAGGED_TOKENS}
 # Non-zero, so that Snakemake and SLURM treat a stopped job as unfinished and run (or requeue) it again.
 EXIT_STOPPED = 75
 
@@ -126,7 +129,7 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
                               cpu=not torch.cuda.is_available())
     set_seed(spec["seed"])
-    tokenizer = modeling.load_tokenizer(model_ref)
+    tokenizer = modeling.load_tokenizer(model_ref, sentinels=TEMPLATE_SENTINELS[spec["kind"]])
     model = modeling.load_model(model_ref, device=accelerator.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=params["learning_rate"],
                                   weight_decay=params["weight_decay"])

@@ -86,13 +86,21 @@ def _explain_load_error(ref: str, err: Exception) -> ModelError:
     return ModelError(f"model {ref!r}: {hint}")
 
 
-def load_tokenizer(ref: str):
+def load_tokenizer(ref: str, sentinels: int = 0):
+    """The tokenizer of `ref`; with sentinels=N, refuse one that lacks <extra_id_0> .. <extra_id_N-1>."""
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(ref)
+        tokenizer = AutoTokenizer.from_pretrained(ref)
     except (OSError, ValueError) as err:
         raise _explain_load_error(ref, err) from err
+    vocabulary = tokenizer.get_vocab()
+    missing = [f"<extra_id_{i}>" for i in range(sentinels) if f"<extra_id_{i}>" not in vocabulary]
+    if missing:
+        raise ModelError(f"tokenizer of {ref!r} lacks the sentinel token {missing[0]} that the task templates "
+                         "use (paper Table 10); use a T5-family tokenizer (mT5, umT5, ByT5) or add the sentinels "
+                         "as special tokens and resize the model's embeddings")
+    return tokenizer
 
 
 def load_model(ref: str, device: torch.device | None = None, dtype: torch.dtype | None = None):

@@ -1,0 +1,111 @@
+"""Bad input gets a clear error naming the file, key, language or step; nothing computed is lost."""
+import json
+
+import pytest
+import torch
+
+from workflow_scripts import decode, finetune, modeling, prepare
+from workflow_scripts.files import DataError, write_jsonl
+
+
+def prepare_spec(tmp_path, task="pos", kind="tagging"):
+    return {"task": task, "kind": kind, "lang": "de",
+            "dataset": {"loader": "jsonl", "path": str(tmp_path / "{lang}" / "{split}.jsonl")}}
+
+
+def write_splits(tmp_path, records, lang="de"):
+    for split in ("train", "dev", "test"):
+        write_jsonl(tmp_path / lang / f"{split}.jsonl", records)
+
+
+GOOD_POS = [{"id": "1", "tokens": ["Der", "Hund"], "tags": ["DET", "NOUN"]}]
+
+
+def test_empty_split_names_task_language_and_split(tmp_path):
+    write_splits(tmp_path, GOOD_POS)
+    (tmp_path / "de" / "dev.jsonl").write_text("")
+    with pytest.raises(DataError, match=r"task 'pos', language 'de', split 'dev': .*dev.jsonl: empty"):
+        prepare.prepare(prepare_spec(tmp_path))
+
+
+def test_non_utf8_bytes_name_the_file(tmp_path):
+    write_splits(tmp_path, GOOD_POS)
+    (tmp_path / "de" / "train.jsonl").write_bytes(b'{"id": "1", "tokens": ["M\xfcnchen"], "tags": ["PROPN"]}\n')
+    with pytest.raises(DataError, match=r"split 'train': .*train.jsonl: not UTF-8"):
+        prepare.prepare(prepare_spec(tmp_path))
+
+
+def test_malformed_json_names_file_and_line(tmp_path):
+    write_splits(tmp_path, GOOD_POS)
+    (tmp_path / "de" / "test.jsonl").write_text(json.dumps(GOOD_POS[0]) + "\n{oops\n")
+    with pytest.raises(DataError, match=r"test.jsonl:2: malformed JSON"):
+        prepare.prepare(prepare_spec(tmp_path))
+
+
+def test_missing_column_is_named(tmp_path):
+    write_splits(tmp_path, [{"id": "1", "tokens": ["a"]}])
+    with pytest.raises(DataError, match=r"lacks column\(s\) tags"):
+        prepare.prepare(prepare_spec(tmp_path))
+
+
+def test_decoder_only_model_is_refused(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=64)).save_pretrained(tmp_path / "gpt")
+    with pytest.raises(modeling.ModelError, match=r"gpt.* gpt2 model without an encoder.*seq2seq"):
+        modeling.load_model(str(tmp_path / "gpt"))
+
+
+def test_hub_id_offline_says_how_to_fix_it():
+    with pytest.raises(modeling.ModelError, match=r"google/mt5-base.*HF_HUB_OFFLINE.*HF_HOME"):
+        modeling.load_model("google/mt5-base")
+
+
+def test_tokenizer_without_sentinels_is_refused(tmp_path):
+    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    backend = Tokenizer(models.WordLevel({"<unk>": 0, "a": 1}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>").save_pretrained(tmp_path / "tok")
+    with pytest.raises(modeling.ModelError, match=r"lacks the sentinel token <extra_id_0>"):
+        modeling.load_tokenizer(str(tmp_path / "tok"), sentinels=1)
+
+
+def test_tagging_needs_all_100_sentinels(tiny_model_dir):
+    assert modeling.load_tokenizer(str(tiny_model_dir), sentinels=100) is not None
+
+
+def test_nan_loss_stops_with_run_step_and_last_good_checkpoint_kept(tiny_model_dir, tmp_path, monkeypatch):
+    from workflow_scripts import demo_corpus
+    from workflow_scripts.cast import cast_records
+
+    real_cross_entropy, calls = torch.nn.functional.cross_entropy, []
+
+    def diverging(*args, **kwargs):  # the loss turns NaN at the 7th batch, as a diverging run's would
+        calls.append(1)
+        loss = real_cross_entropy(*args, **kwargs)
+        return loss * float("nan") if len(calls) >= 7 else loss
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", diverging)
+    write_jsonl(tmp_path / "en" / "train.jsonl",
+                cast_records("generation", demo_corpus.generate("title_generation", "en", "train", 64)))
+    spec = {"task": "title_generation", "kind": "generation", "sources": ["en"], "seed": 1,
+            "train": {"n_train": 64, "epochs": 2, "batch_size": 8, "micro_batch_size": 8, "learning_rate": 1e-3,
+                      "weight_decay": 0.0, "max_source_length": 64, "max_target_length": 16, "checkpoints": 4,
+                      "max_grad_norm": 1.0}}
+    with pytest.raises(FloatingPointError) as caught:
+        finetune.train(spec, str(tiny_model_dir), {"en": tmp_path / "en"}, tmp_path / "run", "tg-en-s1-abc")
+    # 16 steps, checkpoints at 4, 8, 12, 16: step 7 diverges, step 4 is the last good one
+    kept = tmp_path / "run" / "checkpoints" / "step-000004"
+    assert str(caught.value) == f"run tg-en-s1-abc: loss is nan at step 7 (epoch 0); last good checkpoint: {kept} (kept)"
+    assert (kept / "model.safetensors").exists()
+
+
+def test_over_long_inputs_are_truncated_and_counted(tiny_model_dir):
+    model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu")).eval()
+    tokenizer = modeling.load_tokenizer(str(tiny_model_dir))
+    inputs = ["short", "a much longer input " * 20, ""]
+    predictions, truncated = decode.generate(model, tokenizer, inputs, batch_size=2, num_beams=1,
+                                             max_new_tokens=4, max_source_length=16)
+    assert truncated == 1 and len(predictions) == 3

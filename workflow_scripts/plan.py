@@ -3,15 +3,12 @@
 A path carries the digest of its spec, and a spec holds the digests of its upstream outputs, so a
 change anywhere moves every output that depends on it to a new path and leaves old results in place.
 Specs never hold the list of targets or of combinations: adding a language or a combination adds
-jobs and changes no existing path. Importable without Snakemake (tests, `python -m
-workflow_scripts.plan`).
+jobs and changes no existing path. Importable without Snakemake (tests, workflow_scripts.estimate).
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import functools
-import json
 from dataclasses import dataclass
 
 from workflow_scripts.digest import digest
@@ -274,20 +271,3 @@ class Study:
         for run in self.runs.values():
             outputs += self.run_outputs(run)
         return outputs + [f"{self.summary_dir}/tables/README.md", f"{self.summary_dir}/figures"]
-
-
-def main() -> None:
-    import yaml
-    from workflow_scripts.config import load_config
-
-    p = argparse.ArgumentParser(description="Print the jobs and output paths a config plans.")
-    p.add_argument("configfile", nargs="?", default="config.yaml")
-    args = p.parse_args()
-    study = Study(load_config(args.configfile))
-    for run in study.runs.values():
-        print(json.dumps({"run": run.id, "targets": study.targets_of(run)}))
-    print(yaml.safe_dump({"outputs": len(study.final_outputs())}), end="")
-
-
-if __name__ == "__main__":
-    main()

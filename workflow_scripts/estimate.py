@@ -1,0 +1,108 @@
+"""What a config costs before it runs: jobs per stage, checkpoints, GPU-hours and disk.
+
+    python -m workflow_scripts.estimate config/paper.yaml
+
+Throughput comes from benchmarks/record.json (this project's GPU benchmark) when it exists, else from
+benchmarks/anchors.json (Hugging Face defaults on an H100), scaled linearly by parameter count.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from workflow_scripts.config import load_config
+from workflow_scripts.plan import Study
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+REFERENCE_PARAMETERS = 582_401_280  # mT5-base, the shape the benchmarks measure
+# Hub configs of the mT5 family (d_model, d_ff, d_kv, heads, layers, vocab), for models not on disk.
+KNOWN_SHAPES = {
+    "google/mt5-small": (512, 1024, 64, 6, 8, 250112), "google/mt5-base": (768, 2048, 64, 12, 12, 250112),
+    "google/mt5-large": (1024, 2816, 64, 16, 24, 250112), "google/mt5-xl": (2048, 5120, 64, 32, 24, 250112),
+    "google/mt5-xxl": (4096, 10240, 64, 64, 24, 250112),
+}
+
+
+def t5_parameters(d_model, d_ff, d_kv, heads, layers, vocab, decoder_layers=None) -> int:
+    """Untied gated-GELU T5 (mT5): shared embedding + lm_head + attention and feed-forward blocks."""
+    decoder_layers = layers if decoder_layers is None else decoder_layers
+    attention = 4 * d_model * d_kv * heads
+    feed_forward = 3 * d_model * d_ff
+    return 2 * vocab * d_model + layers * (attention + feed_forward) + decoder_layers * (2 * attention + feed_forward)
+
+
+def model_parameters(study: Study) -> int | None:
+    model = study.config["model"]
+    if "build" in model:
+        b = model["build"]
+        return t5_parameters(b["d_model"], b["d_ff"], b["d_kv"], b["num_heads"], b["num_layers"], b["vocab_size"] + 100,
+                             b["num_decoder_layers"])
+    config_file = Path(study.model_ref) / "config.json"
+    if config_file.exists():
+        c = json.loads(config_file.read_text())
+        return t5_parameters(c["d_model"], c["d_ff"], c["d_kv"], c["num_heads"], c["num_layers"], c["vocab_size"],
+                             c.get("num_decoder_layers"))
+    shape = KNOWN_SHAPES.get(study.model_ref)
+    return t5_parameters(*shape) if shape else None
+
+
+def throughput() -> dict:
+    record = BENCHMARKS / "record.json"
+    return json.loads((record if record.exists() else BENCHMARKS / "anchors.json").read_text())
+
+
+def estimate(study: Study) -> dict:
+    parameters = model_parameters(study)
+    scale = (parameters or REFERENCE_PARAMETERS) / REFERENCE_PARAMETERS
+    speed = throughput()
+    decode, xlrs = study.config["decode"], study.config["xlrs"]
+    train_samples = checkpoints = dev_decodes = test_decodes = xlrs_sentences = 0
+    jobs = {"prepare": len(study.prepared_pairs()), "cast": len(study.prepared_pairs()),
+            "build_model": int(study.builds_model), "finetune": len(study.runs), "xlrs": 0, "decode": 0, "score": 0,
+            "select": 0, "aggregate": 2}
+    for run in study.runs.values():
+        params = run.spec["train"]
+        samples = params["n_train"] * params["epochs"]
+        k = params["checkpoints"]
+        train_samples += samples
+        checkpoints += k
+        for lang in study.eval_languages(run):
+            jobs["decode"] += 2
+            jobs["score"] += 2
+            jobs["select"] += 1
+            dev_decodes += k * decode["dev_size"]
+            test_decodes += 3 * min(decode["test_size"], 10_000)  # at most one checkpoint per selection rule
+            if study.has_xlrs(run, lang):
+                jobs["xlrs"] += 1
+                xlrs_sentences += (k + 1) * xlrs["n_pairs"] * (1 + len(run.sources))
+    new_tokens = (dev_decodes + test_decodes) * decode["max_new_tokens"]
+    hours = {"finetune": train_samples * scale / speed["train_samples_per_second"] / 3600,
+             "decode": new_tokens * scale / speed["generate_new_tokens_per_second"] / 3600,
+             "xlrs": xlrs_sentences * scale / speed["encode_sentences_per_second"] / 3600}
+    bytes_per_checkpoint = 2 * (parameters or REFERENCE_PARAMETERS)  # bf16 weights only
+    return {"model": study.model_ref, "parameters": parameters, "runs": len(study.runs), "checkpoints": checkpoints,
+            "jobs": jobs, "gpu_hours": {k: round(v, 1) for k, v in hours.items()} | {"total": round(sum(hours.values()), 1)},
+            "disk_gb": {"checkpoints": round(checkpoints * bytes_per_checkpoint / 1e9, 1),
+                        "resume_state_per_running_job": round(8 * (parameters or REFERENCE_PARAMETERS) / 1e9, 1)},
+            "throughput_from": speed.get("device", "?") + ": " + speed.get("what", "")[:80]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("configfile", nargs="?", default="config.yaml")
+    args = p.parse_args()
+    plan = estimate(Study(load_config(args.configfile)))
+    width = max(len(k) for k in plan["jobs"])
+    print(f"model {plan['model']} ({plan['parameters'] or 'unknown'} parameters)")
+    print(f"{plan['runs']} fine-tuning runs, {plan['checkpoints']} checkpoints")
+    for stage, count in plan["jobs"].items():
+        print(f"  {stage:<{width}}  {count:>6} jobs")
+    print("GPU-hours: " + ", ".join(f"{k} {v}" for k, v in plan["gpu_hours"].items()))
+    print(f"disk: {plan['disk_gb']['checkpoints']} GB of checkpoints, plus "
+          f"{plan['disk_gb']['resume_state_per_running_job']} GB of resume state per running fine-tuning job")
+    print(f"throughput: {plan['throughput_from']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -70,6 +70,6 @@ def select_inputs(w):
         "source_dev": [STUDY.score_path(run, source, "dev") for source in run.sources],
         "target_dev": STUDY.score_path(run, w.lang, "dev"),
     }
-    if STUDY.has_xlrs(run, w.lang):
+    if w.lang in STUDY.xlrs_languages(run):
         inputs["xlrs"] = STUDY.xlrs_path(run, w.lang)
     return inputs

@@ -16,16 +16,15 @@ def make_run(root, run_id, sources, targets, test, dev, selections, xlrs, lid=No
     """test/dev: {lang: {step: rougeL}}; selections: {lang: {rule: step}}; xlrs: {lang: {step: value}}."""
     run_dir = root / run_id
     write(run_dir / "train_log.tsv", pd.DataFrame({"step": [1, 2], "epoch": [0, 0], "loss": [2.0, 1.0]}))
-    languages = {}
+    languages, xlrs_files = {}, {}
     for lang in dict.fromkeys([*sources, *targets]):
         files = {}
         for split, table in (("dev", dev), ("test", test)):
             rows = [{"step": s, "lang": lang, "rougeL": v, **((lid or {}).get(lang, {}))} for s, v in table[lang].items()]
             files[split] = str(run_dir / f"{split}-{lang}.tsv")
             write(run_dir / f"{split}-{lang}.tsv", pd.DataFrame(rows))
-        files["xlrs"] = None
         if lang in xlrs:
-            files["xlrs"] = str(run_dir / f"xlrs-{lang}.tsv")
+            xlrs_files[lang] = str(run_dir / f"xlrs-{lang}.tsv")
             write(run_dir / f"xlrs-{lang}.tsv", pd.DataFrame(
                 [{"step": s, "source": sources[0], "target": lang, "layer": 1, "last_layer": True, "xlrs": v}
                  for s, v in xlrs[lang].items()]))
@@ -33,7 +32,7 @@ def make_run(root, run_id, sources, targets, test, dev, selections, xlrs, lid=No
         (run_dir / f"select-{lang}.json").write_text(json.dumps({"selection": selections.get(lang, {})}))
         languages[lang] = files
     return {"id": run_id, "task": "tg", "kind": "generation", "sources": sources, "seed": 1, "metric": "rougeL",
-            "targets": targets, "run_dir": str(run_dir), "languages": languages}
+            "targets": targets, "run_dir": str(run_dir), "languages": languages, "xlrs": xlrs_files}
 
 
 @pytest.fixture

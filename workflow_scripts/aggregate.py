@@ -30,14 +30,13 @@ def load_measurements(manifest: dict) -> dict[str, pd.DataFrame]:
         tag = {"run": run["id"], "task": run["task"], "combination": "+".join(run["sources"]),
                "n_sources": len(run["sources"]), "first_source": run["sources"][0], "seed": run["seed"]}
         frames["loss"].append(read_tsv(f"{run['run_dir']}/train_log.tsv").assign(**tag))
+        frames["xlrs"] += [read_tsv(path).assign(**tag) for path in run["xlrs"].values()]
         for lang, files in run["languages"].items():
             is_target = lang in run["targets"]
             zero_shot = lang not in run["sources"]
             for split in ("dev", "test"):
                 frames[split].append(read_tsv(files[split]).assign(**tag, target=lang, metric=run["metric"],
                                                                    is_target=is_target, zero_shot=zero_shot))
-            if files["xlrs"]:
-                frames["xlrs"].append(read_tsv(files["xlrs"]).assign(**tag))
             chosen = read_json(files["select"])["selection"]
             frames["select"].append(pd.DataFrame([{**tag, "target": lang, "rule": rule, "step": step,
                                                    "zero_shot": zero_shot} for rule, step in chosen.items()]))

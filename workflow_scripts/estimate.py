@@ -73,9 +73,9 @@ def estimate(study: Study) -> dict:
             jobs["select"] += 1
             dev_decodes += k * decode["dev_size"]
             test_decodes += 3 * min(decode["test_size"], 10_000)  # at most one checkpoint per selection rule
-            if study.has_xlrs(run, lang):
-                jobs["xlrs"] += 1
-                xlrs_sentences += (k + 1) * xlrs["n_pairs"] * (1 + len(run.sources))
+        for lang in study.xlrs_languages(run):
+            jobs["xlrs"] += 1
+            xlrs_sentences += (k + 1) * xlrs["n_pairs"] * (1 + len(run.sources))
     new_tokens = (dev_decodes + test_decodes) * decode["max_new_tokens"]
     hours = {"finetune": train_samples * scale / speed["train_samples_per_second"] / 3600,
              "decode": new_tokens * scale / speed["generate_new_tokens_per_second"] / 3600,

@@ -44,8 +44,9 @@ def xlrs_over_training(xlrs, out_dir: Path) -> None:
 
 def xlrs_best_checkpoint(xlrs, selections, out_dir: Path) -> None:
     single = last_layer(xlrs)[last_layer(xlrs)["n_sources"] == 1]
-    chosen = selections[(selections["rule"] == "en-dev")][["run", "target", "step"]].dropna()
-    best = single.merge(chosen.assign(step=chosen["step"].astype(int)), on=["run", "target", "step"])
+    # en-dev picks one checkpoint per run, whatever the target: also for targets that are only measured
+    chosen = selections[selections["rule"] == "en-dev"].dropna(subset=["step"]).groupby("run")["step"].first()
+    best = single.merge(chosen.astype(int).reset_index(), on=["run", "step"])
     before = single[single["step"] == 0].assign(task="before fine-tuning")
     bars = (best.groupby(["task", "target"])["xlrs"].mean().unstack("task")
             .join(before.groupby("target")["xlrs"].mean().rename("before fine-tuning"), how="outer"))

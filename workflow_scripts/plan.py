@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from dataclasses import dataclass
 
 from workflow_scripts.digest import digest
@@ -19,6 +20,9 @@ VERSIONS = {"prepare": 1, "cast": 1, "model": 1, "finetune": 1, "xlrs": 1, "deco
             "select": 1, "aggregate": 1}
 SPLITS = ("train", "dev", "test")
 SELECTION_RULES = ("en-dev", "cos-sim", "tgt-dev")
+
+
+LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 
 class ConfigError(ValueError):
@@ -72,6 +76,9 @@ def check_config(config: dict) -> None:
                 raise ConfigError(f"{key}.sources[{j}]: {'+'.join(combination)} for task "
                                   f"{experiment['task']!r} is listed twice")
             seen.add(name)
+        for lang in experiment.get("xlrs_targets", []):
+            if not LANGUAGE_CODE.match(lang):
+                raise ConfigError(f"{key}.xlrs_targets: {lang!r} is not a language code")
         for lang in experiment["targets"]:
             if lang not in languages:
                 raise ConfigError(f"{key}.targets: language {lang!r} is not among "
@@ -163,11 +170,20 @@ class Study:
     def run_dir(self, run: Run) -> str:
         return f"{self.results}/runs/{run.id}"
 
-    def targets_of(self, run: Run) -> list[str]:
+    def experiment_of(self, run: Run) -> dict:
         for experiment in self.config["experiments"]:
             if experiment["task"] == run.task and list(run.sources) in [list(s) for s in experiment["sources"]]:
-                return list(experiment["targets"])
+                return experiment
         raise KeyError(run.id)
+
+    def targets_of(self, run: Run) -> list[str]:
+        return list(self.experiment_of(run)["targets"])
+
+    def xlrs_languages(self, run: Run) -> list[str]:
+        """Languages whose XLRS is measured: xlrs_targets (default: targets), each against the sources."""
+        experiment = self.experiment_of(run)
+        languages = experiment.get("xlrs_targets", experiment["targets"])
+        return [lang for lang in dict.fromkeys([*run.sources, *languages]) if self.has_xlrs(run, lang)]
 
     def eval_languages(self, run: Run) -> list[str]:
         """Targets plus the run's sources: en-dev selection needs the source dev scores."""
@@ -215,7 +231,7 @@ class Study:
         return {"stage": "select", "version": VERSIONS["select"], "metric": self.metric(run),
                 "source_dev": {src: digest(self.score_spec(run, src, "dev")) for src in run.sources},
                 "target_dev": digest(self.score_spec(run, lang, "dev")),
-                "xlrs": digest(self.xlrs_spec(run, lang)) if self.has_xlrs(run, lang) else None,
+                "xlrs": digest(self.xlrs_spec(run, lang)) if lang in self.xlrs_languages(run) else None,
                 "target": lang, "sources": list(run.sources)}
 
     def select_path(self, run: Run, lang: str) -> str:
@@ -231,9 +247,8 @@ class Study:
 
     def run_outputs(self, run: Run) -> list[str]:
         outputs = [f"{self.run_dir(run)}/train_log.tsv"]
+        outputs += [self.xlrs_path(run, lang) for lang in self.xlrs_languages(run)]
         for lang in self.eval_languages(run):
-            if self.has_xlrs(run, lang):
-                outputs.append(self.xlrs_path(run, lang))
             outputs += [self.score_path(run, lang, "dev"), self.score_path(run, lang, "test")]
         return outputs
 
@@ -242,13 +257,13 @@ class Study:
         """Every per-run measurement the aggregation reads, and what it needs to know about each."""
         runs = []
         for run in self.runs.values():
-            languages = {lang: {"xlrs": self.xlrs_path(run, lang) if self.has_xlrs(run, lang) else None,
-                                "dev": self.score_path(run, lang, "dev"), "test": self.score_path(run, lang, "test"),
+            languages = {lang: {"dev": self.score_path(run, lang, "dev"), "test": self.score_path(run, lang, "test"),
                                 "select": self.select_path(run, lang)}
                          for lang in self.eval_languages(run)}
             runs.append({"id": run.id, "task": run.task, "kind": run.spec["kind"], "sources": list(run.sources),
                          "seed": run.seed, "metric": self.metric(run), "targets": self.targets_of(run),
-                         "run_dir": self.run_dir(run), "languages": languages})
+                         "run_dir": self.run_dir(run), "languages": languages,
+                         "xlrs": {lang: self.xlrs_path(run, lang) for lang in self.xlrs_languages(run)}})
         cast = {task: {lang: self.cast_dir(task, lang) for lang in declaration["languages"]}
                 for task, declaration in self.config["tasks"].items()}
         return {"stage": "aggregate", "version": VERSIONS["aggregate"], "runs": runs, "cast": cast,
@@ -261,8 +276,8 @@ class Study:
     def manifest_inputs(self) -> list[str]:
         manifest = self.manifest()
         paths = [f"{run['run_dir']}/{name}" for run in manifest["runs"] for name in ("run.json", "train_log.tsv")]
-        paths += [path for run in manifest["runs"] for files in run["languages"].values()
-                  for path in files.values() if path]
+        paths += [path for run in manifest["runs"] for files in run["languages"].values() for path in files.values()]
+        paths += [path for run in manifest["runs"] for path in run["xlrs"].values()]
         paths += [f"{directory}/test.jsonl" for langs in manifest["cast"].values() for directory in langs.values()]
         return paths
 

@@ -32,16 +32,34 @@ def load_parallel(declaration: dict, languages: list[str], n_pairs: int, seed: i
                                                                  seed=declaration.get("seed", 0))]
                    for lang in languages}
         rows = [dict(zip(columns, texts)) for texts in zip(*columns.values())]
-    else:
+    elif loader == "file":
         rows = read_parallel_file(Path(declaration["path"]))
         for lang in languages:
             if not rows or lang not in rows[0]:
                 raise DataError(f"xlrs.parallel {declaration['path']}: no column for language {lang!r}")
+    else:
+        rows = task_parallel_rows(declaration, languages)
     usable = [i for i, row in enumerate(rows) if all((row.get(lang) or "").strip() for lang in languages)]
     if not usable:
         raise DataError(f"xlrs.parallel: no row has a sentence in every one of {', '.join(languages)}")
     chosen = sorted(random.Random(seed).sample(usable, min(n_pairs, len(usable))))
     return {lang: [rows[i][lang] for i in chosen] for lang in languages}
+
+
+def task_parallel_rows(declaration: dict, languages: list[str]) -> list[dict]:
+    """Rows of a multi-way parallel task dataset (the paper: MTG story-completion test set), joined by id."""
+    from workflow_scripts import datasets
+
+    field, split = declaration.get("field", "document"), declaration.get("split", "test")
+    by_language = {}
+    for lang in languages:
+        try:
+            records, _ = datasets.load(declaration, lang, split)
+        except DataError as err:
+            raise DataError(f"xlrs.parallel: no parallel sentences for language {lang!r}: {err}") from err
+        by_language[lang] = {r["id"]: r[field] for r in records}
+    shared = sorted(set.intersection(*(set(texts) for texts in by_language.values())))
+    return [{lang: by_language[lang][i] for lang in languages} for i in shared]
 
 
 def read_parallel_file(path: Path) -> list[dict]:

@@ -1,0 +1,50 @@
+"""config/paper.yaml plans exactly the paper's experiments, without data or network at DAG time."""
+from collections import Counter
+
+import pytest
+
+from conftest import REPO, dry_run, stage_of
+from workflow_scripts.config import load_config
+from workflow_scripts.estimate import estimate, t5_parameters
+from workflow_scripts.plan import Study
+
+PAPER = REPO / "config" / "paper.yaml"
+SEEDS = 3
+# Source rows of Table 3 (WikiLingua), Tables 5/6 (MTG TG, SG), and the English-only classification runs.
+ROWS = {"wikilingua": 5, "mtg_tg": 6, "mtg_sg": 6, "udpos": 1, "pawsx": 1, "tydiqa": 1}
+# Languages decoded per run (targets plus sources): Table 3 has 17 targets without DE, so DE rows add DE.
+EVAL = {"wikilingua": 17 + 17 + 18 + 18 + 18, "mtg_tg": 5 * 6, "mtg_sg": 5 * 6, "udpos": 5, "pawsx": 5, "tydiqa": 1}
+# XLRS per run: every evaluated or XLRS-only language except a run's only source.
+XLRS = {"wikilingua": 16 + 17 + 17 + 18 + 18, "mtg_tg": 4 + 4 + 4 + 5 + 5 + 5, "mtg_sg": 27, "udpos": 4,
+        "pawsx": 4, "tydiqa": 4}
+OUTPUTS_PER_JOB = {"prepare": 4, "cast": 4, "finetune": 2, "aggregate": 8}
+
+
+@pytest.fixture(scope="module")
+def planned_jobs(tmp_path_factory):
+    import yaml
+
+    config = yaml.safe_load(PAPER.read_text())
+    files = dry_run(tmp_path_factory.mktemp("paper"), config)
+    return {stage: count // OUTPUTS_PER_JOB.get(stage, 1) for stage, count in Counter(map(stage_of, files)).items()}
+
+
+def test_fine_tuning_runs_are_the_papers(planned_jobs):
+    assert planned_jobs["finetune"] == SEEDS * sum(ROWS.values()) == 60
+    assert "build_model" not in planned_jobs  # google/mt5-base is loaded, not built
+
+
+def test_measurement_jobs_follow_the_tables(planned_jobs):
+    assert planned_jobs["xlrs"] == SEEDS * sum(XLRS.values())
+    assert planned_jobs["select"] == SEEDS * sum(EVAL.values())
+    assert planned_jobs["decode"] == planned_jobs["score"] == 2 * SEEDS * sum(EVAL.values())
+    assert planned_jobs["prepare"] == planned_jobs["cast"] == 18 + 5 + 5 + 5 + 5 + 9
+
+
+def test_the_estimate_counts_the_same_jobs(planned_jobs):
+    plan = estimate(Study(load_config(PAPER)))
+    for stage in ("finetune", "xlrs", "decode", "score", "select", "prepare"):
+        assert plan["jobs"][stage] == planned_jobs[stage], stage
+    assert plan["parameters"] == t5_parameters(768, 2048, 64, 12, 12, 250112)
+    assert abs(plan["parameters"] - 582_401_280) / 582_401_280 < 1e-3  # mT5-base, norms and biases aside
+    assert plan["gpu_hours"]["total"] > 0 and plan["disk_gb"]["checkpoints"] > 0

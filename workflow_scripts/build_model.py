@@ -43,6 +43,17 @@ def train_tokenizer(lines: list[str], vocab_size: int, out_dir: Path):
     return tokenizer
 
 
+def untie_output_layer(model):
+    """T5-family configs force tying in transformers 5.x; give lm_head its own weights, as mT5/umT5/ByT5 have,
+    initialised as T5 initialises an untied head."""
+    import torch
+
+    head = torch.nn.Linear(model.config.d_model, model.config.vocab_size, bias=False)
+    torch.nn.init.normal_(head.weight, mean=0.0, std=model.config.initializer_factor * 1.0)
+    model.lm_head = head
+    return model
+
+
 def build(spec: dict, out_dir: Path) -> None:
     import torch
     from transformers import MT5Config, MT5ForConditionalGeneration
@@ -58,11 +69,7 @@ def build(spec: dict, out_dir: Path) -> None:
                        decoder_start_token_id=tokenizer.pad_token_id, pad_token_id=tokenizer.pad_token_id,
                        eos_token_id=tokenizer.eos_token_id)
     torch.manual_seed(params["seed"])
-    model = MT5ForConditionalGeneration(config)
-    # MT5Config forces tying; give the output layer its own weights, initialised as mT5 does when untied.
-    head = torch.nn.Linear(config.d_model, config.vocab_size, bias=False)
-    torch.nn.init.normal_(head.weight, mean=0.0, std=config.initializer_factor * 1.0)
-    model.lm_head = head
+    model = untie_output_layer(MT5ForConditionalGeneration(config))
     modeling.save_model(model, tokenizer, out_dir)
     reloaded = modeling.load_model(str(out_dir), device=torch.device("cpu"))
     write_json(out_dir / "build.json", {"spec": spec, "parameters": sum(p.numel() for p in reloaded.parameters()),

@@ -193,6 +193,7 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
     # No timings here: run.json is an input of later stages and must be the same on every rerun.
     return {"spec": spec, "run": run_id, "examples_per_source": counts, "warnings": warnings,
             "total_steps": total_steps, "checkpoints": saves, "device": accelerator.device.type,
+            "model_type": accelerator.unwrap_model(model).config.model_type,
             "mixed_precision": accelerator.mixed_precision, "log": log_rows}
 
 

@@ -1,6 +1,21 @@
+rule manifest:
+    output:
+        f"{R}/summary-{{digest}}/manifest.json",
+    params:
+        spec=lambda w: spec_json(STUDY.manifest(), w.digest),
+    localrule: True
+    log:
+        f"{R}/logs/manifest/summary-{{digest}}.log",
+    run:
+        from workflow_scripts.files import write_json
+
+        write_json(output[0], json.loads(params.spec))
+
+
 rule tables:
     input:
         STUDY.manifest_inputs(),
+        manifest=f"{R}/summary-{{digest}}/manifest.json",
     output:
         readme=f"{R}/summary-{{digest}}/tables/README.md",
         scores=report(f"{R}/summary-{{digest}}/tables/scores.csv", caption="../report/scores.rst", category="Tables"),
@@ -24,19 +39,19 @@ rule tables:
             category="Tables",
         ),
     params:
-        spec=lambda w: spec_json(STUDY.manifest(), w.digest),
         out_dir=lambda w, output: os.path.dirname(output.readme),
     conda:
         "../envs/pipeline.yaml"
     log:
         f"{R}/logs/tables/summary-{{digest}}.log",
     shell:
-        "python -m workflow_scripts.aggregate --spec {params.spec:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "python -m workflow_scripts.aggregate --manifest {input.manifest:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule figures:
     input:
         STUDY.manifest_inputs(),
+        manifest=f"{R}/summary-{{digest}}/manifest.json",
     output:
         report(
             directory(f"{R}/summary-{{digest}}/figures"),
@@ -44,11 +59,9 @@ rule figures:
             caption="../report/figures.rst",
             category="Figures",
         ),
-    params:
-        spec=lambda w: spec_json(STUDY.manifest(), w.digest),
     conda:
         "../envs/pipeline.yaml"
     log:
         f"{R}/logs/figures/summary-{{digest}}.log",
     shell:
-        "python -m workflow_scripts.figures --spec {params.spec:q} --out-dir {output:q} > {log:q} 2>&1"
+        "python -m workflow_scripts.figures --manifest {input.manifest:q} --out-dir {output:q} > {log:q} 2>&1"

@@ -9,6 +9,7 @@ Each table is written as CSV (for machines) and Markdown (for people).
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -162,7 +163,8 @@ def label_overlap(manifest: dict) -> pd.DataFrame:
 def markdown(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_no rows_\n"
-    return frame.to_markdown(index=False, floatfmt=".2f", missingval="") + "\n"
+    blanks = frame.astype(object).where(frame.notna(), None)  # tabulate leaves None cells empty, not NaN
+    return blanks.to_markdown(index=False, floatfmt=".2f", missingval="") + "\n"
 
 
 def score_markdown(scores: pd.DataFrame) -> str:
@@ -204,10 +206,11 @@ def write_tables(manifest: dict, out_dir: Path) -> None:
 
 
 def main() -> None:
-    p = cli.parser(__doc__)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--manifest", type=Path, required=True, help="the study's manifest.json (rule manifest)")
     p.add_argument("--out-dir", type=Path, required=True)
     args = p.parse_args()
-    write_tables(args.spec, args.out_dir)
+    write_tables(read_json(args.manifest), args.out_dir)
 
 
 if __name__ == "__main__":

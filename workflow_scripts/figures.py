@@ -7,6 +7,7 @@ loss_<task>.png          training loss of every run of a task
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import matplotlib
@@ -16,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from workflow_scripts import cli  # noqa: E402
 from workflow_scripts.aggregate import load_measurements  # noqa: E402
-from workflow_scripts.files import atomic_path  # noqa: E402
+from workflow_scripts.files import atomic_path, read_json  # noqa: E402
 
 
 def last_layer(xlrs):
@@ -97,10 +98,11 @@ def write_figures(manifest: dict, out_dir: Path) -> None:
 
 
 def main() -> None:
-    p = cli.parser(__doc__)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--manifest", type=Path, required=True, help="the study's manifest.json (rule manifest)")
     p.add_argument("--out-dir", type=Path, required=True)
     args = p.parse_args()
-    write_figures(args.spec, args.out_dir)
+    write_figures(read_json(args.manifest), args.out_dir)
 
 
 if __name__ == "__main__":

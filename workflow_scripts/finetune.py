@@ -112,9 +112,32 @@ def load_state(path: Path, model, optimizer) -> tuple[int, list[dict]]:
     return state["step"], state["log"]
 
 
-def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path, run_id: str) -> dict:
+def train_step(model, optimizer, accelerator, tokenizer, batch: list[dict], params: dict) -> float:
+    """One optimizer step on `batch`, in micro-batches of params["micro_batch_size"]; returns the batch loss."""
     import contextlib
 
+    import torch
+
+    micro_batches = [batch[i:i + params["micro_batch_size"]] for i in range(0, len(batch), params["micro_batch_size"])]
+    batch_loss = 0.0
+    for number, micro in enumerate(micro_batches):
+        inputs = {k: v.to(accelerator.device) for k, v in collate(tokenizer, micro, params).items()}
+        last = number == len(micro_batches) - 1
+        # Gradients are summed over micro-batches; weighting by size gives the mean over the batch.
+        with contextlib.nullcontext() if last else accelerator.no_sync(model):
+            loss = model(**inputs).loss * (len(micro) / len(batch))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()}")
+            accelerator.backward(loss)
+        batch_loss += loss.item()
+    if params["max_grad_norm"] > 0:
+        accelerator.clip_grad_norm_(model.parameters(), params["max_grad_norm"])
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return batch_loss
+
+
+def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path, run_id: str) -> dict:
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -154,28 +177,14 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
         epoch, index = divmod(step, steps_per_epoch)
         batch_ids = batch_order(len(examples), spec["seed"], epoch)[index * params["batch_size"]:
                                                                    (index + 1) * params["batch_size"]]
-        micro_batches = [batch_ids[i:i + params["micro_batch_size"]]
-                         for i in range(0, len(batch_ids), params["micro_batch_size"])]
-        batch_loss = 0.0
-        for number, micro in enumerate(micro_batches):
-            inputs = {k: v.to(accelerator.device) for k, v in
-                      collate(tokenizer, [examples[i] for i in micro], params).items()}
-            last = number == len(micro_batches) - 1
-            # Gradients are summed over micro-batches; weighting by size gives the mean over the batch.
-            with contextlib.nullcontext() if last else accelerator.no_sync(model):
-                loss = model(**inputs).loss * (len(micro) / len(batch_ids))
-                if not torch.isfinite(loss):
-                    last_good = [s for s in saves if s <= step]
-                    raise FloatingPointError(
-                        f"run {run_id}: loss is {loss.item()} at step {step + 1} (epoch {epoch}); last good "
-                        f"checkpoint: {out_dir / 'checkpoints' / f'step-{last_good[-1]:06d}' if last_good else 'none'}"
-                        " (kept)")
-                accelerator.backward(loss)
-            batch_loss += loss.item()
-        if params["max_grad_norm"] > 0:
-            accelerator.clip_grad_norm_(model.parameters(), params["max_grad_norm"])
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        try:
+            batch_loss = train_step(model, optimizer, accelerator, tokenizer,
+                                    [examples[i] for i in batch_ids], params)
+        except FloatingPointError as err:
+            last_good = [s for s in saves if s <= step]
+            raise FloatingPointError(
+                f"run {run_id}: {err} at step {step + 1} (epoch {epoch}); last good checkpoint: "
+                f"{out_dir / 'checkpoints' / f'step-{last_good[-1]:06d}' if last_good else 'none'} (kept)") from None
         step += 1
         log_rows.append({"step": step, "epoch": epoch, "loss": batch_loss, "learning_rate": params["learning_rate"]})
         progress.update(1)

@@ -18,18 +18,16 @@ def generate(model, tokenizer, inputs: list[str], batch_size: int, num_beams: in
     """Predictions in input order, and how many inputs were cut to max_source_length."""
     import torch
 
+    from workflow_scripts.modeling import autocast_for, length_sorted_batches
+
     device = next(model.parameters()).device
     lengths = [len(ids) for ids in tokenizer(inputs)["input_ids"]]
     truncated = sum(length > max_source_length for length in lengths)
-    order = sorted(range(len(inputs)), key=lambda i: lengths[i], reverse=True)
     predictions = [""] * len(inputs)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
-        "cpu", enabled=False)
-    with torch.inference_mode(), autocast:
-        for start in range(0, len(order), batch_size):
-            index = order[start:start + batch_size]
-            batch = tokenizer([inputs[i] for i in index], max_length=max_source_length, truncation=True,
-                              padding=True, return_tensors="pt").to(device)
+    # Longest first: a batch that does not fit in memory fails at once, not at the end.
+    batches = length_sorted_batches(tokenizer, inputs, lengths, batch_size, max_source_length, device, descending=True)
+    with torch.inference_mode(), autocast_for(device):
+        for index, batch in batches:
             output = model.generate(**batch, num_beams=num_beams, max_new_tokens=max_new_tokens, do_sample=False)
             # Keep sentinels: the tagging and cloze templates answer through them.
             texts = tokenizer.batch_decode(output, skip_special_tokens=False)

@@ -27,6 +27,23 @@ def resolve_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def autocast_for(device: torch.device):
+    """bf16 autocast on CUDA (mT5 overflows in fp16), none on CPU (fp32)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def length_sorted_batches(tokenizer, texts: list[str], lengths: list[int], batch_size: int, max_length: int,
+                          device: torch.device, descending: bool = False):
+    """(indices, tokenized batch) in length order, so each batch is padded as little as possible."""
+    order = sorted(range(len(texts)), key=lambda i: lengths[i], reverse=descending)
+    for start in range(0, len(order), batch_size):
+        index = order[start:start + batch_size]
+        yield index, tokenizer([texts[i] for i in index], max_length=max_length, truncation=True, padding=True,
+                               return_tensors="pt").to(device)
+
+
 @contextlib.contextmanager
 def quiet_transformers():
     """transformers warns on every untied mT5 load that the config asks for tying; we check it ourselves."""

@@ -88,17 +88,14 @@ def encode(model, tokenizer, sentences: list[str], batch_size: int, max_length: 
     """
     import torch
 
+    from workflow_scripts.modeling import autocast_for, length_sorted_batches
+
     device = next(model.parameters()).device
-    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
     pooled = [None] * len(sentences)
     encoder = model.get_encoder()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
-        "cpu", enabled=False)
-    with torch.inference_mode(), autocast:
-        for start in range(0, len(order), batch_size):
-            index = order[start:start + batch_size]
-            batch = tokenizer([sentences[i] for i in index], max_length=max_length, truncation=True,
-                              padding=True, return_tensors="pt").to(device)
+    batches = length_sorted_batches(tokenizer, sentences, [len(s) for s in sentences], batch_size, max_length, device)
+    with torch.inference_mode(), autocast_for(device):
+        for index, batch in batches:
             states = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                              output_hidden_states=True).hidden_states
             layers = torch.stack([mean_pool(h.float(), batch["attention_mask"]) for h in states], dim=1)

@@ -43,16 +43,13 @@ def run_of(wildcards):
         raise WorkflowError(f"run {wildcards.run!r} is not planned by the current config")
 
 
-def checkpoint_dir(wildcards):
-    return f"{R}/runs/{wildcards.run}/checkpoints"
-
-
-def model_input(wildcards=None):
+def model_input(wildcards):
     """The built model's directory as an input; nothing when the model is loaded from the hub."""
     return [STUDY.model_ref] if STUDY.builds_model else []
 
 
 def quoted(*items):
+    """Items as one shell-safe string (for params that carry several paths)."""
     return " ".join(shlex.quote(str(item)) for item in items)
 
 

@@ -112,6 +112,21 @@ def load_state(path: Path, model, optimizer) -> tuple[int, list[dict]]:
     return state["step"], state["log"]
 
 
+def setup_training(model, params: dict):
+    """The Accelerator, prepared model and optimizer, as every run (and benchmarks/bench.py) trains them."""
+    import torch
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
+                              cpu=not torch.cuda.is_available())
+    model = model.to(accelerator.device)
+    # The fused CUDA kernel updates all parameters in one launch; CPU keeps the reference implementation.
+    optimizer = torch.optim.AdamW(model.parameters(), lr=params["learning_rate"],
+                                  weight_decay=params["weight_decay"], fused=accelerator.device.type == "cuda")
+    model, optimizer = accelerator.prepare(model, optimizer)
+    return accelerator, model, optimizer
+
+
 def train_step(model, optimizer, accelerator, tokenizer, batch: list[dict], params: dict) -> float:
     """One optimizer step on `batch`, in micro-batches of params["micro_batch_size"]; returns the batch loss."""
     import contextlib
@@ -139,7 +154,6 @@ def train_step(model, optimizer, accelerator, tokenizer, batch: list[dict], para
 
 def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path, run_id: str) -> dict:
     import torch
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm import tqdm
 
@@ -149,15 +163,10 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
     examples, counts, warnings = training_examples(spec, cast_dirs)
     if not examples:
         raise DataError(f"run {run_id}: no training examples in {', '.join(spec['sources'])}")
-    accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
-                              cpu=not torch.cuda.is_available())
     set_seed(spec["seed"])
     tokenizer = modeling.load_tokenizer(model_ref, sentinels=TEMPLATE_SENTINELS[spec["kind"]])
-    model = modeling.load_model(model_ref, device=accelerator.device)
-    # The fused CUDA kernel updates all parameters in one launch; CPU keeps the reference implementation.
-    optimizer = torch.optim.AdamW(model.parameters(), lr=params["learning_rate"],
-                                  weight_decay=params["weight_decay"], fused=accelerator.device.type == "cuda")
-    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator, model, optimizer = setup_training(modeling.load_model(model_ref, device=torch.device("cpu")),
+                                                   params)
 
     steps_per_epoch = math.ceil(len(examples) / params["batch_size"])
     total_steps = max(1, math.ceil(steps_per_epoch * params["epochs"]))

@@ -1,0 +1,344 @@
+"""Benchmark the workflow's model code against plain Hugging Face, in one run on one device.
+
+Fine-tuning (finetune.train_step vs Seq2SeqTrainer), decoding (decode.generate vs model.generate),
+XLRS of one checkpoint (modeling.load_model + xlrs.xlrs_rows) and the size of a saved checkpoint, on a
+random-init mT5-shaped model and synthetic token sequences. See benchmarks/README.md.
+
+    python -m benchmarks.bench --shape mt5-base --out benchmarks/record.json    # on a GPU
+    python -m benchmarks.bench --shape tiny --device cpu --out /tmp/record.json  # smoke test, seconds
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import gc
+import json
+import platform
+import random
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from workflow_scripts import decode, finetune, modeling, xlrs
+from benchmarks.synthetic import IdTokenizer, hf_collator, pad, synthetic, text
+from workflow_scripts.build_model import untie_output_layer
+
+SHAPES = {
+    "mt5-base": dict(model=dict(vocab_size=250112, d_model=768, d_ff=2048, d_kv=64, num_heads=12, num_layers=12,
+                                num_decoder_layers=12),
+                     source=(150, 512), target=(20, 64), batch=32, steps=50, warmup=5, decode_batch=256,
+                     decode_source=400, new_tokens=64, xlrs_sentences=512, xlrs_length=(16, 128)),
+    "tiny": dict(model=dict(vocab_size=1000, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2,
+                            num_decoder_layers=2),
+                 source=(12, 40), target=(4, 12), batch=32, steps=20, warmup=2, decode_batch=16,
+                 decode_source=24, new_tokens=8, xlrs_sentences=64, xlrs_length=(4, 24)),
+}
+LANGUAGES = ["en", "de", "es", "fr", "zh", "ar", "hi", "ru", "ja", "ko", "pt", "it", "tr", "vi", "id", "th", "sw"]
+PEAK_TFLOPS = {"H100": 989.0, "H200": 790.0}  # bf16 dense: H100 SXM datasheet; H200 as measured in this workplace
+LEARNING_RATE, MAX_GRAD_NORM = 7e-5, 1.0  # the paper's lr; the config schema's and the Trainer's clipping
+XLRS_BATCH, XLRS_MAX_LENGTH = 64, 256  # the config schema's xlrs defaults
+# Relative loss differences allowed: fp32 differs only in summation order; bf16 keeps 8 mantissa bits (0.4%).
+TOLERANCE = {"fp32": {"first": 1e-5, "curve": 1e-4}, "bf16": {"first": 1e-2, "curve": 3e-2}}
+TARGETS = {"finetune_speedup": 3.0, "finetune_memory_ratio": 1.0, "decode_speedup": 3.0,
+           "decode_identical": {"fp32": 1.0, "bf16": 0.99}, "xlrs_seconds": 10.0,
+           "checkpoint_bytes_per_parameter": [1.9, 2.1]}  # bf16: 2 bytes; mT5-base 582M parameters: 1.16 GB
+
+
+def sync(device) -> float:
+    """The time once the device has finished its queued work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def reset_memory(device):
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory(device):  # since the last reset_memory
+    return torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+
+
+def build_model(shape: dict, seed: int, dropout: float):
+    from transformers import MT5Config, MT5ForConditionalGeneration
+
+    config = MT5Config(**shape["model"], dropout_rate=dropout, decoder_start_token_id=0, pad_token_id=0,
+                       eos_token_id=1)
+    torch.manual_seed(seed)
+    return untie_output_layer(MT5ForConditionalGeneration(config))
+
+
+def train_ours(template, examples, shape, steps, device):
+    """finetune.train_step, set up by finetune.setup_training as every run is."""
+    from accelerate.state import AcceleratorState
+
+    reset_memory(device)
+    params = {"micro_batch_size": shape["batch"], "max_grad_norm": MAX_GRAD_NORM, "learning_rate": LEARNING_RATE,
+              "weight_decay": 0.0, "max_source_length": shape["source"][1], "max_target_length": shape["target"][1]}
+    accelerator, model, optimizer = finetune.setup_training(copy.deepcopy(template), params)
+    model.train()
+    pairs = [{"input": text(s), "target": text(t)} for s, t in examples]
+    losses, times, batch = [], [], shape["batch"]
+    for step in range(steps):
+        losses.append(finetune.train_step(model, optimizer, accelerator, IdTokenizer(),
+                                          pairs[step * batch:(step + 1) * batch], params))
+        times.append(sync(device))
+    memory = peak_memory(device)
+    accelerator.free_memory(model, optimizer)
+    AcceleratorState._reset_state(True)  # the Trainer builds its own Accelerator
+    return losses, times, memory
+
+
+def train_trainer(template, examples, shape, steps, device, seed):
+    """Seq2SeqTrainer with its defaults, except: the same data order (sequential, not random), a constant lr
+    and clipping at 1.0 (as ours), no saving or reporting, a loss logged every step, no progress output."""
+    from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
+
+    class Record(TrainerCallback):
+        def __init__(self):
+            self.losses, self.times = [], []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.times.append(sync(device))
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                self.losses.append(float(logs["loss"]))
+
+    reset_memory(device)
+    record = Record()
+    with tempfile.TemporaryDirectory() as out:
+        args = Seq2SeqTrainingArguments(
+            output_dir=out, per_device_train_batch_size=shape["batch"], learning_rate=LEARNING_RATE,
+            max_steps=steps, bf16=device.type == "cuda", use_cpu=device.type == "cpu", report_to=[],
+            save_strategy="no", logging_steps=1, train_sampling_strategy="sequential", lr_scheduler_type="constant",
+            max_grad_norm=MAX_GRAD_NORM, disable_tqdm=True, seed=seed)
+        trainer = Seq2SeqTrainer(model=copy.deepcopy(template), args=args,
+                                 train_dataset=[{"input_ids": s, "labels": t} for s, t in examples],
+                                 data_collator=hf_collator, callbacks=[record])
+        trainer.remove_callback(PrinterCallback)  # it prints a dict per step; Record keeps the loss
+        trainer.train()
+        untied = trainer.model.lm_head.weight.data_ptr() != trainer.model.shared.weight.data_ptr()
+        memory = peak_memory(device)
+        del trainer
+    return record.losses, record.times, memory, untied
+
+
+def step_flops(model, source_tokens: float, target_tokens: float) -> tuple[float, float]:
+    """6 x parameters x tokens, each parameter against the tokens that pass through it (encoder: source;
+    decoder and lm_head: target; embedding lookups and attention scores not counted); and the literal
+    6 x all parameters x all tokens, which overcounts an encoder-decoder with a 250k vocabulary ~5x."""
+    def count(prefix):
+        return sum(p.numel() for n, p in model.named_parameters() if n.startswith(prefix))
+    return (6 * (count("encoder.") * source_tokens + (count("decoder.") + count("lm_head.")) * target_tokens),
+            6 * sum(p.numel() for p in model.parameters()) * (source_tokens + target_tokens))
+
+
+def relative(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+def finetune_section(template, shape, args, device, precision):
+    total, batch, vocab = args.warmup + args.steps, shape["batch"], shape["model"]["vocab_size"]
+    rng = random.Random(args.seed)
+    examples = list(zip(synthetic(rng, total * batch, shape["source"], vocab),
+                        synthetic(rng, total * batch, shape["target"], vocab)))
+    # The first batch through both collators: both sides must see identical tensors.
+    params = {"max_source_length": shape["source"][1], "max_target_length": shape["target"][1]}
+    ours_batch = finetune.collate(IdTokenizer(), [{"input": text(s), "target": text(t)} for s, t in examples[:batch]],
+                                  params)
+    hf_batch = hf_collator([{"input_ids": s, "labels": t} for s, t in examples[:batch]])
+    assert all(torch.equal(ours_batch[k], hf_batch[k]) for k in hf_batch), "the two collators disagree"
+    runs = {"ours": train_ours(template, examples, shape, total, device),
+            "baseline": train_trainer(template, examples, shape, total, device, args.seed)}
+    timed = examples[args.warmup * batch:]
+    source, target = (sum(len(pair[i]) for pair in timed) / args.steps for i in (0, 1))
+    flops, flops_naive = step_flops(template, source, target)
+    figures = {}
+    for name, (_, times, memory, *_) in runs.items():
+        step_s = (times[-1] - times[args.warmup - 1]) / args.steps
+        figures[name] = {"samples_per_s": batch / step_s, "step_s": step_s, "tflops": flops / step_s / 1e12,
+                         "utilisation": flops / step_s / 1e12 / args.peak_tflops if args.peak_tflops else None,
+                         "utilisation_6ND_all_params": (flops_naive / step_s / 1e12 / args.peak_tflops
+                                                        if args.peak_tflops else None),
+                         "peak_memory_bytes": memory}
+    ours, baseline = runs["ours"][0], runs["baseline"][0]
+    tolerance = TOLERANCE[precision]
+    first, curve = relative(ours[0], baseline[0]), max(relative(a, b) for a, b in zip(ours, baseline))
+    math = {"precision": precision, "steps": total, "tolerance_relative": tolerance,
+            "first_loss": {"ours": ours[0], "baseline": baseline[0], "relative_difference": first,
+                           "pass": first <= tolerance["first"]},
+            "curve": {"max_relative_difference": curve,
+                      "pass": curve <= tolerance["curve"] and len(ours) == len(baseline) == total},
+            "losses": {"ours": ours, "baseline": baseline}, "baseline_head_untied": runs["baseline"][3]}
+    memory = [figures[name]["peak_memory_bytes"] for name in ("ours", "baseline")]
+    return {"batch": batch, "warmup_steps": args.warmup, "timed_steps": args.steps,
+            "real_tokens_per_step": {"source": source, "target": target}, "flops_per_step": flops,
+            "flops_per_step_6ND_all_params": flops_naive, "flops_formula": " ".join(step_flops.__doc__.split()),
+            "peak_tflops": args.peak_tflops, **figures,
+            "ratio": {"samples_per_s": figures["ours"]["samples_per_s"] / figures["baseline"]["samples_per_s"],
+                      "peak_memory": memory[0] / memory[1] if all(memory) else None}}, math
+
+
+def decode_section(template, shape, args, device, precision):
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    model = copy.deepcopy(template).to(device=device, dtype=dtype).eval()
+    new, length, batch = shape["new_tokens"], shape["decode_source"], args.decode_batch
+    model.generation_config.min_new_tokens = new  # for both sides: every sequence gets exactly `new` tokens
+    sources = synthetic(random.Random(args.seed + 1), batch * args.decode_batches, (length, length),
+                        shape["model"]["vocab_size"])
+    texts, tokenizer = [text(s) for s in sources], IdTokenizer()
+
+    def ours(items):
+        return decode.generate(model, tokenizer, items, batch, 1, new, length)[0]
+
+    def baseline(rows):
+        outputs = []
+        for start in range(0, len(rows), batch):
+            ids, mask = pad(rows[start:start + batch], 0)
+            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=new,
+                                 do_sample=False)
+            assert out.shape[1] == new + 1, "generate stopped early"
+            outputs += [decode.clean(t, tokenizer) for t in tokenizer.batch_decode(out.cpu())]
+        return outputs
+
+    ours(texts[:batch]), baseline(sources[:batch])  # warm-up
+    figures, outputs = {}, {}
+    for name, run, items in (("ours", ours, texts), ("baseline", baseline, sources)):
+        reset_memory(device)
+        start = sync(device)
+        outputs[name] = run(items)
+        seconds = sync(device) - start
+        figures[name] = {"new_tokens_per_s": len(items) * new / seconds, "seconds": seconds,
+                         "peak_memory_bytes": peak_memory(device)}
+    del model
+    return {"dtype": str(dtype), "sequences": len(sources), "batch": batch, "source_tokens": length,
+            "new_tokens": new, **figures,
+            "identical_share": sum(a == b for a, b in zip(outputs["ours"], outputs["baseline"])) / len(sources),
+            "ratio": {"new_tokens_per_s": figures["ours"]["new_tokens_per_s"] /
+                      figures["baseline"]["new_tokens_per_s"]}}
+
+
+def xlrs_section(template, shape, args, device, work: Path):
+    """Save a bf16 checkpoint (its size is the checkpoint figure), then time load_model + xlrs_rows."""
+    tokenizer, checkpoint = IdTokenizer(), work / "checkpoint"
+    modeling.save_model(copy.deepcopy(template), tokenizer, checkpoint, dtype=torch.bfloat16)
+    size = sum(f.stat().st_size for f in checkpoint.glob("*.safetensors"))
+    params = sum(p.numel() for p in template.parameters())
+    rng = random.Random(args.seed + 2)
+    parallel = {lang: [text(s) for s in synthetic(rng, shape["xlrs_sentences"], shape["xlrs_length"],
+                                                  shape["model"]["vocab_size"])] for lang in LANGUAGES}
+    reset_memory(device)
+    start = sync(device)
+    model = modeling.load_model(str(checkpoint), device=device).eval()
+    loaded = sync(device)
+    rows = xlrs.xlrs_rows(model, tokenizer, parallel, LANGUAGES[:1], LANGUAGES[1:], 0, XLRS_BATCH, XLRS_MAX_LENGTH)
+    end = sync(device)
+    low, high = TARGETS["checkpoint_bytes_per_parameter"]
+    return ({"sentences": shape["xlrs_sentences"], "languages": len(LANGUAGES), "batch_size": XLRS_BATCH,
+             "max_length": XLRS_MAX_LENGTH, "seconds": end - start, "load_seconds": loaded - start,
+             "rows": len(rows), "peak_memory_bytes": peak_memory(device),
+             "note": "the checkpoint was just written, so it is read from the page cache"},
+            {"bytes": size, "parameters": params, "bytes_per_parameter": size / params,
+             "pass": low <= size / params <= high})
+
+
+def table(record: dict) -> str:
+    f, d, m, t = record["finetune"], record["decode"], record["math"], record["targets"]
+    gib = lambda b: f"{b / 2**30:.1f} GiB" if b else "n/a"  # noqa: E731
+    pct = lambda u: f"{100 * u:.1f}%" if u else "n/a"  # noqa: E731
+    rows = [("fine-tune samples/s", f"{f['ours']['samples_per_s']:.1f}", f"{f['baseline']['samples_per_s']:.1f}",
+             f"{f['ratio']['samples_per_s']:.2f}x", ">= 3x", t["finetune_speed"]),
+            ("fine-tune peak memory", gib(f["ours"]["peak_memory_bytes"]), gib(f["baseline"]["peak_memory_bytes"]),
+             "", "<= baseline", t["finetune_memory"]),
+            ("FLOP utilisation", pct(f["ours"]["utilisation"]), pct(f["baseline"]["utilisation"]), "", "", ""),
+            ("loss rel. diff: first / max over curve", f"{m['first_loss']['relative_difference']:.1e}",
+             f"{m['curve']['max_relative_difference']:.1e}", "",
+             "{first:.0e} / {curve:.0e}".format(**m["tolerance_relative"]), t["math"]),
+            ("decode new tokens/s", f"{d['ours']['new_tokens_per_s']:.0f}", f"{d['baseline']['new_tokens_per_s']:.0f}",
+             f"{d['ratio']['new_tokens_per_s']:.2f}x", ">= 3x", t["decode_speed"]),
+            (f"greedy outputs identical ({record['precision']})", f"{100 * d['identical_share']:.1f}%", "", "",
+             f">= {100 * TARGETS['decode_identical'][record['precision']]:.0f}%", t["decode_identical"]),
+            (f"XLRS {record['xlrs']['languages']} x {record['xlrs']['sentences']} incl. load",
+             f"{record['xlrs']['seconds']:.2f} s", "", "", "< 10 s", t["xlrs"]),
+            ("checkpoint, bf16 safetensors", f"{record['checkpoint']['bytes'] / 1e9:.4f} GB", "", "",
+             "2 B/param (1.16 GB)", t["checkpoint"])]
+    return "\n".join(["| figure | ours | baseline | ratio | target | pass |", "|---|---|---|---|---|---|"] +
+                     ["| " + " | ".join(map(str, row)) + " |" for row in rows])
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shape", choices=sorted(SHAPES), default="mt5-base")
+    p.add_argument("--steps", type=int, help="timed fine-tuning steps (default 50 mt5-base, 20 tiny)")
+    p.add_argument("--warmup", type=int, help="untimed steps first, >= 1 (default 5 / 2); losses: warmup + steps")
+    p.add_argument("--decode-batch", type=int, help="sequences per generate call (default 256 / 16)")
+    p.add_argument("--decode-batches", type=int, default=2, help="timed decode batches (default 2)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda or cpu")
+    p.add_argument("--peak-tflops", type=float, help="bf16 dense peak (default by device name: H100 989, H200 790)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout_rate (0: the loss comparison needs it)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("benchmarks/record.json"))
+    args = p.parse_args(argv)
+    shape = SHAPES[args.shape]
+    args.steps = args.steps or shape["steps"]
+    args.warmup = max(1, shape["warmup"] if args.warmup is None else args.warmup)
+    args.decode_batch = args.decode_batch or shape["decode_batch"]
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    import accelerate
+    import transformers
+
+    args = parse_args(argv)
+    shape, device = SHAPES[args.shape], torch.device(args.device)
+    name = (torch.cuda.get_device_name(device) if device.type == "cuda"
+            else f"cpu {platform.processor() or platform.machine()}")
+    if args.peak_tflops is None and device.type == "cuda":
+        args.peak_tflops = next((tflops for key, tflops in PEAK_TFLOPS.items() if key in name), None)
+    precision = "bf16" if device.type == "cuda" else "fp32"
+    if args.shape == "tiny":  # tiny matrices gain nothing from threads, and on a busy CPU threads spin-wait
+        torch.set_num_threads(1)
+    template = build_model(shape, args.seed, args.dropout)  # on the CPU; every section starts from a copy
+    finetuning, math = finetune_section(template, shape, args, device, precision)
+    decoding = decode_section(template, shape, args, device, precision)
+    with tempfile.TemporaryDirectory() as work:
+        xlrs_figures, checkpoint = xlrs_section(template, shape, args, device, Path(work))
+    targets = {"apply": args.shape == "mt5-base" and device.type == "cuda",
+               "finetune_speed": finetuning["ratio"]["samples_per_s"] >= TARGETS["finetune_speedup"],
+               "finetune_memory": (None if finetuning["ratio"]["peak_memory"] is None else
+                                   finetuning["ratio"]["peak_memory"] <= TARGETS["finetune_memory_ratio"]),
+               "decode_speed": decoding["ratio"]["new_tokens_per_s"] >= TARGETS["decode_speedup"],
+               "decode_identical": decoding["identical_share"] >= TARGETS["decode_identical"][precision],
+               "math": math["first_loss"]["pass"] and math["curve"]["pass"],
+               "xlrs": xlrs_figures["seconds"] < TARGETS["xlrs_seconds"], "checkpoint": checkpoint["pass"]}
+    anchors = Path(__file__).with_name("anchors.json")
+    record = {"device": name, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "command": shlex.join([sys.executable, "-m", "benchmarks.bench",
+                                     *(sys.argv[1:] if argv is None else argv)]),
+              "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                           "accelerate": accelerate.__version__, "python": platform.python_version(),
+                           "cpu_threads": torch.get_num_threads()},
+              "shape": {"name": args.shape, **shape["model"], "parameters": checkpoint["parameters"],
+                        "dropout_rate": args.dropout, "seed": args.seed},
+              "precision": precision, "finetune": finetuning, "math": math, "decode": decoding, "xlrs": xlrs_figures,
+              "checkpoint": checkpoint, "targets": targets, "target_values": TARGETS,
+              "anchors": json.loads(anchors.read_text()) if anchors.exists() else None}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"{name}, {args.shape}, {precision}; record written to {args.out}\n\n{table(record)}")
+    return record
+
+
+if __name__ == "__main__":
+    main()

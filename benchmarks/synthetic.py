@@ -1,0 +1,61 @@
+"""Synthetic data for the benchmark: token-id sequences, and a tokenizer-shaped adapter over them.
+
+No tokenizer needs training: a "text" is its token ids written in decimal ("17 5 1"), which IdTokenizer
+turns back into ids, so the product functions (finetune.collate, decode.generate, xlrs.encode,
+modeling.save_model) run unchanged on exactly the ids the Hugging Face baseline gets.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import torch
+
+
+class IdTokenizer:
+    """What finetune.collate, decode.generate/clean, modeling.length_sorted_batches and modeling.save_model
+    call on a tokenizer, for texts of decimal token ids. Truncation keeps the first max_length ids."""
+    pad_token, eos_token, pad_token_id, eos_token_id = "<pad>", "</s>", 0, 1
+
+    def __call__(self, text=None, text_target=None, max_length=None, truncation=False, padding=False,
+                 return_tensors=None):
+        from transformers import BatchEncoding
+
+        rows = [[int(t) for t in s.split()] for s in (text if text is not None else text_target)]
+        if truncation and max_length:
+            rows = [row[:max_length] for row in rows]
+        if return_tensors is None:
+            return BatchEncoding({"input_ids": rows, "attention_mask": [[1] * len(row) for row in rows]})
+        ids, mask = pad(rows, self.pad_token_id)
+        return BatchEncoding({"input_ids": ids, "attention_mask": mask})
+
+    def batch_decode(self, sequences, skip_special_tokens=False):
+        names = {self.pad_token_id: self.pad_token, self.eos_token_id: self.eos_token}
+        return [" ".join(names.get(i, str(i)) for i in row) for row in sequences.tolist()]
+
+    def save_pretrained(self, directory):
+        Path(directory, "tokenizer.txt").write_text("benchmarks.synthetic.IdTokenizer: texts are decimal token ids\n")
+
+
+def pad(rows: list[list[int]], value: int):
+    """Right-padded ids to the longest row (as padding=True does) and the attention mask."""
+    ids = torch.full((len(rows), max(map(len, rows))), value, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1
+    return ids, mask
+
+
+def hf_collator(features):
+    """The baseline's collator: what DataCollatorForSeq2Seq gives for pre-tokenized examples."""
+    ids, mask = pad([f["input_ids"] for f in features], 0)
+    return {"input_ids": ids, "attention_mask": mask, "labels": pad([f["labels"] for f in features], -100)[0]}
+
+
+def synthetic(rng: random.Random, n: int, lengths: tuple[int, int], vocab: int) -> list[list[int]]:
+    """n id sequences, lengths uniform in `lengths` (EOS included); ids avoid pad 0, eos 1, unk 2."""
+    return [[rng.randrange(3, vocab) for _ in range(rng.randint(*lengths) - 1)] + [1] for _ in range(n)]
+
+
+def text(ids: list[int]) -> str:
+    return " ".join(map(str, ids))

@@ -51,6 +51,8 @@ def steps_to_decode(run_dir: Path, selection: Path | None) -> list[int]:
 
 
 def main() -> None:
+    import torch
+
     from workflow_scripts import modeling
 
     p = cli.parser(__doc__)
@@ -66,7 +68,9 @@ def main() -> None:
     records, truncated = [], {}
     for step in steps_to_decode(args.run_dir, args.selection):
         ref = str(args.run_dir / "checkpoints" / f"step-{step:06d}")
-        model = modeling.load_model(ref).eval()
+        # bf16 weights on CUDA decode faster than fp32 weights under autocast, token for token the same
+        # (FIELD_NOTES); checkpoints trained on a GPU are stored in bf16 anyway.
+        model = modeling.load_model(ref, dtype=torch.bfloat16 if torch.cuda.is_available() else None).eval()
         tokenizer = modeling.load_tokenizer(ref)
         predictions, truncated[step] = generate(
             model, tokenizer, [e["input"] for e in examples], args.batch_size, spec["num_beams"],

@@ -60,3 +60,16 @@ def test_seed_and_model_are_in_the_run_digest():
 def test_multi_source_run_names_its_sources():
     runs = study().runs.values()
     assert sorted(r.combination for r in runs if r.task == "title_generation") == ["en", "en+zh"]
+
+
+def test_the_model_family_is_in_the_run_digest(tmp_path):
+    import json
+
+    config_file = tmp_path / "config.json"
+    use_local = lambda c: c.update(model={"name": "local", "path": str(tmp_path)})
+    config_file.write_text(json.dumps({"model_type": "mt5"}))
+    mt5 = study(use_local)
+    config_file.write_text(json.dumps({"model_type": "umt5"}))  # same path, another family
+    umt5 = study(use_local)
+    assert mt5.model_spec["family"] == "mt5" and umt5.model_spec["family"] == "umt5"
+    assert set(mt5.runs).isdisjoint(umt5.runs)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from workflow_scripts.digest import digest
 from workflow_scripts.tasks import KINDS
@@ -93,6 +95,14 @@ def check_config(config: dict) -> None:
             raise ConfigError(f"{where}.micro_batch_size: {micro} does not divide batch_size {batch}")
 
 
+def model_family(path: str) -> str | None:
+    """The model_type of a local checkpoint (mt5, umt5, t5, mbart...); a hub id is identified by its name."""
+    config = Path(path) / "config.json"
+    if config.is_file():
+        return json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    return None
+
+
 class Study:
     def __init__(self, config: dict):
         self.config = config
@@ -132,9 +142,10 @@ class Study:
             from workflow_scripts import demo_corpus
 
             return {"stage": "model", "version": VERSIONS["model"], "name": model["name"], "build": model["build"],
-                    "tokenizer_languages": list(demo_corpus.LANGUAGES)}
-        return {"stage": "model", "name": model["name"], "path": model.get("path", model["name"]),
-                "revision": model["revision"]}
+                    "tokenizer_languages": list(demo_corpus.LANGUAGES), "family": "mt5"}
+        path = model.get("path", model["name"])
+        return {"stage": "model", "name": model["name"], "path": path, "revision": model["revision"],
+                "family": model_family(path)}
 
     @property
     def model_ref(self) -> str:

@@ -69,7 +69,8 @@ def test_the_model_family_is_in_the_run_digest(tmp_path):
     use_local = lambda c: c.update(model={"name": "local", "path": str(tmp_path)})
     config_file.write_text(json.dumps({"model_type": "mt5"}))
     mt5 = study(use_local)
+    family, runs = mt5.model_spec["family"], set(mt5.runs)
     config_file.write_text(json.dumps({"model_type": "umt5"}))  # same path, another family
     umt5 = study(use_local)
-    assert mt5.model_spec["family"] == "mt5" and umt5.model_spec["family"] == "umt5"
-    assert set(mt5.runs).isdisjoint(umt5.runs)
+    assert family == "mt5" and umt5.model_spec["family"] == "umt5"
+    assert runs.isdisjoint(umt5.runs)

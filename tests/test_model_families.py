@@ -1,7 +1,6 @@
 """Any seq2seq model whose encoder can be mean-pooled works where mT5 does: the whole workflow on tiny
 local umT5 and ByT5 models, loaded through model.path like a hub checkpoint."""
 import json
-import shutil
 
 import pytest
 import torch

@@ -1,6 +1,5 @@
 """Scoring a decode file per checkpoint, and the three checkpoint-selection rules, on hand-made inputs."""
 import pandas as pd
-import pytest
 
 from workflow_scripts import score, select
 

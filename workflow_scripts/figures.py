@@ -44,7 +44,8 @@ def xlrs_over_training(xlrs, out_dir: Path) -> None:
 
 
 def xlrs_best_checkpoint(xlrs, selections, out_dir: Path) -> None:
-    single = last_layer(xlrs)[last_layer(xlrs)["n_sources"] == 1]
+    last = last_layer(xlrs)
+    single = last[last["n_sources"] == 1]
     # en-dev picks one checkpoint per run, whatever the target: also for targets that are only measured
     chosen = selections[selections["rule"] == "en-dev"].dropna(subset=["step"]).groupby("run")["step"].first()
     best = single.merge(chosen.astype(int).reset_index(), on=["run", "step"])

@@ -105,9 +105,9 @@ def model_family(path: str) -> str | None:
 
 class Study:
     def __init__(self, config: dict):
+        """`config` as workflow_scripts.config.validate returns it: defaults filled in, checked."""
         self.config = config
         self.results = config["results"].rstrip("/")
-        check_config(config)
 
     # --- data -----------------------------------------------------------------------------------
     def task_kind(self, task: str) -> str:

@@ -21,7 +21,7 @@ def score_step(kind: str, records: list[dict], spec: dict, tokenizer=None, lid_m
         texts = [metrics.strip_sentinels(p) for p in predictions]
         row.update(metrics.sp_rouge(texts, [g["summary"] for g in gold], tokenizer,
                                     variants=("rouge1", "rouge2", spec["rouge_l"])))
-        lid = metrics.lid_summary(lid_model, texts, spec["lang"], [s for s in spec["sources"]])
+        lid = metrics.lid_summary(lid_model, texts, spec["lang"], spec["sources"])
         row.update({k: v for k, v in lid.items() if k != "n"})
     elif kind == "tagging":
         row.update(metrics.pos_accuracy(predictions, [g["tags"][:MAX_TAGGED_TOKENS] for g in gold]))

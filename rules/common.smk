@@ -19,9 +19,9 @@ from workflow_scripts.plan import ConfigError, Study
 
 try:
     validate_config(config, "config")
-    STUDY = Study(config)
 except ConfigError as err:
     raise WorkflowError(f"invalid configuration: {err}")
+STUDY = Study(config)
 
 R = STUDY.results
 

@@ -46,7 +46,7 @@ def score_file(decodes: list[dict], spec: dict, tokenizer=None, lid_model=None) 
 def main() -> None:
     import pandas as pd
 
-    from workflow_scripts.files import write_tsv
+    from workflow_scripts.files import write_json, write_tsv
 
     p = cli.parser(__doc__)
     p.add_argument("--decodes", type=Path, required=True)
@@ -62,6 +62,7 @@ def main() -> None:
         tokenizer = load_tokenizer(args.model)
         lid_model = metrics.load_lid_model(spec["lid_model"])
     write_tsv(args.out, pd.DataFrame(score_file(decodes, spec, tokenizer, lid_model)))
+    write_json(args.out.with_suffix(".meta.json"), {"spec": spec})
 
 
 if __name__ == "__main__":

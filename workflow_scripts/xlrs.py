@@ -138,7 +138,7 @@ def main() -> None:
     import pandas as pd
 
     from workflow_scripts import modeling
-    from workflow_scripts.files import write_tsv
+    from workflow_scripts.files import write_json, write_tsv
 
     p = cli.parser(__doc__)
     p.add_argument("--run-dir", type=Path, required=True)
@@ -158,6 +158,7 @@ def main() -> None:
         rows += xlrs_rows(model, tokenizer, parallel, spec["sources"], targets, step, args.batch_size,
                           spec["max_length"])
     write_tsv(args.out, pd.DataFrame(rows))
+    write_json(args.out.with_suffix(".meta.json"), {"spec": spec, "targets": targets})
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ Each table is written as CSV (for machines) and Markdown (for people).
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -206,10 +205,7 @@ def write_tables(manifest: dict, out_dir: Path) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--manifest", type=Path, required=True, help="the study's manifest.json (rule manifest)")
-    p.add_argument("--out-dir", type=Path, required=True)
-    args = p.parse_args()
+    args = cli.summary_parser(__doc__).parse_args()
     write_tables(read_json(args.manifest), args.out_dir)
 
 

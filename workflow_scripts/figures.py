@@ -7,7 +7,6 @@ loss_<task>.png          training loss of every run of a task
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import matplotlib
@@ -99,10 +98,7 @@ def write_figures(manifest: dict, out_dir: Path) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--manifest", type=Path, required=True, help="the study's manifest.json (rule manifest)")
-    p.add_argument("--out-dir", type=Path, required=True)
-    args = p.parse_args()
+    args = cli.summary_parser(__doc__).parse_args()
     write_figures(read_json(args.manifest), args.out_dir)
 
 

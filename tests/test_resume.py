@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -64,9 +65,9 @@ def uninterrupted(tiny_model_dir, data_dir, tmp_path_factory):
     return out_dir
 
 
-def assert_identical(out_dir, reference):
+def assert_identical(out_dir, reference, steps=("step-000133", "step-000267", "step-000400")):
     ours, theirs = weights(out_dir), weights(reference)
-    assert list(ours) == list(theirs) == ["step-000133", "step-000267", "step-000400"]
+    assert list(ours) == list(theirs) == list(steps)
     for name in ours:
         for key in theirs[name]:
             assert torch.equal(ours[name][key], theirs[name][key]), f"{name}: {key} differs"
@@ -91,3 +92,43 @@ def test_sigterm_saves_state_exits_non_zero_and_resumes(tiny_model_dir, data_dir
     code, output = finish(start(tiny_model_dir, data_dir, tmp_path))
     assert code == 0, output
     assert_identical(tmp_path, uninterrupted)
+
+
+def test_killed_workflow_resumes_fine_tuning_when_run_again(tmp_path):
+    """SIGKILL the whole Snakemake process group after the first checkpoint; the rerun (after clearing the
+    stale lock, rerunning the incomplete job) resumes from the saved state and ends where an
+    uninterrupted workflow ends."""
+    from conftest import REPO, run_workflow, tiny_config, write_config
+
+    config = tiny_config()
+    config["tasks"] = {"title_generation": config["tasks"]["title_generation"]}
+    config["experiments"] = [{"task": "title_generation", "sources": [["en"]], "targets": ["en"]}]
+    config["train"].update(n_train=64, epochs=60, batch_size=8, checkpoints=3)   # 480 steps
+    until = ("--until", "finetune")
+    (tmp_path / "uninterrupted").mkdir()
+    run_workflow(tmp_path / "uninterrupted", config, *until)
+
+    workdir = tmp_path / "interrupted"
+    workdir.mkdir()
+    configfile = write_config(workdir, config)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    process = subprocess.Popen([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+                                "--directory", str(workdir), "--configfile", str(configfile), "--cores", "2",
+                                "--resources", "gpu=2", *until], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    deadline = time.time() + 240
+    while not list(workdir.glob("results/runs/*/resume/state.pt")):
+        assert process.poll() is None, "the workflow ended before fine-tuning saved its first state"
+        assert time.time() < deadline, "no resumable state within 240 s"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not list(workdir.glob("results/runs/*/run.json"))
+
+    run_workflow(workdir, config, "--unlock")
+    run_workflow(workdir, config, "--rerun-incomplete", *until)
+    log = next(workdir.glob("results/logs/finetune/*.log")).read_text()
+    assert "resumed from" in log
+    run_dir = next(workdir.glob("results/runs/*"))
+    assert_identical(run_dir, tmp_path / "uninterrupted" / "results" / "runs" / run_dir.name,
+                     steps=["step-000160", "step-000320", "step-000480"])

@@ -65,13 +65,13 @@ def main() -> None:
     spec = args.spec
     examples = read_jsonl(args.data_dir / f"{spec['split']}.jsonl", required=("id", "input", "target"))
     examples = examples[: spec["size"]]
-    records, truncated = [], {}
+    records, truncated, tokenizer = [], {}, None
     for step in steps_to_decode(args.run_dir, args.selection):
         ref = str(args.run_dir / "checkpoints" / f"step-{step:06d}")
         # bf16 weights on CUDA decode faster than fp32 weights under autocast, token for token the same
         # (FIELD_NOTES); checkpoints trained on a GPU are stored in bf16 anyway.
         model = modeling.load_model(ref, dtype=torch.bfloat16 if torch.cuda.is_available() else None).eval()
-        tokenizer = modeling.load_tokenizer(ref)
+        tokenizer = tokenizer or modeling.load_tokenizer(ref)  # every checkpoint of a run saves the same one
         predictions, truncated[step] = generate(
             model, tokenizer, [e["input"] for e in examples], args.batch_size, spec["num_beams"],
             spec["max_new_tokens"], spec["max_source_length"])

@@ -14,13 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from workflow_scripts import cli
-from workflow_scripts.files import atomic_path, read_json, read_jsonl, write_text
+from workflow_scripts.files import atomic_path, read_json, read_jsonl, read_tsv, write_text
 
 RULES = ("en-dev", "cos-sim", "tgt-dev")
-
-
-def read_tsv(path: str) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t")
 
 
 def load_measurements(manifest: dict) -> dict[str, pd.DataFrame]:

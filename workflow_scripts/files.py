@@ -88,6 +88,13 @@ def read_jsonl(path, required: Iterable[str] = (), allow_empty: bool = False) ->
     return records
 
 
+def read_tsv(path):
+    """A TSV table another stage wrote, as a pandas DataFrame."""
+    import pandas as pd
+
+    return pd.read_csv(path, sep="\t")
+
+
 def write_tsv(path, frame) -> None:
     """A pandas DataFrame as TSV, atomically, with a fixed float format so reruns are byte-identical."""
     with atomic_path(path) as tmp:

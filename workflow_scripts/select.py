@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workflow_scripts import cli
-from workflow_scripts.files import write_json
+from workflow_scripts.files import read_tsv, write_json
 
 
 def best_step(scores: dict[int, float], lowest: bool = False) -> int | None:
@@ -36,17 +36,14 @@ def select(source_dev: list, target_dev, xlrs, metric: str) -> dict:
 
 
 def main() -> None:
-    import pandas as pd
-
     p = cli.parser(__doc__)
     p.add_argument("--source-dev", type=Path, nargs="+", required=True)
     p.add_argument("--target-dev", type=Path, required=True)
     p.add_argument("--xlrs", type=Path)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
-    read = lambda path: pd.read_csv(path, sep="\t")
-    chosen = select([read(p) for p in args.source_dev], read(args.target_dev),
-                    read(args.xlrs) if args.xlrs else None, args.spec["metric"])
+    chosen = select([read_tsv(p) for p in args.source_dev], read_tsv(args.target_dev),
+                    read_tsv(args.xlrs) if args.xlrs else None, args.spec["metric"])
     chosen = {rule: (None if step is None else int(step)) for rule, step in chosen.items()}
     write_json(args.out, {"spec": args.spec, "selection": chosen})
 

@@ -563,7 +563,7 @@ def load_mtg(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
 # files
 
 
-def _read_table_file(path: Path, where: str) -> tuple[list[dict], dict]:
+def read_table_file(path: Path, where: str) -> tuple[list[dict], dict]:
     """Rows of a JSONL/JSON/TSV/CSV/parquet file (format by suffix), and parquet feature metadata."""
     if not path.is_file():
         raise DataError(f"{where}: {path} does not exist; set dataset.path to a template such as "
@@ -623,7 +623,7 @@ def load_files(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
                         f"data/{{lang}}/{{split}}.tsv")
     up_split, part, spec = _upstream_split(dataset, split, split, where)
     path = Path(dataset["path"].format(lang=lang, split=up_split))
-    rows, features = _read_table_file(path, where)
+    rows, features = read_table_file(path, where)
     known = {field for kind in KINDS.values() for field in kind.fields}
     columns = dict(dataset.get("columns") or {})
     present = list(rows[0]) if rows else []

@@ -7,12 +7,11 @@ at every checkpoint, against each source language of the run.
 """
 from __future__ import annotations
 
-import csv
 import random
 from pathlib import Path
 
 from workflow_scripts import cli
-from workflow_scripts.files import DataError, read_json, read_jsonl
+from workflow_scripts.files import DataError, read_json
 
 
 def load_parallel(declaration: dict, languages: list[str], n_pairs: int, seed: int) -> dict[str, list[str]]:
@@ -33,7 +32,11 @@ def load_parallel(declaration: dict, languages: list[str], n_pairs: int, seed: i
                    for lang in languages}
         rows = [dict(zip(columns, texts)) for texts in zip(*columns.values())]
     elif loader == "file":
-        rows = read_parallel_file(Path(declaration["path"]))
+        from workflow_scripts.datasets import read_table_file
+
+        rows, _ = read_table_file(Path(declaration["path"]), "xlrs.parallel")
+        if not rows:
+            raise DataError(f"xlrs.parallel {declaration['path']}: empty, no parallel sentences")
         for lang in languages:
             if not rows or lang not in rows[0]:
                 raise DataError(f"xlrs.parallel {declaration['path']}: no column for language {lang!r}")
@@ -60,19 +63,6 @@ def task_parallel_rows(declaration: dict, languages: list[str]) -> list[dict]:
         by_language[lang] = {r["id"]: r[field] for r in records}
     shared = sorted(set.intersection(*(set(texts) for texts in by_language.values())))
     return [{lang: by_language[lang][i] for lang in languages} for i in shared]
-
-
-def read_parallel_file(path: Path) -> list[dict]:
-    """A TSV (header row of language codes) or JSONL (one object per row) of aligned sentences."""
-    if path.suffix == ".jsonl":
-        return read_jsonl(path)
-    if not path.exists():
-        raise DataError(f"{path}: file does not exist")
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
-    if not rows:
-        raise DataError(f"{path}: empty, no parallel sentences")
-    return rows
 
 
 def mean_pool(hidden, mask):

@@ -24,6 +24,9 @@ except ConfigError as err:
 STUDY = Study(config)
 
 R = STUDY.results
+# The GPU stages' --speed. Put into their shell commands directly, not as params: Snakemake reruns a job whose
+# params changed, and these settings change how fast, not what.
+SPEED = json.dumps(config["speed"], sort_keys=True)
 
 
 def spec_json(spec, expected_digest=None):

@@ -15,6 +15,14 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def add_speed(p: argparse.ArgumentParser) -> None:
+    """The GPU stages' --speed: how fast, not what (modeling.SPEED_DEFAULTS); not part of the spec or its digest."""
+    from workflow_scripts.modeling import SPEED_DEFAULTS
+
+    p.add_argument("--speed", type=json.loads, default={},
+                   help=f"JSON object overriding the speed settings {json.dumps(SPEED_DEFAULTS)}")
+
+
 def summary_parser(description: str) -> argparse.ArgumentParser:
     """The command line of the aggregation stages: the study's manifest in, a directory out."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -14,21 +14,28 @@ from workflow_scripts.files import read_json, read_jsonl, write_json, write_json
 
 
 def generate(model, tokenizer, inputs: list[str], batch_size: int, num_beams: int, max_new_tokens: int,
-             max_source_length: int) -> tuple[list[str], int]:
+             max_source_length: int, speed: dict | None = None) -> tuple[list[str], int]:
     """Predictions in input order, and how many inputs were cut to max_source_length."""
     import torch
 
-    from workflow_scripts.modeling import autocast_for, length_sorted_batches
+    from workflow_scripts.modeling import autocast_for, length_sorted_batches, speed_settings, wanted
 
+    speed = speed_settings(speed)
     device = next(model.parameters()).device
     lengths = [len(ids) for ids in tokenizer(inputs)["input_ids"]]
     truncated = sum(length > max_source_length for length in lengths)
     predictions = [""] * len(inputs)
+    # A static KV cache lets transformers compile the decoding step on CUDA (FIELD_NOTES: 2x over the dynamic
+    # cache); every new source length is a new shape, hence the length buckets.
+    options = {"cache_implementation": "static"} if wanted(speed["static_cache"], device) else {}
+    bucket = speed["source_bucket"] if options else 1
     # Longest first: a batch that does not fit in memory fails at once, not at the end.
-    batches = length_sorted_batches(tokenizer, inputs, lengths, batch_size, max_source_length, device, descending=True)
+    batches = length_sorted_batches(tokenizer, inputs, lengths, batch_size, max_source_length, device,
+                                    descending=True, bucket=bucket)
     with torch.inference_mode(), autocast_for(device):
         for index, batch in batches:
-            output = model.generate(**batch, num_beams=num_beams, max_new_tokens=max_new_tokens, do_sample=False)
+            output = model.generate(**batch, num_beams=num_beams, max_new_tokens=max_new_tokens, do_sample=False,
+                                    **options)
             # Keep sentinels: the tagging and cloze templates answer through them.
             texts = tokenizer.batch_decode(output, skip_special_tokens=False)
             for i, text in zip(index, texts):
@@ -61,7 +68,9 @@ def main() -> None:
     p.add_argument("--selection", type=Path, help="test split: the selection JSON whose checkpoints to decode")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out", type=Path, required=True)
+    cli.add_speed(p)
     args = p.parse_args()
+    speed = modeling.speed_settings(args.speed)
     spec = args.spec
     examples = read_jsonl(args.data_dir / f"{spec['split']}.jsonl", required=("id", "input", "target"))
     examples = examples[: spec["size"]]
@@ -70,11 +79,12 @@ def main() -> None:
         ref = str(args.run_dir / "checkpoints" / f"step-{step:06d}")
         # bf16 weights on CUDA decode faster than fp32 weights under autocast, token for token the same
         # (FIELD_NOTES); checkpoints trained on a GPU are stored in bf16 anyway.
-        model = modeling.load_model(ref, dtype=torch.bfloat16 if torch.cuda.is_available() else None).eval()
+        model = modeling.load_model(ref, dtype=torch.bfloat16 if torch.cuda.is_available() else None,
+                                    attention=speed["attention"]).eval()
         tokenizer = tokenizer or modeling.load_tokenizer(ref)  # every checkpoint of a run saves the same one
         predictions, truncated[step] = generate(
             model, tokenizer, [e["input"] for e in examples], args.batch_size, spec["num_beams"],
-            spec["max_new_tokens"], spec["max_source_length"])
+            spec["max_new_tokens"], spec["max_source_length"], speed)
         records += [{"step": step, "id": e["id"], "input": e["input"], "reference": e["target"],
                      "prediction": prediction, "record": e["record"]}
                     for e, prediction in zip(examples, predictions)]

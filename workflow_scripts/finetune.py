@@ -61,13 +61,26 @@ def batch_order(n_examples: int, seed: int, epoch: int) -> list[int]:
     return order
 
 
-def collate(tokenizer, pairs: list[dict], params: dict):
-    inputs = tokenizer([p["input"] for p in pairs], max_length=params["max_source_length"], truncation=True,
-                       padding=True, return_tensors="pt")
-    labels = tokenizer(text_target=[p["target"] for p in pairs], max_length=params["max_target_length"],
-                       truncation=True, padding=True, return_tensors="pt")["input_ids"]
-    labels[labels == tokenizer.pad_token_id] = -100
-    return {**inputs, "labels": labels}
+def encode_pairs(tokenizer, examples: list[dict], params: dict) -> list[tuple[list[int], list[int]]]:
+    """Every (input, target) tokenized once, truncated to the maximum lengths: a step then only pads."""
+    sources = tokenizer([e["input"] for e in examples], max_length=params["max_source_length"],
+                        truncation=True)["input_ids"]
+    targets = tokenizer(text_target=[e["target"] for e in examples], max_length=params["max_target_length"],
+                        truncation=True)["input_ids"]
+    return list(zip(sources, targets))
+
+
+def collate(pairs: list[tuple[list[int], list[int]]], pad_id: int, params: dict, speed: dict) -> dict:
+    """Model inputs of encoded pairs, padded to the speed settings' length buckets; padded labels are -100."""
+    from workflow_scripts.modeling import pad_rows, padded_length
+
+    sources, targets = zip(*pairs)
+    source_length = padded_length(max(map(len, sources)), speed["source_bucket"], params["max_source_length"])
+    target_length = padded_length(max(map(len, targets)), speed["target_bucket"], params["max_target_length"])
+    input_ids, attention_mask = pad_rows(sources, pad_id, source_length)
+    labels, label_mask = pad_rows(targets, pad_id, target_length)
+    labels[label_mask == 0] = -100
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
 class Stop(Exception):
@@ -112,39 +125,65 @@ def load_state(path: Path, model, optimizer) -> tuple[int, list[dict]]:
     return state["step"], state["log"]
 
 
-def setup_training(model, params: dict):
+def setup_training(model, params: dict, speed: dict, device=None):
     """The Accelerator, prepared model and optimizer, as every run (and benchmarks/bench.py) trains them."""
     import torch
     from accelerate import Accelerator
 
-    accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
-                              cpu=not torch.cuda.is_available())
+    from workflow_scripts.modeling import resolve_device, wanted
+
+    device = torch.device(device) if device is not None else resolve_device()
+    accelerator = Accelerator(mixed_precision="bf16" if device.type == "cuda" else "no", cpu=device.type == "cpu")
+    model.set_attn_implementation(speed["attention"])
     model = model.to(accelerator.device)
     # The fused CUDA kernel updates all parameters in one launch; CPU keeps the reference implementation.
     optimizer = torch.optim.AdamW(model.parameters(), lr=params["learning_rate"],
                                   weight_decay=params["weight_decay"], fused=accelerator.device.type == "cuda")
+    if wanted(speed["compile"], accelerator.device):
+        # In place (Module.compile), so state_dict keys and unwrap_model stay as they are. One graph per length
+        # bucket and micro-batch size; the limit is raised so that no bucket falls back to eager.
+        import torch._dynamo
+
+        buckets = [-(-params[f"max_{side}_length"] // speed[f"{side}_bucket"]) for side in ("source", "target")]
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit,
+                                                   4 * buckets[0] * buckets[1])
+        # A model or torch version that fails to compile trains uncompiled (dynamo logs why) rather than stopping.
+        torch._dynamo.config.suppress_errors = True
+        model.compile(dynamic=False)
     model, optimizer = accelerator.prepare(model, optimizer)
     return accelerator, model, optimizer
 
 
-def train_step(model, optimizer, accelerator, tokenizer, batch: list[dict], params: dict) -> float:
-    """One optimizer step on `batch`, in micro-batches of params["micro_batch_size"]; returns the batch loss."""
+def train_step(model, optimizer, accelerator, batch: list[tuple[list[int], list[int]]], pad_id: int,
+               params: dict, speed: dict) -> float:
+    """One optimizer step on a batch of encoded pairs, in micro-batches of params["micro_batch_size"];
+    returns the batch loss."""
     import contextlib
 
     import torch
 
     micro_batches = [batch[i:i + params["micro_batch_size"]] for i in range(0, len(batch), params["micro_batch_size"])]
-    batch_loss = 0.0
+    target_tokens = sum(len(target) for _, target in batch)
+    on_cuda = accelerator.device.type == "cuda"
+    losses = []
     for number, micro in enumerate(micro_batches):
-        inputs = {k: v.to(accelerator.device) for k, v in collate(tokenizer, micro, params).items()}
+        # Pinned host memory lets the copy run asynchronously with the GPU's work.
+        inputs = {k: (v.pin_memory() if on_cuda else v).to(accelerator.device, non_blocking=True)
+                  for k, v in collate(micro, pad_id, params, speed).items()}
         last = number == len(micro_batches) - 1
-        # Gradients are summed over micro-batches; weighting by size gives the mean over the batch.
+        # The model's loss is the mean over a micro-batch's target tokens; weighting each by its share of the
+        # batch's tokens makes the summed gradients those of the whole batch at once.
+        share = sum(len(target) for _, target in micro) / target_tokens
         with contextlib.nullcontext() if last else accelerator.no_sync(model):
-            loss = model(**inputs).loss * (len(micro) / len(batch))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()}")
+            loss = model(**inputs).loss * share
             accelerator.backward(loss)
-        batch_loss += loss.item()
+        losses.append(loss.detach())
+    # One synchronisation per step, after the backward pass is queued; a non-finite loss stops the run
+    # before the optimizer can write it into the weights.
+    batch_loss = torch.stack(losses).sum().item()
+    if not math.isfinite(batch_loss):
+        optimizer.zero_grad(set_to_none=True)
+        raise FloatingPointError(f"loss is {batch_loss}")
     if params["max_grad_norm"] > 0:
         accelerator.clip_grad_norm_(model.parameters(), params["max_grad_norm"])
     optimizer.step()
@@ -152,7 +191,8 @@ def train_step(model, optimizer, accelerator, tokenizer, batch: list[dict], para
     return batch_loss
 
 
-def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path, run_id: str) -> dict:
+def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path, run_id: str,
+          speed: dict | None = None) -> dict:
     import torch
     from accelerate.utils import set_seed
     from tqdm import tqdm
@@ -164,9 +204,11 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
     if not examples:
         raise DataError(f"run {run_id}: no training examples in {', '.join(spec['sources'])}")
     set_seed(spec["seed"])
+    speed = modeling.speed_settings(speed)
     tokenizer = modeling.load_tokenizer(model_ref, sentinels=TEMPLATE_SENTINELS[spec["kind"]])
+    encoded = encode_pairs(tokenizer, examples, params)
     accelerator, model, optimizer = setup_training(modeling.load_model(model_ref, device=torch.device("cpu")),
-                                                   params)
+                                                   params, speed)
 
     steps_per_epoch = math.ceil(len(examples) / params["batch_size"])
     total_steps = max(1, math.ceil(steps_per_epoch * params["epochs"]))
@@ -188,8 +230,8 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
         batch_ids = batch_order(len(examples), spec["seed"], epoch)[index * params["batch_size"]:
                                                                    (index + 1) * params["batch_size"]]
         try:
-            batch_loss = train_step(model, optimizer, accelerator, tokenizer,
-                                    [examples[i] for i in batch_ids], params)
+            batch_loss = train_step(model, optimizer, accelerator, [encoded[i] for i in batch_ids],
+                                    tokenizer.pad_token_id, params, speed)
         except FloatingPointError as err:
             last_good = [s for s in saves if s <= step]
             raise FloatingPointError(
@@ -213,7 +255,7 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
     return {"spec": spec, "run": run_id, "examples_per_source": counts, "warnings": warnings,
             "total_steps": total_steps, "checkpoints": saves, "device": accelerator.device.type,
             "model_type": accelerator.unwrap_model(model).config.model_type,
-            "mixed_precision": accelerator.mixed_precision, "log": log_rows}
+            "mixed_precision": accelerator.mixed_precision, "speed": speed, "log": log_rows}
 
 
 def main() -> None:
@@ -224,10 +266,11 @@ def main() -> None:
     p.add_argument("--model", required=True, help="directory or hub id for from_pretrained")
     p.add_argument("--data", nargs="+", required=True, metavar="LANG=DIR", help="cast directory of each source")
     p.add_argument("--out-dir", type=Path, required=True)
+    cli.add_speed(p)
     args = p.parse_args()
     cast_dirs = dict(item.split("=", 1) for item in args.data)
     try:
-        result = train(args.spec, args.model, cast_dirs, args.out_dir, args.run_id)
+        result = train(args.spec, args.model, cast_dirs, args.out_dir, args.run_id, args.speed)
     except Stop as stop:
         print(f"stopped: {stop}", file=sys.stderr)
         sys.exit(EXIT_STOPPED)

@@ -17,6 +17,10 @@ from pathlib import Path
 import torch
 
 log = logging.getLogger("modeling")
+# How fast, not what: these settings change float rounding at most, so they are not part of any digest
+# (like the device). The config schema's `speed` section repeats these defaults (tests/test_speed.py).
+SPEED_DEFAULTS = {"attention": "eager", "compile": "auto", "static_cache": "auto", "source_bucket": 128,
+                  "target_bucket": 32}
 
 
 class ModelError(ValueError):
@@ -27,6 +31,25 @@ def resolve_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def speed_settings(given: dict | None = None) -> dict:
+    unknown = sorted(set(given or {}) - set(SPEED_DEFAULTS))
+    if unknown:
+        raise ValueError(f"speed: unknown setting {unknown[0]!r} (known: {', '.join(SPEED_DEFAULTS)})")
+    return {**SPEED_DEFAULTS, **(given or {})}
+
+
+def wanted(setting, device: torch.device) -> bool:
+    """A speed switch: true, false, or "auto" (on CUDA only: on a CPU compiling costs more than it saves)."""
+    return setting is True or (setting == "auto" and device.type == "cuda")
+
+
+def padded_length(longest: int, multiple: int, cap: int | None) -> int:
+    """`longest` rounded up to a multiple of `multiple`, but not beyond `cap`: compiled code then sees a few
+    shapes instead of one per batch, and padding is masked, so the result does not change."""
+    rounded = -(-longest // multiple) * multiple
+    return max(longest, min(rounded, cap)) if cap else rounded
+
+
 def autocast_for(device: torch.device):
     """bf16 autocast on CUDA (mT5 overflows in fp16), none on CPU (fp32)."""
     if device.type == "cuda":
@@ -35,13 +58,24 @@ def autocast_for(device: torch.device):
 
 
 def length_sorted_batches(tokenizer, texts: list[str], lengths: list[int], batch_size: int, max_length: int,
-                          device: torch.device, descending: bool = False):
-    """(indices, tokenized batch) in length order, so each batch is padded as little as possible."""
+                          device: torch.device, descending: bool = False, bucket: int = 1):
+    """(indices, tokenized batch) in length order, so each batch is padded as little as possible (up to a
+    multiple of `bucket`, see padded_length)."""
     order = sorted(range(len(texts)), key=lambda i: lengths[i], reverse=descending)
     for start in range(0, len(order), batch_size):
         index = order[start:start + batch_size]
-        yield index, tokenizer([texts[i] for i in index], max_length=max_length, truncation=True, padding=True,
-                               return_tensors="pt").to(device)
+        batch = tokenizer([texts[i] for i in index], max_length=max_length, truncation=True)["input_ids"]
+        ids, mask = pad_rows(batch, tokenizer.pad_token_id, padded_length(max(map(len, batch)), bucket, max_length))
+        yield index, {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+
+
+def pad_rows(rows: list[list[int]], value: int, length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids (to `length`, default the longest row) and their attention mask."""
+    ids = torch.full((len(rows), length or max(map(len, rows))), value, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row, dtype=torch.long), 1
+    return ids, mask
 
 
 @contextlib.contextmanager
@@ -120,8 +154,12 @@ def load_tokenizer(ref: str, sentinels: int = 0):
     return tokenizer
 
 
-def load_model(ref: str, device: torch.device | None = None, dtype: torch.dtype | None = None):
-    """A seq2seq model from a directory or hub id, checked for an untied head where it has one."""
+def load_model(ref: str, device: torch.device | None = None, dtype: torch.dtype | None = None,
+               attention: str | None = None):
+    """A seq2seq model from a directory or hub id, checked for an untied head where it has one.
+
+    attention: "eager" or "sdpa" (transformers' default). T5's relative position bias is a float mask that
+    keeps sdpa off its flash kernel, and eager measured faster for mT5 (FIELD_NOTES)."""
     from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
     try:
@@ -132,7 +170,7 @@ def load_model(ref: str, device: torch.device | None = None, dtype: torch.dtype 
         raise ModelError(f"model {ref!r} is a {config.model_type} model without an encoder; "
                          "this pipeline needs an encoder-decoder (seq2seq) model such as mT5")
     with quiet_transformers():
-        model = AutoModelForSeq2SeqLM.from_pretrained(ref, dtype=dtype or torch.float32)
+        model = AutoModelForSeq2SeqLM.from_pretrained(ref, dtype=dtype or torch.float32, attn_implementation=attention)
     if stores_own_lm_head(ref):
         assert_head_untied(model, ref)
     return model.to(device or resolve_device())

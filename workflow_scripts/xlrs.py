@@ -32,7 +32,7 @@ def load_parallel(declaration: dict, languages: list[str], n_pairs: int, seed: i
                    for lang in languages}
         rows = [dict(zip(columns, texts)) for texts in zip(*columns.values())]
     elif loader == "file":
-        from workflow_scripts.datasets import read_table_file
+        from workflow_scripts.loaders import read_table_file
 
         rows, _ = read_table_file(Path(declaration["path"]), "xlrs.parallel")
         if not rows:
@@ -51,13 +51,13 @@ def load_parallel(declaration: dict, languages: list[str], n_pairs: int, seed: i
 
 def task_parallel_rows(declaration: dict, languages: list[str]) -> list[dict]:
     """Rows of a multi-way parallel task dataset (the paper: MTG story-completion test set), joined by id."""
-    from workflow_scripts import datasets
+    from workflow_scripts import loaders
 
     field, split = declaration.get("field", "document"), declaration.get("split", "test")
     by_language = {}
     for lang in languages:
         try:
-            records, _ = datasets.load(declaration, lang, split)
+            records, _ = loaders.load(declaration, lang, split)
         except DataError as err:
             raise DataError(f"xlrs.parallel: no parallel sentences for language {lang!r}: {err}") from err
         by_language[lang] = {r["id"]: r[field] for r in records}
@@ -88,9 +88,9 @@ def encode(model, tokenizer, sentences: list[str], batch_size: int, max_length: 
         for index, batch in batches:
             states = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                              output_hidden_states=True).hidden_states
-            layers = torch.stack([mean_pool(h.float(), batch["attention_mask"]) for h in states], dim=1)
+            layers = torch.stack([mean_pool(h.float(), batch["attention_mask"]) for h in states], dim=1).cpu()
             for row, i in enumerate(index):
-                pooled[i] = layers[row].cpu()
+                pooled[i] = layers[row]
     return torch.stack(pooled, dim=1)
 
 
@@ -136,15 +136,16 @@ def main() -> None:
     p.add_argument("--targets", nargs="+", help="target languages (default: the spec's target)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out", type=Path, required=True)
+    cli.add_speed(p)
     args = p.parse_args()
-    spec = args.spec
+    spec, speed = args.spec, modeling.speed_settings(args.speed)
     targets = args.targets or [spec["target"]]
     parallel = load_parallel(spec["parallel"], list(dict.fromkeys([*spec["sources"], *targets])),
                              spec["n_pairs"], spec["seed"])
     tokenizer = modeling.load_tokenizer(args.model)
     rows = []
     for step, ref in checkpoints_of(args.run_dir, args.model):
-        model = modeling.load_model(ref).eval()
+        model = modeling.load_model(ref, attention=speed["attention"]).eval()
         rows += xlrs_rows(model, tokenizer, parallel, spec["sources"], targets, step, args.batch_size,
                           spec["max_length"])
     write_tsv(args.out, pd.DataFrame(rows))

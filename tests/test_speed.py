@@ -1,0 +1,132 @@
+"""The speed settings (config `speed`, modeling.SPEED_DEFAULTS) change how fast, never what: length buckets,
+a compiled training step, a static KV cache and the attention implementation give the results of the plain
+path (fp32, CPU), and changing them plans no job."""
+import copy
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, dry_run, tiny_config
+from workflow_scripts import decode, finetune, modeling, xlrs
+
+PARAMS = {"micro_batch_size": 4, "max_grad_norm": 1.0, "learning_rate": 1e-3, "weight_decay": 0.0,
+          "max_source_length": 40, "max_target_length": 20}
+PLAIN = {**modeling.SPEED_DEFAULTS, "compile": False, "static_cache": False, "source_bucket": 1, "target_bucket": 1}
+SENTENCES = ["the cat sat on the mat", "a dog", "zwei kleine Hunde laufen im Park herum", "猫在垫子上",
+             "un chat", "el perro come", "the quick brown fox jumps over the lazy dog again and again", "hi"]
+
+
+def test_schema_defaults_are_the_code_defaults():
+    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
+    properties = schema["properties"]["speed"]["properties"]
+    assert {key: value["default"] for key, value in properties.items()} == modeling.SPEED_DEFAULTS
+
+
+def test_unknown_speed_setting_is_named():
+    with pytest.raises(ValueError, match="'complie'"):
+        modeling.speed_settings({"complie": True})
+
+
+@pytest.mark.parametrize("longest, multiple, cap, expected", [
+    (150, 128, 512, 256), (128, 128, 512, 128), (500, 128, 512, 512), (90, 128, 100, 100), (7, 1, 100, 7),
+    (30, 32, None, 32)])
+def test_padded_length_rounds_up_to_the_bucket_within_the_cap(longest, multiple, cap, expected):
+    assert modeling.padded_length(longest, multiple, cap) == expected
+
+
+def pairs(tokenizer, n=8):
+    examples = [{"input": SENTENCES[i % len(SENTENCES)], "target": SENTENCES[(i + 3) % len(SENTENCES)]}
+                for i in range(n)]
+    return finetune.encode_pairs(tokenizer, examples, PARAMS)
+
+
+def losses_and_weights(model_dir, speed, steps=3, params=PARAMS):
+    tokenizer = modeling.load_tokenizer(model_dir)
+    torch.manual_seed(0)
+    accelerator, model, optimizer = finetune.setup_training(modeling.load_model(model_dir, device=torch.device("cpu")),
+                                                            params, speed, "cpu")
+    model.train()
+    model.config.dropout_rate = 0.0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    batch = pairs(tokenizer)
+    losses = [finetune.train_step(model, optimizer, accelerator, batch, tokenizer.pad_token_id, params, speed)
+              for _ in range(steps)]
+    return losses, accelerator.unwrap_model(model).lm_head.weight.detach().clone()
+
+
+def test_collate_pads_to_the_buckets_and_masks_the_padding(tiny_model_dir):
+    tokenizer = modeling.load_tokenizer(tiny_model_dir)
+    encoded = pairs(tokenizer)
+    batch = finetune.collate(encoded, tokenizer.pad_token_id, PARAMS, {"source_bucket": 16, "target_bucket": 8})
+    longest_source, longest_target = (max(len(p[i]) for p in encoded) for i in (0, 1))
+    assert batch["input_ids"].shape[1] == min(40, -(-longest_source // 16) * 16)
+    assert batch["labels"].shape[1] == min(20, -(-longest_target // 8) * 8)
+    assert batch["attention_mask"].sum().item() == sum(len(p[0]) for p in encoded)
+    assert (batch["labels"] != -100).sum().item() == sum(len(p[1]) for p in encoded)
+
+
+def test_length_buckets_do_not_change_training(tiny_model_dir):
+    plain, plain_weights = losses_and_weights(tiny_model_dir, PLAIN)
+    bucketed, bucketed_weights = losses_and_weights(tiny_model_dir, {**PLAIN, "source_bucket": 32, "target_bucket": 16})
+    assert bucketed == pytest.approx(plain, rel=1e-5)
+    assert torch.allclose(bucketed_weights, plain_weights, atol=1e-6)
+
+
+def test_micro_batches_sum_to_the_batch(tiny_model_dir):
+    plain, plain_weights = losses_and_weights(tiny_model_dir, PLAIN, params={**PARAMS, "micro_batch_size": 8})
+    accumulated, weights = losses_and_weights(tiny_model_dir, PLAIN, params={**PARAMS, "micro_batch_size": 3})
+    assert accumulated == pytest.approx(plain, rel=1e-5)
+    assert torch.allclose(weights, plain_weights, atol=1e-6)
+
+
+def test_compiled_training_gives_the_same_losses(tiny_model_dir):
+    from torch._dynamo.utils import counters
+
+    plain, plain_weights = losses_and_weights(tiny_model_dir, {**PLAIN, "source_bucket": 64, "target_bucket": 32})
+    counters.clear()
+    compiled, compiled_weights = losses_and_weights(tiny_model_dir, {**PLAIN, "compile": True, "source_bucket": 64,
+                                                                     "target_bucket": 32})
+    assert counters["stats"]["unique_graphs"] >= 1  # it ran compiled, not silently eager
+    assert not counters["graph_break"]  # one graph: every step is the compiled forward
+    assert compiled == pytest.approx(plain, rel=1e-4)
+    assert torch.allclose(compiled_weights, plain_weights, atol=1e-5)
+
+
+def test_static_cache_and_buckets_decode_the_same_tokens(tiny_model_dir):
+    model = modeling.load_model(tiny_model_dir, device=torch.device("cpu")).eval()
+    tokenizer = modeling.load_tokenizer(tiny_model_dir)
+    plain, _ = decode.generate(model, tokenizer, SENTENCES, 3, 1, 12, 40, PLAIN)
+    static, _ = decode.generate(model, tokenizer, SENTENCES, 3, 1, 12, 40,
+                                {**PLAIN, "static_cache": True, "source_bucket": 16})
+    assert static == plain and any(plain)
+
+
+def test_eager_and_sdpa_attention_give_the_same_xlrs(tiny_model_dir):
+    tokenizer = modeling.load_tokenizer(tiny_model_dir)
+    vectors = {attention: xlrs.encode(modeling.load_model(tiny_model_dir, device=torch.device("cpu"),
+                                                          attention=attention).eval(), tokenizer, SENTENCES, 3, 40)
+               for attention in ("eager", "sdpa")}
+    assert torch.allclose(vectors["eager"], vectors["sdpa"], atol=1e-5)
+
+
+def test_a_nan_loss_stops_before_the_weights_change(tiny_model_dir):
+    tokenizer = modeling.load_tokenizer(tiny_model_dir)
+    accelerator, model, optimizer = finetune.setup_training(modeling.load_model(tiny_model_dir, device=torch.device("cpu")),
+                                                            PARAMS, PLAIN, "cpu")
+    with torch.no_grad():
+        model.shared.weight[5] = float("nan")
+    before = copy.deepcopy(model.lm_head.weight.detach())
+    batch = [([5, 6, 1], [7, 1])] * 4
+    with pytest.raises(FloatingPointError, match="loss is nan"):
+        finetune.train_step(model, optimizer, accelerator, batch, tokenizer.pad_token_id, PARAMS, PLAIN)
+    assert torch.equal(model.lm_head.weight, before)
+
+
+def test_changing_speed_settings_plans_no_job(finished_study):
+    config = tiny_config()
+    config["speed"] = {"attention": "sdpa", "compile": True, "static_cache": True, "source_bucket": 64,
+                       "target_bucket": 8}
+    assert dry_run(finished_study, config) == []

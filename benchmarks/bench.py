@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from workflow_scripts import decode, finetune, modeling, xlrs
-from benchmarks.synthetic import IdTokenizer, hf_collator, pad, synthetic, text
+from benchmarks.synthetic import IdTokenizer, hf_collator, synthetic, text
 from workflow_scripts.build_model import untie_output_layer
 
 SHAPES = {
@@ -76,20 +76,25 @@ def build_model(shape: dict, seed: int, dropout: float):
     return untie_output_layer(MT5ForConditionalGeneration(config))
 
 
-def train_ours(template, examples, shape, steps, device):
-    """finetune.train_step, set up by finetune.setup_training as every run is."""
+def train_params(shape: dict) -> dict:
+    return {"micro_batch_size": shape["batch"], "max_grad_norm": MAX_GRAD_NORM, "learning_rate": LEARNING_RATE,
+            "weight_decay": 0.0, "max_source_length": shape["source"][1], "max_target_length": shape["target"][1]}
+
+
+def train_ours(template, examples, shape, steps, device, speed):
+    """finetune.train_step on finetune.encode_pairs' output, set up by finetune.setup_training as every run is."""
     from accelerate.state import AcceleratorState
 
     reset_memory(device)
-    params = {"micro_batch_size": shape["batch"], "max_grad_norm": MAX_GRAD_NORM, "learning_rate": LEARNING_RATE,
-              "weight_decay": 0.0, "max_source_length": shape["source"][1], "max_target_length": shape["target"][1]}
-    accelerator, model, optimizer = finetune.setup_training(copy.deepcopy(template), params)
+    params = train_params(shape)
+    accelerator, model, optimizer = finetune.setup_training(copy.deepcopy(template), params, speed, device)
     model.train()
-    pairs = [{"input": text(s), "target": text(t)} for s, t in examples]
-    losses, times, batch = [], [], shape["batch"]
+    tokenizer = IdTokenizer()
+    pairs = finetune.encode_pairs(tokenizer, [{"input": text(s), "target": text(t)} for s, t in examples], params)
+    losses, times, batch = [], [sync(device)], shape["batch"]
     for step in range(steps):
-        losses.append(finetune.train_step(model, optimizer, accelerator, IdTokenizer(),
-                                          pairs[step * batch:(step + 1) * batch], params))
+        losses.append(finetune.train_step(model, optimizer, accelerator, pairs[step * batch:(step + 1) * batch],
+                                          tokenizer.pad_token_id, params, speed))
         times.append(sync(device))
     memory = peak_memory(device)
     accelerator.free_memory(model, optimizer)
@@ -106,6 +111,10 @@ def train_trainer(template, examples, shape, steps, device, seed):
     class Record(TrainerCallback):
         def __init__(self):
             self.losses, self.times = [], []
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if not self.times:
+                self.times.append(sync(device))
 
         def on_step_end(self, args, state, control, **kwargs):
             self.times.append(sync(device))
@@ -152,25 +161,29 @@ def finetune_section(template, shape, args, device, precision):
     rng = random.Random(args.seed)
     examples = list(zip(synthetic(rng, total * batch, shape["source"], vocab),
                         synthetic(rng, total * batch, shape["target"], vocab)))
-    # The first batch through both collators: both sides must see identical tensors.
-    params = {"max_source_length": shape["source"][1], "max_target_length": shape["target"][1]}
-    ours_batch = finetune.collate(IdTokenizer(), [{"input": text(s), "target": text(t)} for s, t in examples[:batch]],
+    # The first batch through both collators: both sides must see identical tensors (ours pads further, to its
+    # length buckets, with masked positions; without buckets the tensors must be equal).
+    params, unbucketed = train_params(shape), {**args.speed, "source_bucket": 1, "target_bucket": 1}
+    pairs = finetune.encode_pairs(IdTokenizer(), [{"input": text(s), "target": text(t)} for s, t in examples[:batch]],
                                   params)
+    ours_batch = finetune.collate(pairs, IdTokenizer.pad_token_id, params, unbucketed)
     hf_batch = hf_collator([{"input_ids": s, "labels": t} for s, t in examples[:batch]])
     assert all(torch.equal(ours_batch[k], hf_batch[k]) for k in hf_batch), "the two collators disagree"
-    runs = {"ours": train_ours(template, examples, shape, total, device),
+    runs = {"ours": train_ours(template, examples, shape, total, device, args.speed),
             "baseline": train_trainer(template, examples, shape, total, device, args.seed)}
     timed = examples[args.warmup * batch:]
     source, target = (sum(len(pair[i]) for pair in timed) / args.steps for i in (0, 1))
     flops, flops_naive = step_flops(template, source, target)
     figures = {}
     for name, (_, times, memory, *_) in runs.items():
-        step_s = (times[-1] - times[args.warmup - 1]) / args.steps
+        # times[0] is the start of step 1, times[k] the end of step k.
+        step_s = (times[-1] - times[args.warmup]) / args.steps
         figures[name] = {"samples_per_s": batch / step_s, "step_s": step_s, "tflops": flops / step_s / 1e12,
                          "utilisation": flops / step_s / 1e12 / args.peak_tflops if args.peak_tflops else None,
                          "utilisation_6ND_all_params": (flops_naive / step_s / 1e12 / args.peak_tflops
                                                         if args.peak_tflops else None),
-                         "peak_memory_bytes": memory}
+                         "peak_memory_bytes": memory,
+                         "first_step_s": times[1] - times[0]}  # includes torch.compile's compilation
     ours, baseline = runs["ours"][0], runs["baseline"][0]
     tolerance = TOLERANCE[precision]
     first, curve = relative(ours[0], baseline[0]), max(relative(a, b) for a, b in zip(ours, baseline))
@@ -191,7 +204,9 @@ def finetune_section(template, shape, args, device, precision):
 
 def decode_section(template, shape, args, device, precision):
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    # One model for both sides, so with the attention implementation decode.main loads (speed.attention).
     model = copy.deepcopy(template).to(device=device, dtype=dtype).eval()
+    model.set_attn_implementation(args.speed["attention"])
     new, length, batch = shape["new_tokens"], shape["decode_source"], args.decode_batch
     model.generation_config.min_new_tokens = new  # for both sides: every sequence gets exactly `new` tokens
     sources = synthetic(random.Random(args.seed + 1), batch * args.decode_batches, (length, length),
@@ -199,12 +214,12 @@ def decode_section(template, shape, args, device, precision):
     texts, tokenizer = [text(s) for s in sources], IdTokenizer()
 
     def ours(items):
-        return decode.generate(model, tokenizer, items, batch, 1, new, length)[0]
+        return decode.generate(model, tokenizer, items, batch, 1, new, length, args.speed)[0]
 
     def baseline(rows):
         outputs = []
         for start in range(0, len(rows), batch):
-            ids, mask = pad(rows[start:start + batch], 0)
+            ids, mask = modeling.pad_rows(rows[start:start + batch], 0)
             out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=new,
                                  do_sample=False)
             assert out.shape[1] == new + 1, "generate stopped early"
@@ -239,7 +254,7 @@ def xlrs_section(template, shape, args, device, work: Path):
                                                   shape["model"]["vocab_size"])] for lang in LANGUAGES}
     reset_memory(device)
     start = sync(device)
-    model = modeling.load_model(str(checkpoint), device=device).eval()
+    model = modeling.load_model(str(checkpoint), device=device, attention=args.speed["attention"]).eval()
     loaded = sync(device)
     rows = xlrs.xlrs_rows(model, tokenizer, parallel, LANGUAGES[:1], LANGUAGES[1:], 0, XLRS_BATCH, XLRS_MAX_LENGTH)
     end = sync(device)
@@ -261,6 +276,8 @@ def table(record: dict) -> str:
             ("fine-tune peak memory", gib(f["ours"]["peak_memory_bytes"]), gib(f["baseline"]["peak_memory_bytes"]),
              "", "<= baseline", t["finetune_memory"]),
             ("FLOP utilisation", pct(f["ours"]["utilisation"]), pct(f["baseline"]["utilisation"]), "", "", ""),
+            ("first step (ours: incl. compiling)", f"{f['ours']['first_step_s']:.1f} s",
+             f"{f['baseline']['first_step_s']:.1f} s", "", "", ""),
             ("loss rel. diff: first / max over curve", f"{m['first_loss']['relative_difference']:.1e}",
              f"{m['curve']['max_relative_difference']:.1e}", "",
              "{first:.0e} / {curve:.0e}".format(**m["tolerance_relative"]), t["math"]),
@@ -287,12 +304,16 @@ def parse_args(argv):
     p.add_argument("--peak-tflops", type=float, help="bf16 dense peak (default by device name: H100 989, H200 790)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout_rate (0: the loss comparison needs it)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--speed", type=json.loads, default={},
+                   help="JSON object overriding the product's speed settings for our side, e.g. "
+                        "'{\"compile\": false}' (defaults: workflow_scripts.modeling.SPEED_DEFAULTS)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/record.json"))
     args = p.parse_args(argv)
     shape = SHAPES[args.shape]
     args.steps = args.steps or shape["steps"]
     args.warmup = max(1, shape["warmup"] if args.warmup is None else args.warmup)
     args.decode_batch = args.decode_batch or shape["decode_batch"]
+    args.speed = modeling.speed_settings(args.speed)
     return args
 
 
@@ -331,7 +352,9 @@ def main(argv: list[str] | None = None) -> dict:
                            "cpu_threads": torch.get_num_threads()},
               "shape": {"name": args.shape, **shape["model"], "parameters": checkpoint["parameters"],
                         "dropout_rate": args.dropout, "seed": args.seed},
-              "precision": precision, "finetune": finetuning, "math": math, "decode": decoding, "xlrs": xlrs_figures,
+              "precision": precision, "speed": {**args.speed, "compiled": modeling.wanted(args.speed["compile"], device),
+                                                "static_cache": modeling.wanted(args.speed["static_cache"], device)},
+              "finetune": finetuning, "math": math, "decode": decoding, "xlrs": xlrs_figures,
               "checkpoint": checkpoint, "targets": targets, "target_values": TARGETS,
               "anchors": json.loads(anchors.read_text()) if anchors.exists() else None}
     args.out.parent.mkdir(parents=True, exist_ok=True)

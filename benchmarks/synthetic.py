@@ -1,7 +1,7 @@
 """Synthetic data for the benchmark: token-id sequences, and a tokenizer-shaped adapter over them.
 
 No tokenizer needs training: a "text" is its token ids written in decimal ("17 5 1"), which IdTokenizer
-turns back into ids, so the product functions (finetune.collate, decode.generate, xlrs.encode,
+turns back into ids, so the product functions (finetune.encode_pairs, decode.generate, xlrs.encode,
 modeling.save_model) run unchanged on exactly the ids the Hugging Face baseline gets.
 """
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-import torch
+from workflow_scripts.modeling import pad_rows
 
 
 class IdTokenizer:
-    """What finetune.collate, decode.generate/clean, modeling.length_sorted_batches and modeling.save_model
+    """What finetune.encode_pairs, decode.generate/clean, modeling.length_sorted_batches and modeling.save_model
     call on a tokenizer, for texts of decimal token ids. Truncation keeps the first max_length ids."""
     pad_token, eos_token, pad_token_id, eos_token_id = "<pad>", "</s>", 0, 1
 
@@ -26,7 +26,7 @@ class IdTokenizer:
             rows = [row[:max_length] for row in rows]
         if return_tensors is None:
             return BatchEncoding({"input_ids": rows, "attention_mask": [[1] * len(row) for row in rows]})
-        ids, mask = pad(rows, self.pad_token_id)
+        ids, mask = pad_rows(rows, self.pad_token_id)
         return BatchEncoding({"input_ids": ids, "attention_mask": mask})
 
     def batch_decode(self, sequences, skip_special_tokens=False):
@@ -37,19 +37,10 @@ class IdTokenizer:
         Path(directory, "tokenizer.txt").write_text("benchmarks.synthetic.IdTokenizer: texts are decimal token ids\n")
 
 
-def pad(rows: list[list[int]], value: int):
-    """Right-padded ids to the longest row (as padding=True does) and the attention mask."""
-    ids = torch.full((len(rows), max(map(len, rows))), value, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, row in enumerate(rows):
-        ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1
-    return ids, mask
-
-
 def hf_collator(features):
     """The baseline's collator: what DataCollatorForSeq2Seq gives for pre-tokenized examples."""
-    ids, mask = pad([f["input_ids"] for f in features], 0)
-    return {"input_ids": ids, "attention_mask": mask, "labels": pad([f["labels"] for f in features], -100)[0]}
+    ids, mask = pad_rows([f["input_ids"] for f in features], 0)
+    return {"input_ids": ids, "attention_mask": mask, "labels": pad_rows([f["labels"] for f in features], -100)[0]}
 
 
 def synthetic(rng: random.Random, n: int, lengths: tuple[int, int], vocab: int) -> list[list[int]]:

@@ -15,7 +15,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 
-from workflow_scripts import datasets as loaders  # noqa: E402
+from workflow_scripts import loaders  # noqa: E402
 from workflow_scripts import tasks  # noqa: E402
 from workflow_scripts.files import DataError  # noqa: E402
 
@@ -467,7 +467,7 @@ def test_unknown_loader_is_a_data_error():
 
 
 def test_import_pulls_in_no_heavy_library():
-    code = ("import sys; import workflow_scripts.datasets, workflow_scripts.prepare; "
+    code = ("import sys; import workflow_scripts.loaders, workflow_scripts.prepare; "
             "print(sorted(m for m in ('datasets', 'pyarrow', 'pandas', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.dirname(__file__)))

@@ -74,7 +74,7 @@ def test_paths_with_spaces_quotes_and_semicolons_reach_no_shell_unquoted(tmp_pat
 
 
 def test_no_unsafe_loading_anywhere_in_the_code():
-    code = {p: p.read_text() for p in (REPO / "workflow_scripts").glob("*.py")}
+    code = {p: p.read_text() for p in (REPO / "workflow_scripts").rglob("*.py")}
     for path, text in code.items():
         for call in re.findall(r"torch\.load\([^)]*\)", text):
             assert "weights_only=True" in call, f"{path.name}: {call}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workflow_scripts import cli, tasks
-from workflow_scripts.datasets import SPLITS
+from workflow_scripts.loaders import SPLITS
 from workflow_scripts.files import read_jsonl, write_json, write_jsonl
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workflow_scripts import cli, datasets, tasks
+from workflow_scripts import cli, loaders, tasks
 from workflow_scripts.files import DataError, write_json, write_jsonl
 
 
@@ -14,10 +14,10 @@ def prepare(spec: dict) -> tuple[dict[str, list[dict]], dict[str, dict]]:
     """Every split's records, and each split's loader notes (what was dropped and why)."""
     task_kind = tasks.kind(spec["kind"])
     splits, notes = {}, {}
-    for split in datasets.SPLITS:
+    for split in loaders.SPLITS:
         where = f"task {spec['task']!r}, language {spec['lang']!r}, split {split!r}"
         try:
-            records, notes[split] = datasets.load(spec["dataset"], spec["lang"], split)
+            records, notes[split] = loaders.load(spec["dataset"], spec["lang"], split)
         except DataError as err:
             raise DataError(f"{where}: {err}") from err
         if not records:

@@ -1,0 +1,54 @@
+"""Dataset loaders: each turns one declaration from config.yaml into normalised records.
+
+Nothing downstream knows where records came from: every loader returns the fields of its task kind
+(workflow_scripts/tasks.py), in a deterministic order.
+
+Loaders (`dataset.loader`), with the declaration keys each reads (schemas/config.schema.yaml):
+  demo         generated corpus (name, sizes, seed)
+  jsonl        one JSONL file per language and split, already in our record schema (path template)
+  xtreme       google/xtreme udpos | pawsx | tydiqa from the hub or a local copy (name, path, hub_id,
+               revision, config, splits, sizes)
+  wiki_lingua  GEM/wiki_lingua parquet export, monolingual rows only (path, hub_id, revision, config,
+               splits, sizes)
+  mtg          MTG story generation (SG) / title generation (TG) from an unpacked local archive
+               (name, path, columns, splits, sizes)
+  files        any local JSONL/JSON/TSV/CSV/parquet per language and split (path template, columns,
+               splits, sizes)
+
+One module per source: local.py (demo, jsonl, files, and read_table_file), xtreme.py, wiki_lingua.py and
+mtg.py; hub.py reads hub repositories or local copies of them as parquet (xtreme, wiki_lingua); common.py
+holds the helpers several loaders share. This module is the public API: SPLITS, LOADERS, load and
+read_table_file.
+
+Heavy libraries (`datasets`, pyarrow) are imported inside the functions: the Snakefile imports this
+package's neighbours when it builds the DAG. Inside the package `import datasets` is the Hugging Face
+library (no module here is named `datasets`).
+"""
+from __future__ import annotations
+
+from workflow_scripts.files import DataError
+from workflow_scripts.loaders.local import load_demo, load_files, load_jsonl, read_table_file
+from workflow_scripts.loaders.mtg import load_mtg
+from workflow_scripts.loaders.wiki_lingua import load_wiki_lingua
+from workflow_scripts.loaders.xtreme import load_xtreme
+
+__all__ = ["SPLITS", "LOADERS", "load", "read_table_file"]
+
+SPLITS = ("train", "dev", "test")
+
+LOADERS = {"demo": load_demo, "jsonl": load_jsonl, "xtreme": load_xtreme, "wiki_lingua": load_wiki_lingua,
+           "mtg": load_mtg, "files": load_files}
+
+
+def load(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
+    """Records of one language and split, and notes on what was dropped or changed (for meta.json).
+
+    A loader returns either a list of records or (records, notes).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+    if dataset.get("loader") not in LOADERS:
+        raise DataError(f"dataset.loader {dataset.get('loader')!r} cannot load task data; use one of "
+                        f"{', '.join(LOADERS)}")
+    loaded = LOADERS[dataset["loader"]](dataset, lang, split)
+    return loaded if isinstance(loaded, tuple) else (loaded, {})

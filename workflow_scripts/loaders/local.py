@@ -1,0 +1,116 @@
+"""Local data: the demo corpus, JSONL in our record schema, and any JSONL/JSON/TSV/CSV/parquet file."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+from workflow_scripts.files import DataError, read_jsonl
+from workflow_scripts.loaders.common import (class_names, describe, finish, json_records, parquet_features,
+                                             upstream_split)
+
+
+def load_demo(dataset: dict, lang: str, split: str) -> list[dict]:
+    from workflow_scripts import demo_corpus
+
+    if lang not in demo_corpus.LANGUAGES:
+        raise DataError(f"demo dataset {dataset['name']!r} has no language {lang!r}; "
+                        f"it has {', '.join(demo_corpus.LANGUAGES)}")
+    sizes = dataset.get("sizes", {})
+    if split not in sizes:
+        raise DataError(f"demo dataset {dataset['name']!r}: no size for split {split!r} (dataset.sizes.{split})")
+    return demo_corpus.generate(dataset["name"], lang, split, sizes[split], seed=dataset.get("seed", 0))
+
+
+def load_jsonl(dataset: dict, lang: str, split: str) -> list[dict]:
+    """`path` is a template such as data/pos/{lang}/{split}.jsonl."""
+    if "path" not in dataset:
+        raise DataError("jsonl dataset needs `path`, e.g. data/{lang}/{split}.jsonl")
+    path = Path(dataset["path"].format(lang=lang, split=split))
+    records = read_jsonl(path)
+    if "sizes" in dataset and split in dataset["sizes"]:
+        records = records[: dataset["sizes"][split]]
+    return records
+
+
+def read_table_file(path: Path, where: str) -> tuple[list[dict], dict]:
+    """Rows of a JSONL/JSON/TSV/CSV/parquet file (format by suffix), and parquet feature metadata."""
+    if not path.is_file():
+        raise DataError(f"{where}: {path} does not exist; set dataset.path to a template such as "
+                        f"data/{{lang}}/{{split}}.jsonl that names an existing file per language and split")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        return json_records(path, "", where), {}
+    if suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowException) as err:
+            raise DataError(f"{where}: cannot read {path}: {err}") from err
+        return table.to_pylist(), parquet_features(table.schema)
+    if suffix in (".tsv", ".csv"):
+        try:
+            with open(path, encoding="utf-8", newline="") as handle:
+                if suffix == ".tsv":
+                    rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+                else:
+                    rows = list(csv.DictReader(handle))
+        except (OSError, UnicodeDecodeError, csv.Error) as err:
+            raise DataError(f"{where}: cannot read {path}: {err}") from err
+        return rows, {}
+    raise DataError(f"{where}: {path}: unknown format {suffix!r}; use .jsonl, .json, .tsv, .csv or .parquet")
+
+
+def _coerce(field: str, value, names: list[str] | None):
+    """A file's value as our record field wants it (TSV/CSV give strings; parquet may give ClassLabel ints)."""
+    if names is not None:
+        if isinstance(value, list):
+            value = [names[v] if isinstance(v, int) and 0 <= v < len(names) else v for v in value]
+        elif isinstance(value, int) and 0 <= value < len(names):
+            value = names[value]
+    if field in ("tokens", "tags") and isinstance(value, str):
+        value = json.loads(value) if value.lstrip().startswith("[") else value.split()
+    elif field in ("label", "answer_start") and isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        value = int(value)
+    elif field == "id" and value is not None:
+        value = str(value)
+    return value
+
+
+def load_files(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
+    """Local files, one per language and split; `columns` maps our field names to the file's columns.
+
+    Output records hold the record fields of the task kinds (tasks.KINDS) the file provides; other columns
+    are left out. Without an id column the id is the split and the row number.
+    """
+    from workflow_scripts.tasks import KINDS
+
+    where = describe(dataset, lang, split)
+    if not dataset.get("path"):
+        raise DataError(f"{where}: the files loader needs dataset.path, a template such as "
+                        f"data/{{lang}}/{{split}}.tsv")
+    up_split, part, spec = upstream_split(dataset, split, split, where)
+    path = Path(dataset["path"].format(lang=lang, split=up_split))
+    rows, features = read_table_file(path, where)
+    known = {field for kind in KINDS.values() for field in kind.fields}
+    columns = dict(dataset.get("columns") or {})
+    present = list(rows[0]) if rows else []
+    missing = [f"{theirs!r} (for {ours})" for ours, theirs in columns.items() if theirs not in present]
+    if missing:
+        raise DataError(f"{where}: {path} lacks column(s) {', '.join(missing)}; it has "
+                        f"{', '.join(present) or 'no rows'}. Fix dataset.columns (our field: their column)")
+    mapping = {ours: theirs for ours, theirs in columns.items()}
+    for column in present:
+        if column in known and column not in mapping and column not in mapping.values():
+            mapping[column] = column
+    names = {ours: class_names(features.get(theirs)) for ours, theirs in mapping.items()}
+    notes: dict = {"upstream_split": spec, "file": path.name}
+    marked = []
+    for index, row in enumerate(rows):
+        record = {ours: _coerce(ours, row.get(theirs), names[ours]) for ours, theirs in mapping.items()}
+        record = {"id": record.pop("id", None) or f"{split}-{index:06d}", **record}
+        marked.append((record, None))
+    return finish(marked, part, dataset, split, where, notes, "")

@@ -1,0 +1,32 @@
+"""GEM/wiki_lingua: the parquet export, monolingual rows only."""
+from __future__ import annotations
+
+from workflow_scripts.files import DataError
+from workflow_scripts.loaders.common import describe, finish, upstream_split
+from workflow_scripts.loaders.hub import HUB_SPLITS, fetch, require_columns
+
+
+def load_wiki_lingua(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
+    """GEM/wiki_lingua, rows whose source and target language are both `lang`: document=source, summary=target."""
+    import pyarrow.compute as pc
+
+    where = describe(dataset, lang, split)
+    hub_id = dataset.get("hub_id") or "GEM/wiki_lingua"
+    config = (dataset.get("config") or "{lang}").format(lang=lang)
+    up_split, part, spec = upstream_split(dataset, split, HUB_SPLITS[split], where)
+    table, _, source = fetch(dataset, hub_id, config, up_split, where, parquet_export=True)
+    columns = ("gem_id", "source", "target", "source_language", "target_language")
+    require_columns(table.column_names, columns, where, source)
+    mask = pc.and_(pc.equal(table["source_language"], lang), pc.equal(table["target_language"], lang))
+    kept = table.filter(pc.fill_null(mask, False))
+    notes: dict = {"upstream_split": spec, "rows_other_languages": table.num_rows - kept.num_rows}
+    if kept.num_rows == 0:
+        pairs = sorted({f"{r['source_language']}->{r['target_language']}"
+                        for r in table.select(["source_language", "target_language"]).slice(0, 10000).to_pylist()})
+        raise DataError(f"{where}: no {lang}->{lang} rows in {source} (language pairs there: "
+                        f"{', '.join(pairs[:12]) or 'none'}); set dataset.config to the config that holds {lang}")
+    marked = []
+    for row in kept.select(["gem_id", "source", "target"]).to_pylist():
+        record = {"id": str(row["gem_id"]), "document": row["source"] or "", "summary": row["target"] or ""}
+        marked.append((record, None if record["document"].strip() and record["summary"].strip() else "empty"))
+    return finish(marked, part, dataset, split, where, notes, "no summaries")

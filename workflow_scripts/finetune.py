@@ -125,15 +125,17 @@ def load_state(path: Path, model, optimizer) -> tuple[int, list[dict]]:
     return state["step"], state["log"]
 
 
-def setup_training(model, params: dict, speed: dict, device=None):
-    """The Accelerator, prepared model and optimizer, as every run (and benchmarks/bench.py) trains them."""
+def setup_training(model, params: dict, speed: dict, device=None, mixed_precision: str | None = None):
+    """The Accelerator, prepared model and optimizer, as every run (and benchmarks/bench.py) trains them:
+    bf16 autocast on CUDA (mT5 overflows in fp16), fp32 on CPU unless `mixed_precision` says otherwise."""
     import torch
     from accelerate import Accelerator
 
     from workflow_scripts.modeling import resolve_device, wanted
 
     device = torch.device(device) if device is not None else resolve_device()
-    accelerator = Accelerator(mixed_precision="bf16" if device.type == "cuda" else "no", cpu=device.type == "cpu")
+    accelerator = Accelerator(mixed_precision=mixed_precision or ("bf16" if device.type == "cuda" else "no"),
+                              cpu=device.type == "cpu")
     model.set_attn_implementation(speed["attention"])
     model = model.to(accelerator.device)
     # The fused CUDA kernel updates all parameters in one launch; CPU keeps the reference implementation.

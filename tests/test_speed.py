@@ -119,6 +119,12 @@ def test_static_cache_and_buckets_decode_the_same_tokens(tiny_model_dir):
     assert static == plain and any(plain)
 
 
+def test_auto_static_cache_is_for_large_decode_jobs_only():
+    assert decode.static_cache_for_job("auto", 250 * 10) is False  # a dev set at ten checkpoints
+    assert decode.static_cache_for_job("auto", decode.STATIC_CACHE_MIN_SEQUENCES) == "auto"
+    assert decode.static_cache_for_job(True, 1) is True and decode.static_cache_for_job(False, 10**6) is False
+
+
 def test_eager_and_sdpa_attention_give_the_same_xlrs(tiny_model_dir):
     tokenizer = modeling.load_tokenizer(tiny_model_dir)
     vectors = {attention: xlrs.encode(modeling.load_model(tiny_model_dir, device=torch.device("cpu"),

@@ -12,6 +12,11 @@ from pathlib import Path
 from workflow_scripts import cli
 from workflow_scripts.files import read_json, read_jsonl, write_json, write_jsonl
 
+# speed.static_cache "auto" compiles only jobs of at least this many sequences (inputs x checkpoints): the
+# compile is paid per input shape and per loaded checkpoint, and a dev set of 250 decodes in seconds without it.
+# The benchmark's decode `warmup_s` (compile included) against its tokens/s gives the break-even on a GPU.
+STATIC_CACHE_MIN_SEQUENCES = 10_000
+
 
 def generate(model, tokenizer, inputs: list[str], batch_size: int, num_beams: int, max_new_tokens: int,
              max_source_length: int, speed: dict | None = None) -> tuple[list[str], int]:
@@ -50,6 +55,12 @@ def clean(text: str, tokenizer) -> str:
     return " ".join(text.split())
 
 
+def static_cache_for_job(setting, sequences: int):
+    """speed.static_cache for a job decoding `sequences` (inputs x checkpoints): "auto" stays "auto" (on CUDA)
+    only for a job large enough to repay the compile."""
+    return False if setting == "auto" and sequences < STATIC_CACHE_MIN_SEQUENCES else setting
+
+
 def steps_to_decode(run_dir: Path, selection: Path | None) -> list[int]:
     if selection is None:
         return read_json(run_dir / "run.json")["checkpoints"]
@@ -74,8 +85,10 @@ def main() -> None:
     spec = args.spec
     examples = read_jsonl(args.data_dir / f"{spec['split']}.jsonl", required=("id", "input", "target"))
     examples = examples[: spec["size"]]
+    steps = steps_to_decode(args.run_dir, args.selection)
+    speed["static_cache"] = static_cache_for_job(speed["static_cache"], len(examples) * len(steps))
     records, truncated, tokenizer = [], {}, None
-    for step in steps_to_decode(args.run_dir, args.selection):
+    for step in steps:
         ref = str(args.run_dir / "checkpoints" / f"step-{step:06d}")
         # bf16 weights on CUDA decode faster than fp32 weights under autocast, token for token the same
         # (FIELD_NOTES); checkpoints trained on a GPU are stored in bf16 anyway.

@@ -91,10 +91,11 @@ def train_ours(template, examples, shape, steps, device, speed):
     model.train()
     tokenizer = IdTokenizer()
     pairs = finetune.encode_pairs(tokenizer, [{"input": text(s), "target": text(t)} for s, t in examples], params)
+    buckets = finetune.length_buckets(speed, accelerator.device)
     losses, times, batch = [], [sync(device)], shape["batch"]
     for step in range(steps):
         losses.append(finetune.train_step(model, optimizer, accelerator, pairs[step * batch:(step + 1) * batch],
-                                          tokenizer.pad_token_id, params, speed))
+                                          tokenizer.pad_token_id, params, buckets))
         times.append(sync(device))
     memory = peak_memory(device)
     accelerator.free_memory(model, optimizer)
@@ -163,10 +164,10 @@ def finetune_section(template, shape, args, device, precision):
                         synthetic(rng, total * batch, shape["target"], vocab)))
     # The first batch through both collators: both sides must see identical tensors (ours pads further, to its
     # length buckets, with masked positions; without buckets the tensors must be equal).
-    params, unbucketed = train_params(shape), {**args.speed, "source_bucket": 1, "target_bucket": 1}
+    params = train_params(shape)
     pairs = finetune.encode_pairs(IdTokenizer(), [{"input": text(s), "target": text(t)} for s, t in examples[:batch]],
                                   params)
-    ours_batch = finetune.collate(pairs, IdTokenizer.pad_token_id, params, unbucketed)
+    ours_batch = finetune.collate(pairs, IdTokenizer.pad_token_id, params)
     hf_batch = hf_collator([{"input_ids": s, "labels": t} for s, t in examples[:batch]])
     assert all(torch.equal(ours_batch[k], hf_batch[k]) for k in hf_batch), "the two collators disagree"
     runs = {"ours": train_ours(template, examples, shape, total, device, args.speed),

@@ -41,21 +41,26 @@ def pairs(tokenizer, n=8):
     return finetune.encode_pairs(tokenizer, examples, PARAMS)
 
 
-def losses_and_weights(model_dir, speed, steps=3, params=PARAMS, precision="no"):
+def fresh_training(model_dir, params, speed, precision="no"):
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(True)  # each call sets up its own Accelerator, as each run does
-    tokenizer = modeling.load_tokenizer(model_dir)
     torch.manual_seed(0)
-    accelerator, model, optimizer = finetune.setup_training(modeling.load_model(model_dir, device=torch.device("cpu")),
-                                                            params, speed, "cpu", precision)
+    return finetune.setup_training(modeling.load_model(model_dir, device=torch.device("cpu")), params, speed, "cpu",
+                                   precision)
+
+
+def losses_and_weights(model_dir, speed, steps=3, params=PARAMS, precision="no"):
+    tokenizer = modeling.load_tokenizer(model_dir)
+    accelerator, model, optimizer = fresh_training(model_dir, params, speed, precision)
     model.train()
     model.config.dropout_rate = 0.0
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
     batch = pairs(tokenizer)
-    losses = [finetune.train_step(model, optimizer, accelerator, batch, tokenizer.pad_token_id, params, speed)
+    buckets = (speed["source_bucket"], speed["target_bucket"])  # also uncompiled, to test the padding itself
+    losses = [finetune.train_step(model, optimizer, accelerator, batch, tokenizer.pad_token_id, params, buckets)
               for _ in range(steps)]
     return losses, accelerator.unwrap_model(model).lm_head.weight.detach().clone()
 
@@ -63,12 +68,19 @@ def losses_and_weights(model_dir, speed, steps=3, params=PARAMS, precision="no")
 def test_collate_pads_to_the_buckets_and_masks_the_padding(tiny_model_dir):
     tokenizer = modeling.load_tokenizer(tiny_model_dir)
     encoded = pairs(tokenizer)
-    batch = finetune.collate(encoded, tokenizer.pad_token_id, PARAMS, {"source_bucket": 16, "target_bucket": 8})
+    batch = finetune.collate(encoded, tokenizer.pad_token_id, PARAMS, (16, 8))
     longest_source, longest_target = (max(len(p[i]) for p in encoded) for i in (0, 1))
     assert batch["input_ids"].shape[1] == min(40, -(-longest_source // 16) * 16)
     assert batch["labels"].shape[1] == min(20, -(-longest_target // 8) * 8)
     assert batch["attention_mask"].sum().item() == sum(len(p[0]) for p in encoded)
     assert (batch["labels"] != -100).sum().item() == sum(len(p[1]) for p in encoded)
+
+
+def test_training_pads_to_buckets_only_when_compiled():
+    speed = {**PLAIN, "source_bucket": 128, "target_bucket": 32}
+    assert finetune.length_buckets({**speed, "compile": True}, torch.device("cpu")) == (128, 32)
+    assert finetune.length_buckets({**speed, "compile": "auto"}, torch.device("cpu")) == (1, 1)
+    assert finetune.length_buckets({**speed, "compile": "auto"}, torch.device("cuda")) == (128, 32)
 
 
 def test_length_buckets_do_not_change_training(tiny_model_dir):
@@ -135,14 +147,13 @@ def test_eager_and_sdpa_attention_give_the_same_xlrs(tiny_model_dir):
 
 def test_a_nan_loss_stops_before_the_weights_change(tiny_model_dir):
     tokenizer = modeling.load_tokenizer(tiny_model_dir)
-    accelerator, model, optimizer = finetune.setup_training(modeling.load_model(tiny_model_dir, device=torch.device("cpu")),
-                                                            PARAMS, PLAIN, "cpu")
+    accelerator, model, optimizer = fresh_training(tiny_model_dir, PARAMS, PLAIN)
     with torch.no_grad():
         model.shared.weight[5] = float("nan")
     before = copy.deepcopy(model.lm_head.weight.detach())
     batch = [([5, 6, 1], [7, 1])] * 4
     with pytest.raises(FloatingPointError, match="loss is nan"):
-        finetune.train_step(model, optimizer, accelerator, batch, tokenizer.pad_token_id, PARAMS, PLAIN)
+        finetune.train_step(model, optimizer, accelerator, batch, tokenizer.pad_token_id, PARAMS)
     assert torch.equal(model.lm_head.weight, before)
 
 

@@ -70,13 +70,15 @@ def encode_pairs(tokenizer, examples: list[dict], params: dict) -> list[tuple[li
     return list(zip(sources, targets))
 
 
-def collate(pairs: list[tuple[list[int], list[int]]], pad_id: int, params: dict, speed: dict) -> dict:
-    """Model inputs of encoded pairs, padded to the speed settings' length buckets; padded labels are -100."""
+def collate(pairs: list[tuple[list[int], list[int]]], pad_id: int, params: dict,
+            buckets: tuple[int, int] = (1, 1)) -> dict:
+    """Model inputs of encoded pairs, padded to multiples of the (source, target) length buckets; padded labels
+    are -100."""
     from workflow_scripts.modeling import pad_rows, padded_length
 
     sources, targets = zip(*pairs)
-    source_length = padded_length(max(map(len, sources)), speed["source_bucket"], params["max_source_length"])
-    target_length = padded_length(max(map(len, targets)), speed["target_bucket"], params["max_target_length"])
+    source_length = padded_length(max(map(len, sources)), buckets[0], params["max_source_length"])
+    target_length = padded_length(max(map(len, targets)), buckets[1], params["max_target_length"])
     input_ids, attention_mask = pad_rows(sources, pad_id, source_length)
     labels, label_mask = pad_rows(targets, pad_id, target_length)
     labels[label_mask == 0] = -100
@@ -156,10 +158,18 @@ def setup_training(model, params: dict, speed: dict, device=None, mixed_precisio
     return accelerator, model, optimizer
 
 
+def length_buckets(speed: dict, device) -> tuple[int, int]:
+    """The (source, target) buckets training pads to: only compiled code gains from few shapes; uncompiled,
+    every pad token is wasted work."""
+    from workflow_scripts.modeling import wanted
+
+    return (speed["source_bucket"], speed["target_bucket"]) if wanted(speed["compile"], device) else (1, 1)
+
+
 def train_step(model, optimizer, accelerator, batch: list[tuple[list[int], list[int]]], pad_id: int,
-               params: dict, speed: dict) -> float:
-    """One optimizer step on a batch of encoded pairs, in micro-batches of params["micro_batch_size"];
-    returns the batch loss."""
+               params: dict, buckets: tuple[int, int] = (1, 1)) -> float:
+    """One optimizer step on a batch of encoded pairs, in micro-batches of params["micro_batch_size"], padded
+    to the length buckets; returns the batch loss."""
     import contextlib
 
     import torch
@@ -171,7 +181,7 @@ def train_step(model, optimizer, accelerator, batch: list[tuple[list[int], list[
     for number, micro in enumerate(micro_batches):
         # Pinned host memory lets the copy run asynchronously with the GPU's work.
         inputs = {k: (v.pin_memory() if on_cuda else v).to(accelerator.device, non_blocking=True)
-                  for k, v in collate(micro, pad_id, params, speed).items()}
+                  for k, v in collate(micro, pad_id, params, buckets).items()}
         last = number == len(micro_batches) - 1
         # The model's loss is the mean over a micro-batch's target tokens; weighting each by its share of the
         # batch's tokens makes the summed gradients those of the whole batch at once.
@@ -211,6 +221,7 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
     encoded = encode_pairs(tokenizer, examples, params)
     accelerator, model, optimizer = setup_training(modeling.load_model(model_ref, device=torch.device("cpu")),
                                                    params, speed)
+    buckets = length_buckets(speed, accelerator.device)
 
     steps_per_epoch = math.ceil(len(examples) / params["batch_size"])
     total_steps = max(1, math.ceil(steps_per_epoch * params["epochs"]))
@@ -233,7 +244,7 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
                                                                    (index + 1) * params["batch_size"]]
         try:
             batch_loss = train_step(model, optimizer, accelerator, [encoded[i] for i in batch_ids],
-                                    tokenizer.pad_token_id, params, speed)
+                                    tokenizer.pad_token_id, params, buckets)
         except FloatingPointError as err:
             last_good = [s for s in saves if s <= step]
             raise FloatingPointError(

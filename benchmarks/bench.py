@@ -87,18 +87,18 @@ def train_ours(template, examples, shape, steps, device, speed):
 
     reset_memory(device)
     params = train_params(shape)
-    accelerator, model, optimizer = finetune.setup_training(copy.deepcopy(template), params, speed, device)
-    model.train()
+    training = finetune.setup_training(copy.deepcopy(template), params, speed, device)
+    training.model.train()
     tokenizer = IdTokenizer()
     pairs = finetune.encode_pairs(tokenizer, [{"input": text(s), "target": text(t)} for s, t in examples], params)
-    buckets = finetune.length_buckets(speed, accelerator.device)
     losses, times, batch = [], [sync(device)], shape["batch"]
     for step in range(steps):
-        losses.append(finetune.train_step(model, optimizer, accelerator, pairs[step * batch:(step + 1) * batch],
-                                          tokenizer.pad_token_id, params, buckets))
+        losses.append(finetune.train_step(training, pairs[step * batch:(step + 1) * batch], tokenizer.pad_token_id,
+                                          params))
         times.append(sync(device))
     memory = peak_memory(device)
-    accelerator.free_memory(model, optimizer)
+    training.accelerator.free_memory(training.model, training.optimizer)
+    torch._dynamo.reset()  # compiled code can hold the model: the Trainer's peak memory must not include it
     AcceleratorState._reset_state(True)  # the Trainer builds its own Accelerator
     return losses, times, memory
 

@@ -52,17 +52,12 @@ def fresh_training(model_dir, params, speed, precision="no"):
 
 def losses_and_weights(model_dir, speed, steps=3, params=PARAMS, precision="no"):
     tokenizer = modeling.load_tokenizer(model_dir)
-    accelerator, model, optimizer = fresh_training(model_dir, params, speed, precision)
-    model.train()
-    model.config.dropout_rate = 0.0
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
+    training = fresh_training(model_dir, params, speed, precision)
+    training.model.train()  # tiny_model_dir has no dropout: compiled and uncompiled runs can be compared
     batch = pairs(tokenizer)
-    buckets = (speed["source_bucket"], speed["target_bucket"])  # also uncompiled, to test the padding itself
-    losses = [finetune.train_step(model, optimizer, accelerator, batch, tokenizer.pad_token_id, params, buckets)
-              for _ in range(steps)]
-    return losses, accelerator.unwrap_model(model).lm_head.weight.detach().clone()
+    training.buckets = (speed["source_bucket"], speed["target_bucket"])  # also uncompiled: tests the padding itself
+    losses = [finetune.train_step(training, batch, tokenizer.pad_token_id, params) for _ in range(steps)]
+    return losses, training.accelerator.unwrap_model(training.model).lm_head.weight.detach().clone()
 
 
 def test_collate_pads_to_the_buckets_and_masks_the_padding(tiny_model_dir):
@@ -76,11 +71,11 @@ def test_collate_pads_to_the_buckets_and_masks_the_padding(tiny_model_dir):
     assert (batch["labels"] != -100).sum().item() == sum(len(p[1]) for p in encoded)
 
 
-def test_training_pads_to_buckets_only_when_compiled():
+def test_training_pads_to_buckets_only_when_compiled(tiny_model_dir):
     speed = {**PLAIN, "source_bucket": 128, "target_bucket": 32}
-    assert finetune.length_buckets({**speed, "compile": True}, torch.device("cpu")) == (128, 32)
-    assert finetune.length_buckets({**speed, "compile": "auto"}, torch.device("cpu")) == (1, 1)
-    assert finetune.length_buckets({**speed, "compile": "auto"}, torch.device("cuda")) == (128, 32)
+    assert fresh_training(tiny_model_dir, PARAMS, {**speed, "compile": "auto"}).buckets == (1, 1)  # on a CPU
+    compiled = fresh_training(tiny_model_dir, PARAMS, {**speed, "compile": True})
+    assert compiled.buckets == (128, 32) and compiled.loss is not finetune.model_loss
 
 
 def test_length_buckets_do_not_change_training(tiny_model_dir):
@@ -111,15 +106,28 @@ def test_compiled_training_gives_the_same_losses(tiny_model_dir):
 
 
 def test_compiled_training_under_bf16_autocast_as_on_a_gpu(tiny_model_dir):
-    """The CUDA path's combination (accelerate's bf16 autocast around a compiled model), here on the CPU."""
+    """The CUDA path's combination (accelerate's bf16 autocast around a compiled model), here on the CPU; and
+    the compiled step never holds the logits in fp32: the cross-entropy over the vocabulary is fused into the
+    graph, reading the bf16 logits (the 250k-entry output layer's fp32 logits would be GBs)."""
+    import re
+
+    import torch._inductor.config
     from torch._dynamo.utils import counters
+    from torch._inductor.utils import run_and_get_code
 
     speed = {**PLAIN, "source_bucket": 64, "target_bucket": 32}
     plain, _ = losses_and_weights(tiny_model_dir, speed, precision="bf16")
     counters.clear()
-    compiled, _ = losses_and_weights(tiny_model_dir, {**speed, "compile": True}, precision="bf16")
+    with torch._inductor.config.patch(fx_graph_cache=False):  # a cache hit would generate no code to read
+        (compiled, _), code = run_and_get_code(losses_and_weights, tiny_model_dir, {**speed, "compile": True},
+                                               precision="bf16")
     assert counters["stats"]["unique_graphs"] >= 1 and not counters["graph_break"]
     assert compiled == pytest.approx(plain, rel=2e-2)  # bf16 keeps 8 mantissa bits
+
+    vocabulary = modeling.load_model(tiny_model_dir, device=torch.device("cpu")).config.vocab_size
+    buffers = re.findall(r"empty_strided_\w+\(\(([\d, ]+)\), \([\d, ]+\), (torch\.\w+)\)", "\n".join(code))
+    with_vocabulary = [(shape, dtype) for shape, dtype in buffers if shape.endswith(f", {vocabulary}")]
+    assert with_vocabulary and all(dtype == "torch.bfloat16" for _, dtype in with_vocabulary), with_vocabulary
 
 
 def test_static_cache_and_buckets_decode_the_same_tokens(tiny_model_dir):
@@ -147,13 +155,14 @@ def test_eager_and_sdpa_attention_give_the_same_xlrs(tiny_model_dir):
 
 def test_a_nan_loss_stops_before_the_weights_change(tiny_model_dir):
     tokenizer = modeling.load_tokenizer(tiny_model_dir)
-    accelerator, model, optimizer = fresh_training(tiny_model_dir, PARAMS, PLAIN)
+    training = fresh_training(tiny_model_dir, PARAMS, PLAIN)
+    model = training.model
     with torch.no_grad():
         model.shared.weight[5] = float("nan")
     before = copy.deepcopy(model.lm_head.weight.detach())
     batch = [([5, 6, 1], [7, 1])] * 4
     with pytest.raises(FloatingPointError, match="loss is nan"):
-        finetune.train_step(model, optimizer, accelerator, batch, tokenizer.pad_token_id, PARAMS)
+        finetune.train_step(training, batch, tokenizer.pad_token_id, PARAMS)
     assert torch.equal(model.lm_head.weight, before)
 
 

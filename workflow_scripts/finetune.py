@@ -19,7 +19,9 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 from workflow_scripts import cli
 from workflow_scripts.files import DataError, read_jsonl, write_json, write_tsv
@@ -127,7 +129,24 @@ def load_state(path: Path, model, optimizer) -> tuple[int, list[dict]]:
     return state["step"], state["log"]
 
 
-def setup_training(model, params: dict, speed: dict, device=None, mixed_precision: str | None = None):
+def model_loss(model, inputs: dict):
+    """The model's mean loss over the batch's target tokens. Compiled, only this scalar leaves the graph: the
+    logits over the 250k vocabulary stay bf16 inside it, and the fp32 copy accelerate makes of every output
+    is never computed (tests/test_speed.py reads the generated code)."""
+    return model(**inputs).loss
+
+
+@dataclass
+class Training:
+    """What train_step needs, as setup_training prepares it."""
+    accelerator: Any
+    model: Any
+    optimizer: Any
+    loss: Callable  # model_loss, compiled or not
+    buckets: tuple[int, int]  # (source, target) length buckets batches are padded to
+
+
+def setup_training(model, params: dict, speed: dict, device=None, mixed_precision: str | None = None) -> Training:
     """The Accelerator, prepared model and optimizer, as every run (and benchmarks/bench.py) trains them:
     bf16 autocast on CUDA (mT5 overflows in fp16), fp32 on CPU unless `mixed_precision` says otherwise."""
     import torch
@@ -143,37 +162,29 @@ def setup_training(model, params: dict, speed: dict, device=None, mixed_precisio
     # The fused CUDA kernel updates all parameters in one launch; CPU keeps the reference implementation.
     optimizer = torch.optim.AdamW(model.parameters(), lr=params["learning_rate"],
                                   weight_decay=params["weight_decay"], fused=accelerator.device.type == "cuda")
-    if wanted(speed["compile"], accelerator.device):
-        # In place (Module.compile), so state_dict keys and unwrap_model stay as they are. One graph per length
-        # bucket and micro-batch size; the limit is raised so that no bucket falls back to eager.
-        import torch._dynamo
-
-        buckets = [-(-params[f"max_{side}_length"] // speed[f"{side}_bucket"]) for side in ("source", "target")]
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit,
-                                                   4 * buckets[0] * buckets[1])
-        # A model or torch version that fails to compile trains uncompiled (dynamo logs why) rather than stopping.
-        torch._dynamo.config.suppress_errors = True
-        model.compile(dynamic=False)
     model, optimizer = accelerator.prepare(model, optimizer)
-    return accelerator, model, optimizer
+    if not wanted(speed["compile"], accelerator.device):
+        # Uncompiled, padding to buckets would only be wasted work.
+        return Training(accelerator, model, optimizer, model_loss, (1, 1))
+    import torch._dynamo
+
+    # One graph per length bucket and micro-batch size: the limit is raised so that no bucket runs uncompiled.
+    lengths = [-(-params[f"max_{side}_length"] // speed[f"{side}_bucket"]) for side in ("source", "target")]
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 4 * lengths[0] * lengths[1])
+    # A model or torch version that fails to compile trains uncompiled (dynamo logs why) rather than stopping.
+    torch._dynamo.config.suppress_errors = True
+    return Training(accelerator, model, optimizer, torch.compile(model_loss, dynamic=False),
+                    (speed["source_bucket"], speed["target_bucket"]))
 
 
-def length_buckets(speed: dict, device) -> tuple[int, int]:
-    """The (source, target) buckets training pads to: only compiled code gains from few shapes; uncompiled,
-    every pad token is wasted work."""
-    from workflow_scripts.modeling import wanted
-
-    return (speed["source_bucket"], speed["target_bucket"]) if wanted(speed["compile"], device) else (1, 1)
-
-
-def train_step(model, optimizer, accelerator, batch: list[tuple[list[int], list[int]]], pad_id: int,
-               params: dict, buckets: tuple[int, int] = (1, 1)) -> float:
+def train_step(training: Training, batch: list[tuple[list[int], list[int]]], pad_id: int, params: dict) -> float:
     """One optimizer step on a batch of encoded pairs, in micro-batches of params["micro_batch_size"], padded
     to the length buckets; returns the batch loss."""
     import contextlib
 
     import torch
 
+    accelerator, model, optimizer = training.accelerator, training.model, training.optimizer
     micro_batches = [batch[i:i + params["micro_batch_size"]] for i in range(0, len(batch), params["micro_batch_size"])]
     target_tokens = sum(len(target) for _, target in batch)
     on_cuda = accelerator.device.type == "cuda"
@@ -181,13 +192,13 @@ def train_step(model, optimizer, accelerator, batch: list[tuple[list[int], list[
     for number, micro in enumerate(micro_batches):
         # Pinned host memory lets the copy run asynchronously with the GPU's work.
         inputs = {k: (v.pin_memory() if on_cuda else v).to(accelerator.device, non_blocking=True)
-                  for k, v in collate(micro, pad_id, params, buckets).items()}
+                  for k, v in collate(micro, pad_id, params, training.buckets).items()}
         last = number == len(micro_batches) - 1
         # The model's loss is the mean over a micro-batch's target tokens; weighting each by its share of the
         # batch's tokens makes the summed gradients those of the whole batch at once.
         share = sum(len(target) for _, target in micro) / target_tokens
         with contextlib.nullcontext() if last else accelerator.no_sync(model):
-            loss = model(**inputs).loss * share
+            loss = training.loss(model, inputs) * share
             accelerator.backward(loss)
         losses.append(loss.detach())
     # One synchronisation per step, after the backward pass is queued; a non-finite loss stops the run
@@ -219,9 +230,8 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
     speed = modeling.speed_settings(speed)
     tokenizer = modeling.load_tokenizer(model_ref, sentinels=TEMPLATE_SENTINELS[spec["kind"]])
     encoded = encode_pairs(tokenizer, examples, params)
-    accelerator, model, optimizer = setup_training(modeling.load_model(model_ref, device=torch.device("cpu")),
-                                                   params, speed)
-    buckets = length_buckets(speed, accelerator.device)
+    training = setup_training(modeling.load_model(model_ref, device=torch.device("cpu")), params, speed)
+    accelerator, model, optimizer = training.accelerator, training.model, training.optimizer
 
     steps_per_epoch = math.ceil(len(examples) / params["batch_size"])
     total_steps = max(1, math.ceil(steps_per_epoch * params["epochs"]))
@@ -243,8 +253,7 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
         batch_ids = batch_order(len(examples), spec["seed"], epoch)[index * params["batch_size"]:
                                                                    (index + 1) * params["batch_size"]]
         try:
-            batch_loss = train_step(model, optimizer, accelerator, [encoded[i] for i in batch_ids],
-                                    tokenizer.pad_token_id, params, buckets)
+            batch_loss = train_step(training, [encoded[i] for i in batch_ids], tokenizer.pad_token_id, params)
         except FloatingPointError as err:
             last_good = [s for s in saves if s <= step]
             raise FloatingPointError(

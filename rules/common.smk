@@ -13,6 +13,7 @@ min_version("9.0")
 # the Snakefile itself imports it from the repository.
 sys.path.insert(0, workflow.basedir)
 
+from workflow_scripts.cli import SPEED_VARIABLE
 from workflow_scripts.config import validate as validate_config
 from workflow_scripts.digest import digest
 from workflow_scripts.plan import ConfigError, Study
@@ -24,9 +25,10 @@ except ConfigError as err:
 STUDY = Study(config)
 
 R = STUDY.results
-# The GPU stages' --speed. Put into their shell commands directly, not as params: Snakemake reruns a job whose
-# params changed, and these settings change how fast, not what.
-SPEED = json.dumps(config["speed"], sort_keys=True)
+# The GPU stages read the speed settings from the environment, which their jobs inherit (on SLURM through
+# sbatch --export=ALL), not from params: Snakemake reruns a job whose params changed, and these settings change
+# how fast, not what.
+os.environ[SPEED_VARIABLE] = json.dumps(config["speed"], sort_keys=True)
 
 
 def spec_json(spec, expected_digest=None):

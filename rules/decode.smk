@@ -18,4 +18,4 @@ rule decode:
     shell:
         "python -m workflow_scripts.decode --spec {params.spec:q} --run-dir {params.run_dir:q}"
         " --data-dir {params.data_dir:q} {params.selection} --batch-size {params.batch_size}"
-        " --out {output:q} --speed {SPEED:q} > {log:q} 2>&1"
+        " --out {output:q} > {log:q} 2>&1"

@@ -21,4 +21,4 @@ rule finetune:
         f"{R}/logs/finetune/{{run}}.log",
     shell:
         "python -m workflow_scripts.finetune --spec {params.spec:q} --run-id {wildcards.run:q}"
-        " --model {params.model:q} --data {params.data} --out-dir {params.out_dir:q} --speed {SPEED:q} > {log:q} 2>&1"
+        " --model {params.model:q} --data {params.data} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -17,4 +17,4 @@ rule xlrs:
         f"{R}/logs/xlrs/{{run}}/{{lang}}-{{digest}}.log",
     shell:
         "python -m workflow_scripts.xlrs --spec {params.spec:q} --run-dir {params.run_dir:q}"
-        " --model {params.model:q} --batch-size {params.batch_size} --out {output:q} --speed {SPEED:q} > {log:q} 2>&1"
+        " --model {params.model:q} --batch-size {params.batch_size} --out {output:q} > {log:q} 2>&1"

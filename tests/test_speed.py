@@ -2,6 +2,7 @@
 a compiled training step, a static KV cache and the attention implementation give the results of the plain
 path (fp32, CPU), and changing them plans no job."""
 import copy
+import json
 
 import pytest
 import torch
@@ -164,6 +165,13 @@ def test_a_nan_loss_stops_before_the_weights_change(tiny_model_dir):
     with pytest.raises(FloatingPointError, match="loss is nan"):
         finetune.train_step(training, batch, tokenizer.pad_token_id, PARAMS)
     assert torch.equal(model.lm_head.weight, before)
+
+
+def test_the_workflow_hands_its_speed_settings_to_the_jobs(finished_study):
+    runs = list((finished_study / "results" / "runs").glob("*/run.json"))
+    assert runs and all(json.loads(path.read_text())["speed"] == modeling.SPEED_DEFAULTS for path in runs)
+    decodes = list((finished_study / "results" / "runs").glob("*/decode/dev/*.meta.json"))
+    assert decodes and all(json.loads(path.read_text())["speed"]["attention"] == "eager" for path in decodes)
 
 
 def test_changing_speed_settings_plans_no_job(finished_study):

@@ -4,8 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
+
+
+SPEED_VARIABLE = "XLGEN_SPEED"
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -16,11 +20,13 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def add_speed(p: argparse.ArgumentParser) -> None:
-    """The GPU stages' --speed: how fast, not what (modeling.SPEED_DEFAULTS); not part of the spec or its digest."""
+    """The GPU stages' --speed: how fast, not what (modeling.SPEED_DEFAULTS); not part of the spec or its digest.
+    The workflow passes the config's `speed` section in the environment variable SPEED_VARIABLE."""
     from workflow_scripts.modeling import SPEED_DEFAULTS
 
-    p.add_argument("--speed", type=json.loads, default={},
-                   help=f"JSON object overriding the speed settings {json.dumps(SPEED_DEFAULTS)}")
+    p.add_argument("--speed", type=json.loads, default=os.environ.get(SPEED_VARIABLE, "{}"),
+                   help=f"JSON object overriding the speed settings {json.dumps(SPEED_DEFAULTS)} "
+                        f"(default: ${SPEED_VARIABLE}, which the workflow sets from the config's speed section)")
 
 
 def summary_parser(description: str) -> argparse.ArgumentParser:

@@ -103,7 +103,7 @@ def main() -> None:
                     for e, prediction in zip(examples, predictions)]
     write_jsonl(args.out, records)
     write_json(args.out.with_suffix(".meta.json"), {"spec": spec, "examples": len(examples),
-                                                    "truncated_inputs_per_step": truncated})
+                                                    "truncated_inputs_per_step": truncated, "speed": speed})
 
 
 if __name__ == "__main__":

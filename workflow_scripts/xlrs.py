@@ -149,7 +149,7 @@ def main() -> None:
         rows += xlrs_rows(model, tokenizer, parallel, spec["sources"], targets, step, args.batch_size,
                           spec["max_length"])
     write_tsv(args.out, pd.DataFrame(rows))
-    write_json(args.out.with_suffix(".meta.json"), {"spec": spec, "targets": targets})
+    write_json(args.out.with_suffix(".meta.json"), {"spec": spec, "targets": targets, "speed": speed})
 
 
 if __name__ == "__main__":

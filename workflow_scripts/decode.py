@@ -30,7 +30,7 @@ def generate(model, tokenizer, inputs: list[str], batch_size: int, num_beams: in
     lengths = [len(ids) for ids in tokenizer(inputs)["input_ids"]]
     truncated = sum(length > max_source_length for length in lengths)
     predictions = [""] * len(inputs)
-    # A static KV cache lets transformers compile the decoding step on CUDA (FIELD_NOTES: 2x over the dynamic
+    # A static KV cache lets transformers compile the decoding step on CUDA (benchmarks/anchors.json: 2x over the dynamic
     # cache); every new source length is a new shape, hence the length buckets.
     options = {"cache_implementation": "static"} if wanted(speed["static_cache"], device) else {}
     bucket = speed["source_bucket"] if options else 1
@@ -91,7 +91,7 @@ def main() -> None:
     for step in steps:
         ref = str(args.run_dir / "checkpoints" / f"step-{step:06d}")
         # bf16 weights on CUDA decode faster than fp32 weights under autocast, token for token the same
-        # (FIELD_NOTES); checkpoints trained on a GPU are stored in bf16 anyway.
+        # (benchmarks/anchors.json); checkpoints trained on a GPU are stored in bf16 anyway.
         model = modeling.load_model(ref, dtype=torch.bfloat16 if torch.cuda.is_available() else None,
                                     attention=speed["attention"]).eval()
         tokenizer = tokenizer or modeling.load_tokenizer(ref)  # every checkpoint of a run saves the same one

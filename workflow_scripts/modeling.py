@@ -159,7 +159,7 @@ def load_model(ref: str, device: torch.device | None = None, dtype: torch.dtype 
     """A seq2seq model from a directory or hub id, checked for an untied head where it has one.
 
     attention: "eager" or "sdpa" (transformers' default). T5's relative position bias is a float mask that
-    keeps sdpa off its flash kernel, and eager measured faster for mT5 (FIELD_NOTES)."""
+    keeps sdpa off its flash kernel, and eager measured faster for mT5 (benchmarks/anchors.json)."""
     from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
     try:

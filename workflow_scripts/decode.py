@@ -30,8 +30,8 @@ def generate(model, tokenizer, inputs: list[str], batch_size: int, num_beams: in
     lengths = [len(ids) for ids in tokenizer(inputs)["input_ids"]]
     truncated = sum(length > max_source_length for length in lengths)
     predictions = [""] * len(inputs)
-    # A static KV cache lets transformers compile the decoding step on CUDA (benchmarks/anchors.json: 2x over the dynamic
-    # cache); every new source length is a new shape, hence the length buckets.
+    # A static KV cache lets transformers compile the decoding step on CUDA (benchmarks/anchors.json: 2x over
+    # the dynamic cache); every new source length is a new shape, hence the length buckets.
     options = {"cache_implementation": "static"} if wanted(speed["static_cache"], device) else {}
     bucket = speed["source_bucket"] if options else 1
     # Longest first: a batch that does not fit in memory fails at once, not at the end.

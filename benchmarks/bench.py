@@ -337,11 +337,20 @@ def main(argv: list[str] | None = None) -> dict:
     precision = "bf16" if device.type == "cuda" else "fp32"
     if args.shape == "tiny":  # tiny matrices gain nothing from threads, and on a busy CPU threads spin-wait
         torch.set_num_threads(1)
+    started = time.perf_counter()
+
+    def progress(what):  # a run cut short by a time limit still says how far it got
+        print(f"[{time.perf_counter() - started:6.1f} s] {what}", flush=True)
+
     template = build_model(shape, args.seed, args.dropout)  # on the CPU; every section starts from a copy
+    progress(f"built the {args.shape} model; fine-tuning: ours, then Seq2SeqTrainer")
     finetuning, math = finetune_section(template, shape, args, device, precision)
+    progress(f"fine-tuning done ({finetuning['ratio']['samples_per_s']:.2f}x); decoding: ours, then generate")
     decoding = decode_section(template, shape, args, device, precision)
+    progress(f"decoding done ({decoding['ratio']['new_tokens_per_s']:.2f}x); XLRS and the checkpoint")
     with tempfile.TemporaryDirectory() as work:
         xlrs_figures, checkpoint = xlrs_section(template, shape, args, device, Path(work))
+    progress("XLRS done")
     targets = {"apply": args.shape == "mt5-base" and device.type == "cuda",
                "finetune_speed": finetuning["ratio"]["samples_per_s"] >= TARGETS["finetune_speedup"],
                "finetune_memory": (None if finetuning["ratio"]["peak_memory"] is None else
@@ -359,8 +368,9 @@ def main(argv: list[str] | None = None) -> dict:
                            "cpu_threads": torch.get_num_threads()},
               "shape": {"name": args.shape, **shape["model"], "parameters": checkpoint["parameters"],
                         "dropout_rate": args.dropout, "seed": args.seed},
-              "precision": precision, "speed": {**args.speed, "compiled": modeling.wanted(args.speed["compile"], device),
-                                                "static_cache": modeling.wanted(args.speed["static_cache"], device)},
+              "precision": precision, "speed": {"settings": args.speed,
+                                                "compiled": modeling.wanted(args.speed["compile"], device),
+                                                "static_cache_used": modeling.wanted(args.speed["static_cache"], device)},
               "finetune": finetuning, "math": math, "decode": decoding, "xlrs": xlrs_figures,
               "checkpoint": checkpoint, "targets": targets, "target_values": TARGETS,
               "anchors": json.loads(anchors.read_text()) if anchors.exists() else None}

@@ -42,10 +42,20 @@ def pairs(tokenizer, n=8):
     return finetune.encode_pairs(tokenizer, examples, PARAMS)
 
 
+@pytest.fixture(autouse=True)
+def no_accelerator_state_left_behind():
+    """Each training here sets up its own Accelerator, as each run does; none outlives its test."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(True)
+    yield
+    AcceleratorState._reset_state(True)
+
+
 def fresh_training(model_dir, params, speed, precision="no"):
     from accelerate.state import AcceleratorState
 
-    AcceleratorState._reset_state(True)  # each call sets up its own Accelerator, as each run does
+    AcceleratorState._reset_state(True)
     torch.manual_seed(0)
     return finetune.setup_training(modeling.load_model(model_dir, device=torch.device("cpu")), params, speed, "cpu",
                                    precision)

@@ -179,7 +179,8 @@ def finetune_section(template, shape, args, device, precision):
     for name, (_, times, memory, *_) in runs.items():
         # times[0] is the start of step 1, times[k] the end of step k.
         step_s = (times[-1] - times[args.warmup]) / args.steps
-        figures[name] = {"samples_per_s": batch / step_s, "step_s": step_s, "tflops": flops / step_s / 1e12,
+        figures[name] = {"samples_per_s": batch / step_s, "step_s": step_s,
+                         "real_tokens_per_s": (source + target) / step_s, "tflops": flops / step_s / 1e12,
                          "utilisation": flops / step_s / 1e12 / args.peak_tflops if args.peak_tflops else None,
                          "utilisation_6ND_all_params": (flops_naive / step_s / 1e12 / args.peak_tflops
                                                         if args.peak_tflops else None),

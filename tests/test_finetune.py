@@ -76,6 +76,36 @@ def test_untied_head_survives_save_and_reload_with_its_values(tiny_model_dir, tm
     assert not torch.equal(again.lm_head.weight, again.shared.weight)
 
 
+def test_weights_loaded_in_place_equal_a_fresh_load(tiny_model_dir, tmp_path):
+    model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu"))
+    tokenizer = modeling.load_tokenizer(str(tiny_model_dir))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(0.5).add_(0.25)
+    modeling.save_model(model, tokenizer, tmp_path / "later", dtype=torch.bfloat16)  # as a GPU run saves them
+
+    reused = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu"))
+    tensors = {name: tensor.data_ptr() for name, tensor in reused.state_dict().items()}
+    modeling.load_weights_into(reused, str(tmp_path / "later"))
+    fresh = modeling.load_model(str(tmp_path / "later"), device=torch.device("cpu"))
+    assert {name: tensor.data_ptr() for name, tensor in reused.state_dict().items()} == tensors  # in place
+    for name, tensor in fresh.state_dict().items():
+        assert torch.equal(reused.state_dict()[name], tensor), name
+    assert reused.lm_head.weight.data_ptr() != reused.shared.weight.data_ptr()
+    assert reused.encoder.embed_tokens.weight.data_ptr() == reused.shared.weight.data_ptr()
+
+
+def test_weights_of_another_shape_are_refused_by_name(tiny_model_dir, tmp_path):
+    from workflow_scripts.build_model import build
+
+    build({"build": {"vocab_size": 300, "d_model": 8, "d_ff": 16, "d_kv": 4, "num_heads": 2, "num_layers": 1,
+                     "num_decoder_layers": 1, "dropout_rate": 0.0, "seed": 0, "tokenizer_sentences": 200},
+           "tokenizer_languages": ["en", "zh"]}, tmp_path / "other")
+    model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu"))
+    with pytest.raises(modeling.ModelError, match="other.* does not fit the loaded model: size mismatch"):
+        modeling.load_weights_into(model, str(tmp_path / "other"))
+
+
 def test_a_silently_tied_head_is_caught(tiny_model_dir):
     model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu"))
     model.tie_weights()  # what transformers 5.x does behind a user's back

@@ -87,14 +87,17 @@ def main() -> None:
     examples = examples[: spec["size"]]
     steps = steps_to_decode(args.run_dir, args.selection)
     speed["static_cache"] = static_cache_for_job(speed["static_cache"], len(examples) * len(steps))
-    records, truncated, tokenizer = [], {}, None
+    records, truncated, tokenizer, model = [], {}, None, None
     for step in steps:
         ref = str(args.run_dir / "checkpoints" / f"step-{step:06d}")
-        # bf16 weights on CUDA decode faster than fp32 weights under autocast, token for token the same
-        # (benchmarks/anchors.json); checkpoints trained on a GPU are stored in bf16 anyway.
-        model = modeling.load_model(ref, dtype=torch.bfloat16 if torch.cuda.is_available() else None,
-                                    attention=speed["attention"]).eval()
-        tokenizer = tokenizer or modeling.load_tokenizer(ref)  # every checkpoint of a run saves the same one
+        if model is None:
+            # bf16 weights on CUDA decode faster than fp32 weights under autocast, token for token the same
+            # (benchmarks/anchors.json); checkpoints trained on a GPU are stored in bf16 anyway.
+            model = modeling.load_model(ref, dtype=torch.bfloat16 if torch.cuda.is_available() else None,
+                                        attention=speed["attention"]).eval()
+            tokenizer = modeling.load_tokenizer(ref)  # every checkpoint of a run saves the same one
+        else:
+            modeling.load_weights_into(model, ref)  # keeps what generate compiled for the last checkpoint
         predictions, truncated[step] = generate(
             model, tokenizer, [e["input"] for e in examples], args.batch_size, spec["num_beams"],
             spec["max_new_tokens"], spec["max_source_length"], speed)

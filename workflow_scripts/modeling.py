@@ -176,6 +176,31 @@ def load_model(ref: str, device: torch.device | None = None, dtype: torch.dtype 
     return model.to(device or resolve_device())
 
 
+def load_weights_into(model, ref: str) -> None:
+    """Another checkpoint of the same model, copied into `model`'s tensors in place: nothing is rebuilt, and
+    code compiled around the model (a static-cache decoder) stays valid for the next checkpoint."""
+    from safetensors.torch import load_file
+
+    files = _checkpoint_files(ref)
+    if not files:
+        raise ModelError(f"model {ref!r}: no safetensors checkpoint files")
+    state = {}
+    for path in files:
+        state.update(load_file(str(path)))
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shapes differ: another architecture
+        detail = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err))
+        raise ModelError(f"model {ref!r} does not fit the loaded model: {detail}") from None
+    # save_pretrained stores a tied tensor once (shared.weight, not encoder/decoder.embed_tokens.weight).
+    untied_missing = sorted(set(missing) - set(getattr(model, "all_tied_weights_keys", {}) or {}))
+    if untied_missing or unexpected:
+        raise ModelError(f"model {ref!r} does not fit the loaded model: missing {untied_missing[:3]}, "
+                         f"unexpected {sorted(unexpected)[:3]}")
+    if "lm_head.weight" in state:
+        assert_head_untied(model, ref)
+
+
 def save_model(model, tokenizer, out_dir: str | Path, dtype: torch.dtype | None = None) -> None:
     """save_pretrained (safetensors) into a temporary directory, renamed into place when complete."""
     out_dir = Path(out_dir)

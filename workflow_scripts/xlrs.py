@@ -143,9 +143,12 @@ def main() -> None:
     parallel = load_parallel(spec["parallel"], list(dict.fromkeys([*spec["sources"], *targets])),
                              spec["n_pairs"], spec["seed"])
     tokenizer = modeling.load_tokenizer(args.model)
-    rows = []
+    rows, model = [], None
     for step, ref in checkpoints_of(args.run_dir, args.model):
-        model = modeling.load_model(ref, attention=speed["attention"]).eval()
+        if model is None:  # step 0: the base model, in whatever format it comes
+            model = modeling.load_model(ref, attention=speed["attention"]).eval()
+        else:  # the run's own safetensors checkpoints
+            modeling.load_weights_into(model, ref)
         rows += xlrs_rows(model, tokenizer, parallel, spec["sources"], targets, step, args.batch_size,
                           spec["max_length"])
     write_tsv(args.out, pd.DataFrame(rows))

@@ -13,7 +13,8 @@ from workflow_scripts import cli
 from workflow_scripts.files import read_json, read_jsonl, write_json, write_jsonl
 
 # speed.static_cache "auto" compiles only jobs of at least this many sequences (inputs x checkpoints): the
-# compile is paid per input shape and per loaded checkpoint, and a dev set of 250 decodes in seconds without it.
+# compile is paid per input shape (later checkpoints are loaded into the same model), and a dev set of 250
+# decodes in seconds without it.
 # The benchmark's decode `warmup_s` (compile included) against its tokens/s gives the break-even on a GPU.
 STATIC_CACHE_MIN_SEQUENCES = 10_000
 

@@ -106,6 +106,12 @@ def test_weights_of_another_shape_are_refused_by_name(tiny_model_dir, tmp_path):
         modeling.load_weights_into(model, str(tmp_path / "other"))
 
 
+def test_a_missing_checkpoint_is_named(tiny_model_dir, tmp_path):
+    model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu"))
+    with pytest.raises(modeling.ModelError, match="step-000004.*no such directory"):
+        modeling.load_weights_into(model, str(tmp_path / "step-000004"))
+
+
 def test_a_silently_tied_head_is_caught(tiny_model_dir):
     model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu"))
     model.tie_weights()  # what transformers 5.x does behind a user's back

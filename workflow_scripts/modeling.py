@@ -181,9 +181,9 @@ def load_weights_into(model, ref: str) -> None:
     code compiled around the model (a static-cache decoder) stays valid for the next checkpoint."""
     from safetensors.torch import load_file
 
-    files = _checkpoint_files(ref)
+    files = sorted(Path(ref).glob("*.safetensors"))  # a run's own checkpoint directory
     if not files:
-        raise ModelError(f"model {ref!r}: no safetensors checkpoint files")
+        raise ModelError(f"model {ref!r}: no such directory, or no safetensors files in it")
     state = {}
     for path in files:
         state.update(load_file(str(path)))

@@ -96,11 +96,11 @@ def train_ours(template, examples, shape, steps, device, speed):
         losses.append(finetune.train_step(training, pairs[step * batch:(step + 1) * batch], tokenizer.pad_token_id,
                                           params))
         times.append(sync(device))
-    memory = peak_memory(device)
+    memory, compiled = peak_memory(device), modeling.compile_counts() if training.compiled else None
     training.accelerator.free_memory(training.model, training.optimizer)
     torch._dynamo.reset()  # compiled code can hold the model: the Trainer's peak memory must not include it
     AcceleratorState._reset_state(True)  # the Trainer builds its own Accelerator
-    return losses, times, memory
+    return losses, times, memory, compiled
 
 
 def train_trainer(template, examples, shape, steps, device, seed):
@@ -186,6 +186,7 @@ def finetune_section(template, shape, args, device, precision):
                                                         if args.peak_tflops else None),
                          "peak_memory_bytes": memory,
                          "first_step_s": times[1] - times[0]}  # includes torch.compile's compilation
+    figures["ours"]["compile"] = runs["ours"][3]  # torch.compile's graphs, failures, breaks; None uncompiled
     ours, baseline = runs["ours"][0], runs["baseline"][0]
     tolerance = TOLERANCE[precision]
     first, curve = relative(ours[0], baseline[0]), max(relative(a, b) for a, b in zip(ours, baseline))
@@ -207,22 +208,16 @@ def finetune_section(template, shape, args, device, precision):
 def decode_section(template, shape, args, device, precision):
     """Ours: decode.generate on bf16 weights (CUDA), as decode.main loads a checkpoint. Baseline: model.generate
     with its defaults on fp32 weights under bf16 autocast, what a Seq2SeqTrainer checkpoint (saved in fp32) gives
-    and the issue's anchor measured; on CUDA also generate's defaults on our bf16 weights, for reference."""
+    and the issue's anchor measured; on CUDA also generate's defaults on our bf16 weights, for reference. One
+    model on the device at a time, so each side's peak memory is its own."""
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     new, length, batch = shape["new_tokens"], shape["decode_source"], args.decode_batch
-    models = {"ours": copy.deepcopy(template).to(device=device, dtype=dtype).eval(),
-              "baseline": copy.deepcopy(template).to(device=device).eval()}
-    if precision == "bf16":
-        models["baseline_bf16_weights"] = copy.deepcopy(template).to(device=device, dtype=dtype).eval()
-    models["ours"].set_attn_implementation(args.speed["attention"])
-    for model in models.values():  # every sequence gets exactly `new` tokens, on every side
-        model.generation_config.min_new_tokens = new
     sources = synthetic(random.Random(args.seed + 1), batch * args.decode_batches, (length, length),
                         shape["model"]["vocab_size"])
     texts, tokenizer = [text(s) for s in sources], IdTokenizer()
 
-    def ours(items):
-        return decode.generate(models["ours"], tokenizer, items, batch, 1, new, length, args.speed)[0]
+    def ours(model, items):
+        return decode.generate(model, tokenizer, items, batch, 1, new, length, args.speed)[0]
 
     def generate_defaults(model, rows):
         outputs = []
@@ -235,23 +230,31 @@ def decode_section(template, shape, args, device, precision):
             outputs += [decode.clean(t, tokenizer) for t in tokenizer.batch_decode(out.cpu())]
         return outputs
 
-    sides = {"ours": (ours, texts)}
-    sides.update({name: (lambda rows, model=models[name]: generate_defaults(model, rows), sources)
-                  for name in models if name != "ours"})
-    warmup = {}
-    for name, (run, items) in sides.items():
-        start = sync(device)
-        run(items[:batch])  # ours compiles here (static cache on CUDA)
-        warmup[name] = sync(device) - start
+    sides = {"ours": (dtype, ours, texts), "baseline": (torch.float32, generate_defaults, sources)}
+    if precision == "bf16":
+        sides["baseline_bf16_weights"] = (dtype, generate_defaults, sources)
     figures, outputs = {}, {}
-    for name, (run, items) in sides.items():
+    for name, (weights, run, items) in sides.items():
+        reset_memory(device)
+        model = copy.deepcopy(template).to(device=device, dtype=weights).eval()
+        model.generation_config.min_new_tokens = new  # every sequence gets exactly `new` tokens, on every side
+        if name == "ours":
+            model.set_attn_implementation(args.speed["attention"])
+            torch._dynamo.reset()
+            torch._dynamo.utils.counters.clear()
+        start = sync(device)
+        run(model, items[:batch])  # ours compiles here (static cache on CUDA)
+        warmup = sync(device) - start
         reset_memory(device)
         start = sync(device)
-        outputs[name] = run(items)
+        outputs[name] = run(model, items)
         seconds = sync(device) - start
         figures[name] = {"new_tokens_per_s": len(items) * new / seconds, "seconds": seconds,
-                         "peak_memory_bytes": peak_memory(device), "warmup_s": warmup[name]}
-    del models
+                         "peak_memory_bytes": peak_memory(device), "warmup_s": warmup}
+        if name == "ours":
+            figures[name]["compile"] = (modeling.compile_counts() if modeling.wanted(args.speed["static_cache"], device)
+                                        else None)
+        del model
 
     def identical(other):
         return sum(a == b for a, b in zip(outputs["ours"], outputs[other])) / len(sources)
@@ -294,6 +297,7 @@ def table(record: dict) -> str:
     f, d, m, t = record["finetune"], record["decode"], record["math"], record["targets"]
     gib = lambda b: f"{b / 2**30:.1f} GiB" if b else "n/a"  # noqa: E731
     pct = lambda u: f"{100 * u:.1f}%" if u else "n/a"  # noqa: E731
+    compiled = lambda c: f"{c['graphs']} / {c['failed_frames']}" if c else "not compiled"  # noqa: E731
     rows = [("fine-tune samples/s", f"{f['ours']['samples_per_s']:.1f}", f"{f['baseline']['samples_per_s']:.1f}",
              f"{f['ratio']['samples_per_s']:.2f}x", ">= 3x", t["finetune_speed"]),
             ("fine-tune peak memory", gib(f["ours"]["peak_memory_bytes"]), gib(f["baseline"]["peak_memory_bytes"]),
@@ -301,6 +305,8 @@ def table(record: dict) -> str:
             ("FLOP utilisation", pct(f["ours"]["utilisation"]), pct(f["baseline"]["utilisation"]), "", "", ""),
             ("first step (ours: incl. compiling)", f"{f['ours']['first_step_s']:.1f} s",
              f"{f['baseline']['first_step_s']:.1f} s", "", "", ""),
+            ("ours: torch.compile graphs / failed frames",
+             f"fine-tune {compiled(f['ours']['compile'])}; decode {compiled(d['ours']['compile'])}", "", "", "", ""),
             ("loss rel. diff: first / max over curve", f"{m['first_loss']['relative_difference']:.1e}",
              f"{m['curve']['max_relative_difference']:.1e}", "",
              "{first:.0e} / {curve:.0e}".format(**m["tolerance_relative"]), t["math"]),
@@ -366,9 +372,11 @@ def main(argv: list[str] | None = None) -> dict:
     template = build_model(shape, args.seed, args.dropout)  # on the CPU; every section starts from a copy
     progress(f"built the {args.shape} model; fine-tuning: ours, then Seq2SeqTrainer")
     finetuning, math = finetune_section(template, shape, args, device, precision)
-    progress(f"fine-tuning done ({finetuning['ratio']['samples_per_s']:.2f}x); decoding: ours, then generate")
+    progress(f"fine-tuning done ({finetuning['ratio']['samples_per_s']:.2f}x; torch.compile: "
+             f"{finetuning['ours']['compile']}); decoding: ours, then generate")
     decoding = decode_section(template, shape, args, device, precision)
-    progress(f"decoding done ({decoding['ratio']['new_tokens_per_s']:.2f}x); XLRS and the checkpoint")
+    progress(f"decoding done ({decoding['ratio']['new_tokens_per_s']:.2f}x; torch.compile: "
+             f"{decoding['ours']['compile']}); XLRS and the checkpoint")
     with tempfile.TemporaryDirectory() as work:
         xlrs_figures, checkpoint = xlrs_section(template, shape, args, device, Path(work))
     progress("XLRS done")

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from benchmarks.synthetic import IdTokenizer, hf_collator, text
@@ -25,11 +26,15 @@ def test_the_adapter_gives_collate_the_baselines_tensors():
     assert ours["labels"].tolist() == [[9, 1, -100, -100], [4, 4, 4, 1]]
 
 
-def test_tiny_benchmark_on_cpu(tmp_path):
+@pytest.mark.parametrize("speed", [{}, {"compile": True, "static_cache": True}], ids=["cpu-defaults", "gpu-path"])
+def test_tiny_benchmark_on_cpu(tmp_path, speed):
+    """With the CPU's defaults, and with the GPU's compiled training and static cache forced on (transformers
+    compiles the static-cache step on CUDA only, so decoding there stays uncompiled)."""
     out = tmp_path / "record.json"
     result = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--shape", "tiny", "--device", "cpu",
                              "--steps", str(STEPS), "--warmup", str(WARMUP), "--decode-batches", "1",
-                             "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=120)
+                             "--speed", json.dumps(speed), "--out", str(out)],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| fine-tune samples/s |" in result.stdout
     record = json.loads(out.read_text())
@@ -54,6 +59,14 @@ def test_tiny_benchmark_on_cpu(tmp_path):
     assert record["xlrs"]["languages"] == 17 and record["xlrs"]["seconds"] > 0
     assert record["xlrs"]["rows"] == 16 * (record["shape"]["num_layers"] + 1)  # 16 targets x layers
     assert record["checkpoint"]["pass"] and 1.9 <= record["checkpoint"]["bytes_per_parameter"] <= 2.1
+
+    compiled = record["finetune"]["ours"]["compile"]
+    if speed:
+        assert record["speed"]["compiled"] and record["speed"]["static_cache_used"]
+        assert compiled["graphs"] >= 1 and not compiled["failed_frames"]
+        assert record["decode"]["ours"]["compile"] == {"graphs": 0, "failed_frames": 0, "graph_breaks": 0}
+    else:
+        assert compiled is None and record["decode"]["ours"]["compile"] is None
 
     targets = record["targets"]
     assert targets["apply"] is False  # tiny on a CPU: the speed targets are reported, not meant

@@ -104,16 +104,38 @@ def test_micro_batches_sum_to_the_batch(tiny_model_dir):
 
 
 def test_compiled_training_gives_the_same_losses(tiny_model_dir):
-    from torch._dynamo.utils import counters
-
     plain, plain_weights = losses_and_weights(tiny_model_dir, {**PLAIN, "source_bucket": 64, "target_bucket": 32})
-    counters.clear()
     compiled, compiled_weights = losses_and_weights(tiny_model_dir, {**PLAIN, "compile": True, "source_bucket": 64,
                                                                      "target_bucket": 32})
-    assert counters["stats"]["unique_graphs"] >= 1  # it ran compiled, not silently eager
-    assert not counters["graph_break"]  # one graph: every step is the compiled forward
+    counts = modeling.compile_counts()  # setup_training starts the count
+    assert counts["graphs"] >= 1 and not counts["failed_frames"]  # it ran compiled, not silently eager
+    assert not counts["graph_breaks"]  # one graph: every step is the compiled forward
     assert compiled == pytest.approx(plain, rel=1e-4)
     assert torch.allclose(compiled_weights, plain_weights, atol=1e-5)
+
+
+def test_a_failed_compile_trains_uncompiled_and_says_so(tiny_model_dir, monkeypatch, caplog):
+    """A backend that cannot compile (a torch or driver problem on some GPU) costs speed, not the run: the step
+    runs uncompiled with the same results, and the check finetune.train makes after its first step says so."""
+    import torch._dynamo
+
+    def failing_backend(graph, example_inputs):
+        raise RuntimeError("this backend cannot compile")
+
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **options: compile_(fn, backend=failing_backend, **options))
+    tokenizer = modeling.load_tokenizer(tiny_model_dir)
+    plain = fresh_training(tiny_model_dir, PARAMS, PLAIN)
+    failing = fresh_training(tiny_model_dir, PARAMS, {**PLAIN, "compile": True})
+    try:
+        losses = [finetune.train_step(training, pairs(tokenizer), tokenizer.pad_token_id, PARAMS)
+                  for training in (plain, failing)]
+        counts = modeling.check_compiled("run-x", "compile")
+    finally:
+        torch._dynamo.reset()  # dynamo skips a function it failed on: later tests compile model_loss afresh
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    assert counts["graphs"] == 0 and counts["failed_frames"] >= 1
+    assert "run-x: torch.compile did not compile it" in caplog.text and "{compile: false}" in caplog.text
 
 
 def test_compiled_training_under_bf16_autocast_as_on_a_gpu(tiny_model_dir):
@@ -123,16 +145,15 @@ def test_compiled_training_under_bf16_autocast_as_on_a_gpu(tiny_model_dir):
     import re
 
     import torch._inductor.config
-    from torch._dynamo.utils import counters
     from torch._inductor.utils import run_and_get_code
 
     speed = {**PLAIN, "source_bucket": 64, "target_bucket": 32}
     plain, _ = losses_and_weights(tiny_model_dir, speed, precision="bf16")
-    counters.clear()
     with torch._inductor.config.patch(fx_graph_cache=False):  # a cache hit would generate no code to read
         (compiled, _), code = run_and_get_code(losses_and_weights, tiny_model_dir, {**speed, "compile": True},
                                                precision="bf16")
-    assert counters["stats"]["unique_graphs"] >= 1 and not counters["graph_break"]
+    counts = modeling.compile_counts()
+    assert counts["graphs"] >= 1 and not counts["failed_frames"] and not counts["graph_breaks"]
     assert compiled == pytest.approx(plain, rel=2e-2)  # bf16 keeps 8 mantissa bits
 
     vocabulary = modeling.load_model(tiny_model_dir, device=torch.device("cpu")).config.vocab_size
@@ -148,6 +169,39 @@ def test_static_cache_and_buckets_decode_the_same_tokens(tiny_model_dir):
     static, _ = decode.generate(model, tokenizer, SENTENCES, 3, 1, 12, 40,
                                 {**PLAIN, "static_cache": True, "source_bucket": 16})
     assert static == plain and any(plain)
+
+
+@pytest.mark.parametrize("backend", ["inductor", "failing"])
+def test_compiled_static_cache_decoding_as_on_a_gpu(tiny_model_dir, backend, caplog):
+    """transformers compiles the static-cache decoding step on CUDA only; its testing switch
+    (_compile_all_devices) runs that path here. Compiled, the tokens are the same; a backend that fails leaves
+    the step uncompiled, with the same tokens, and decode.main's check names it in the log."""
+    import torch._dynamo
+    from transformers import CompileConfig
+
+    def failing_backend(graph, example_inputs):
+        raise RuntimeError("this backend cannot compile")
+
+    model = modeling.load_model(tiny_model_dir, device=torch.device("cpu")).eval()
+    tokenizer = modeling.load_tokenizer(tiny_model_dir)
+    plain, _ = decode.generate(model, tokenizer, SENTENCES, 8, 1, 12, 40, PLAIN)
+    compile_config = CompileConfig(backend=failing_backend if backend == "failing" else backend)
+    compile_config._compile_all_devices = True
+    model.generation_config.compile_config = compile_config
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    try:
+        static, _ = decode.generate(model, tokenizer, SENTENCES, 8, 1, 12, 40,
+                                    {**PLAIN, "static_cache": True, "source_bucket": 16})
+        counts = modeling.check_compiled("decode-x", "static_cache")
+    finally:
+        torch._dynamo.reset()
+    assert static == plain
+    if backend == "failing":
+        assert counts["failed_frames"] and "decode-x: torch.compile did not compile it" in caplog.text
+    else:
+        assert counts["graphs"] >= 1 and not counts["failed_frames"] and not counts["graph_breaks"]
+        assert "did not compile" not in caplog.text
 
 
 def test_auto_static_cache_is_for_large_decode_jobs_only():

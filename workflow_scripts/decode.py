@@ -35,6 +35,10 @@ def generate(model, tokenizer, inputs: list[str], batch_size: int, num_beams: in
     # the dynamic cache); every new source length is a new shape, hence the length buckets.
     options = {"cache_implementation": "static"} if wanted(speed["static_cache"], device) else {}
     bucket = speed["source_bucket"] if options else 1
+    if options:  # as in training: a step that fails to compile runs uncompiled (modeling.check_compiled)
+        import torch._dynamo
+
+        torch._dynamo.config.suppress_errors = True
     # Longest first: a batch that does not fit in memory fails at once, not at the end.
     batches = length_sorted_batches(tokenizer, inputs, lengths, batch_size, max_source_length, device,
                                     descending=True, bucket=bucket)
@@ -105,6 +109,9 @@ def main() -> None:
         records += [{"step": step, "id": e["id"], "input": e["input"], "reference": e["target"],
                      "prediction": prediction, "record": e["record"]}
                     for e, prediction in zip(examples, predictions)]
+    if model is not None and modeling.wanted(speed["static_cache"], model.device):  # transformers compiles on CUDA only
+        modeling.check_compiled(f"{args.out}: the static-cache decoding step", "static_cache",
+                                expect_graphs=model.device.type == "cuda")
     write_jsonl(args.out, records)
     write_json(args.out.with_suffix(".meta.json"), {"spec": spec, "examples": len(examples),
                                                     "truncated_inputs_per_step": truncated, "speed": speed})

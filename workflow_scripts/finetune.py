@@ -145,6 +145,10 @@ class Training:
     loss: Callable  # model_loss, compiled or not
     buckets: tuple[int, int]  # (source, target) length buckets batches are padded to
 
+    @property
+    def compiled(self) -> bool:
+        return self.loss is not model_loss
+
 
 def setup_training(model, params: dict, speed: dict, device=None, mixed_precision: str | None = None) -> Training:
     """The Accelerator, prepared model and optimizer, as every run (and benchmarks/bench.py) trains them:
@@ -171,8 +175,10 @@ def setup_training(model, params: dict, speed: dict, device=None, mixed_precisio
     # One graph per length bucket and micro-batch size: the limit is raised so that no bucket runs uncompiled.
     lengths = [-(-params[f"max_{side}_length"] // speed[f"{side}_bucket"]) for side in ("source", "target")]
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 4 * lengths[0] * lengths[1])
-    # A model or torch version that fails to compile trains uncompiled (dynamo logs why) rather than stopping.
+    # A model or torch version that fails to compile trains uncompiled (dynamo logs why, and
+    # modeling.check_compiled says what it means) rather than stopping.
     torch._dynamo.config.suppress_errors = True
+    torch._dynamo.utils.counters.clear()  # modeling.compile_counts() counts this training's graphs
     return Training(accelerator, model, optimizer, torch.compile(model_loss, dynamic=False),
                     (speed["source_bucket"], speed["target_bucket"]))
 
@@ -241,7 +247,7 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
     if state_path.exists():
         step, log_rows = load_state(state_path, accelerator.unwrap_model(model), optimizer)
     stop = install_stop_handlers()
-    started = time.time()
+    started, first_step = time.time(), step
     model.train()
     progress = tqdm(total=total_steps, initial=step, desc=run_id, file=sys.stderr,
                     disable=not accelerator.is_main_process)
@@ -260,6 +266,8 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
                 f"run {run_id}: {err} at step {step + 1} (epoch {epoch}); last good checkpoint: "
                 f"{out_dir / 'checkpoints' / f'step-{last_good[-1]:06d}' if last_good else 'none'} (kept)") from None
         step += 1
+        if step == first_step + 1 and training.compiled:
+            modeling.check_compiled(f"run {run_id}: the training step", "compile")
         log_rows.append({"step": step, "epoch": epoch, "loss": batch_loss, "learning_rate": params["learning_rate"]})
         progress.update(1)
         progress.set_postfix(loss=f"{batch_loss:.3f}")

@@ -43,6 +43,26 @@ def wanted(setting, device: torch.device) -> bool:
     return setting is True or (setting == "auto" and device.type == "cuda")
 
 
+def compile_counts() -> dict:
+    """What torch.compile has done in this process: graphs compiled, frames it failed on (which then ran
+    uncompiled: dynamo's suppress_errors) and graph breaks. A wanted compile with no graph is a silent slowdown."""
+    from torch._dynamo.utils import counters
+
+    return {"graphs": counters["stats"]["unique_graphs"], "failed_frames": counters["frames"]["total"] -
+            counters["frames"]["ok"], "graph_breaks": sum(counters["graph_break"].values())}
+
+
+def check_compiled(what: str, setting: str, expect_graphs: bool = True) -> dict:
+    """After compiled work: compile_counts(), and a warning in the job's log when torch.compile failed (or, with
+    expect_graphs, compiled nothing), since the work then ran uncompiled (suppress_errors): same results, slower."""
+    counts = compile_counts()
+    if counts["failed_frames"] or (expect_graphs and not counts["graphs"]):
+        log.warning("%s: torch.compile did not compile it (%s; dynamo's warnings above say why), so it ran "
+                    "uncompiled: the same results, but slower; speed: {%s: false} turns the attempt off",
+                    what, ", ".join(f"{key} {value}" for key, value in counts.items()), setting)
+    return counts
+
+
 def padded_length(longest: int, multiple: int, cap: int | None) -> int:
     """`longest` rounded up to a multiple of `multiple`, but not beyond `cap`: compiled code then sees a few
     shapes instead of one per batch, and padding is masked, so the result does not change."""

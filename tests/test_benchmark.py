@@ -48,6 +48,7 @@ def test_tiny_benchmark_on_cpu(tmp_path, speed):
             assert record[section][side][figure] > 0
         assert record[section]["ratio"][figure] == record[section]["ours"][figure] / record[section]["baseline"][figure]
     assert record["finetune"]["flops_per_step"] > 0 and record["finetune"]["ours"]["peak_memory_bytes"] is None
+    assert record["finetune"]["ours"]["collate_s_per_step"] > 0
 
     math = record["math"]
     assert len(math["losses"]["ours"]) == len(math["losses"]["baseline"]) == WARMUP + STEPS

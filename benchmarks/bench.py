@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from workflow_scripts import decode, finetune, modeling, xlrs
+from benchmarks import agreement
 from benchmarks.synthetic import IdTokenizer, hf_collator, synthetic, text
 from workflow_scripts.build_model import untie_output_layer
 
@@ -81,13 +82,14 @@ def train_params(shape: dict) -> dict:
             "weight_decay": 0.0, "max_source_length": shape["source"][1], "max_target_length": shape["target"][1]}
 
 
-def train_ours(template, examples, shape, steps, device, speed):
+def train_ours(template, examples, shape, steps, device, speed, precision):
     """finetune.train_step on finetune.encode_pairs' output, set up by finetune.setup_training as every run is."""
     from accelerate.state import AcceleratorState
 
     reset_memory(device)
     params = train_params(shape)
-    training = finetune.setup_training(copy.deepcopy(template), params, speed, device)
+    training = finetune.setup_training(copy.deepcopy(template), params, speed, device,
+                                       "bf16" if precision == "bf16" else "no")
     training.model.train()
     tokenizer = IdTokenizer()
     pairs = finetune.encode_pairs(tokenizer, [{"input": text(s), "target": text(t)} for s, t in examples], params)
@@ -110,7 +112,7 @@ def train_ours(template, examples, shape, steps, device, speed):
     return run
 
 
-def train_trainer(template, examples, shape, steps, device, seed):
+def train_trainer(template, examples, shape, steps, device, seed, precision):
     """Seq2SeqTrainer with its defaults, except: the same data order (sequential, not random), a constant lr
     and clipping at 1.0 (as ours), no saving or reporting, a loss logged every step, no progress output."""
     from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
@@ -136,7 +138,7 @@ def train_trainer(template, examples, shape, steps, device, seed):
     with tempfile.TemporaryDirectory() as out:
         args = Seq2SeqTrainingArguments(
             output_dir=out, per_device_train_batch_size=shape["batch"], learning_rate=LEARNING_RATE,
-            max_steps=steps, bf16=device.type == "cuda", use_cpu=device.type == "cpu", report_to=[],
+            max_steps=steps, bf16=precision == "bf16", use_cpu=device.type == "cpu", report_to=[],
             save_strategy="no", logging_steps=1, train_sampling_strategy="sequential", lr_scheduler_type="constant",
             max_grad_norm=MAX_GRAD_NORM, disable_tqdm=True, seed=seed)
         trainer = Seq2SeqTrainer(model=copy.deepcopy(template), args=args,
@@ -177,8 +179,8 @@ def finetune_section(template, shape, args, device, precision):
     ours_batch = finetune.collate(pairs, IdTokenizer.pad_token_id, params)
     hf_batch = hf_collator([{"input_ids": s, "labels": t} for s, t in examples[:batch]])
     assert all(torch.equal(ours_batch[k], hf_batch[k]) for k in hf_batch), "the two collators disagree"
-    runs = {"ours": train_ours(template, examples, shape, total, device, args.speed),
-            "baseline": train_trainer(template, examples, shape, total, device, args.seed)}
+    runs = {"ours": train_ours(template, examples, shape, total, device, args.speed, precision),
+            "baseline": train_trainer(template, examples, shape, total, device, args.seed, precision)}
     timed = examples[args.warmup * batch:]
     source, target = (sum(len(pair[i]) for pair in timed) / args.steps for i in (0, 1))
     flops, flops_naive = step_flops(template, source, target)
@@ -228,11 +230,11 @@ def decode_section(template, shape, args, device, precision):
     def ours(model, items):
         return decode.generate(model, tokenizer, items, batch, 1, new, length, args.speed)[0]
 
-    def generate_defaults(model, rows):
+    def generate_defaults(model, rows, autocast=precision == "bf16"):
         outputs = []
         for start in range(0, len(rows), batch):
             ids, mask = modeling.pad_rows(rows[start:start + batch], 0)
-            with torch.inference_mode(), modeling.autocast_for(device):
+            with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=autocast):
                 out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=new,
                                      do_sample=False)
             assert out.shape[1] == new + 1, "generate stopped early"
@@ -264,18 +266,32 @@ def decode_section(template, shape, args, device, precision):
             figures[name]["compile"] = (modeling.compile_counts() if modeling.wanted(args.speed["static_cache"], device)
                                         else None)
         del model
-
-    def identical(other):
-        return sum(a == b for a, b in zip(outputs["ours"], outputs[other])) / len(sources)
+    agreements = decode_agreement(template, args, device, precision, new, sources, outputs, (ours, generate_defaults))
 
     ratio = {"new_tokens_per_s": figures["ours"]["new_tokens_per_s"] / figures["baseline"]["new_tokens_per_s"]}
     if "baseline_bf16_weights" in figures:
         ratio["new_tokens_per_s_vs_bf16_weights"] = (figures["ours"]["new_tokens_per_s"] /
                                                      figures["baseline_bf16_weights"]["new_tokens_per_s"])
     return {"dtype": str(dtype), "sequences": len(sources), "batch": batch, "source_tokens": length,
-            "new_tokens": new, **figures, "identical_share": identical("baseline"),
-            "identical_share_by_baseline": {name: identical(name) for name in figures if name != "ours"},
-            "ratio": ratio}
+            "new_tokens": new, **figures, "identical_share": agreements["baseline"]["identical_share"],
+            "agreement": agreements, "ratio": ratio}
+
+
+def decode_agreement(template, args, device, precision, new, sources, outputs, runners) -> dict:
+    """Our outputs against each baseline's, differences judged by an fp32 reference (benchmarks/agreement.py);
+    after a bf16 run also the fp32 check on one batch: both sides on fp32 weights, no autocast."""
+    reference = copy.deepcopy(template).to(device).eval()
+    reference.generation_config.min_new_tokens = new
+    found = {name: agreement.compare(reference, sources, outputs["ours"], theirs, device)
+             for name, theirs in outputs.items() if name != "ours"}
+    if precision == "bf16":
+        batch, texts = args.decode_batch, [text(s) for s in sources[:args.decode_batch]]
+        ours_fp32 = copy.deepcopy(reference)
+        ours_fp32.set_attn_implementation(args.speed["attention"])
+        ours, generate_defaults = runners
+        fp32 = {"ours": ours(ours_fp32, texts), "baseline": generate_defaults(reference, sources[:batch], False)}
+        found["fp32_check"] = agreement.compare(reference, sources[:batch], fp32["ours"], fp32["baseline"], device)
+    return found
 
 
 def xlrs_section(template, shape, args, device, work: Path):
@@ -307,6 +323,10 @@ def table(record: dict) -> str:
     gib = lambda b: f"{b / 2**30:.1f} GiB" if b else "n/a"  # noqa: E731
     pct = lambda u: f"{100 * u:.1f}%" if u else "n/a"  # noqa: E731
     compiled = lambda c: f"{c['graphs']} / {c['failed_frames']}" if c else "not compiled"  # noqa: E731
+
+    def gaps(found):
+        at, usual = found["gap_at_first_difference"], found["top2_gap"]
+        return f"{at['median']:.3g} ({usual['median']:.3g})" if at else "no differences"
     rows = [("fine-tune samples/s", f"{f['ours']['samples_per_s']:.1f}", f"{f['baseline']['samples_per_s']:.1f}",
              f"{f['ratio']['samples_per_s']:.2f}x", ">= 3x", t["finetune_speed"]),
             ("fine-tune peak memory", gib(f["ours"]["peak_memory_bytes"]), gib(f["baseline"]["peak_memory_bytes"]),
@@ -330,6 +350,11 @@ def table(record: dict) -> str:
              f"{d['baseline']['warmup_s']:.1f} s", "", "", ""),
             (f"greedy outputs identical ({record['precision']})", f"{100 * d['identical_share']:.1f}%", "", "",
              f">= {100 * TARGETS['decode_identical'][record['precision']]:.0f}%", t["decode_identical"]),
+            *([("greedy outputs identical (fp32 check, one batch)",
+                f"{100 * d['agreement']['fp32_check']['identical_share']:.1f}%", "", "", "100%",
+                t["decode_identical_fp32"])] if "fp32_check" in d["agreement"] else []),
+            ("where they differ: fp32 logit gap of the two tokens, median (usual top-2 gap)",
+             gaps(d["agreement"]["baseline"]), "", "", "", ""),
             (f"XLRS {record['xlrs']['languages']} x {record['xlrs']['sentences']} incl. load",
              f"{record['xlrs']['seconds']:.2f} s", "", "", "< 10 s", t["xlrs"]),
             ("checkpoint, bf16 safetensors", f"{record['checkpoint']['bytes'] / 1e9:.4f} GB", "", "",
@@ -347,6 +372,8 @@ def parse_args(argv):
     p.add_argument("--decode-batches", type=int, default=2, help="timed decode batches (default 2)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda or cpu")
     p.add_argument("--peak-tflops", type=float, help="bf16 dense peak (default by device name: H100 989, H200 790)")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="auto: bf16 on CUDA, fp32 on a CPU (bf16 on a CPU runs the GPU's bf16 code paths, slowly)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout_rate (0: the loss comparison needs it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--speed", type=json.loads, default={},
@@ -372,7 +399,7 @@ def main(argv: list[str] | None = None) -> dict:
             else f"cpu {platform.processor() or platform.machine()}")
     if args.peak_tflops is None and device.type == "cuda":
         args.peak_tflops = next((tflops for key, tflops in PEAK_TFLOPS.items() if key in name), None)
-    precision = "bf16" if device.type == "cuda" else "fp32"
+    precision = args.precision if args.precision != "auto" else "bf16" if device.type == "cuda" else "fp32"
     if args.shape == "tiny":  # tiny matrices gain nothing from threads, and on a busy CPU threads spin-wait
         torch.set_num_threads(1)
     started = time.perf_counter()
@@ -397,6 +424,9 @@ def main(argv: list[str] | None = None) -> dict:
                                    finetuning["ratio"]["peak_memory"] <= TARGETS["finetune_memory_ratio"]),
                "decode_speed": decoding["ratio"]["new_tokens_per_s"] >= TARGETS["decode_speedup"],
                "decode_identical": decoding["identical_share"] >= TARGETS["decode_identical"][precision],
+               "decode_identical_fp32": (decoding["agreement"]["fp32_check"]["identical_share"] >=
+                                         TARGETS["decode_identical"]["fp32"] if "fp32_check" in decoding["agreement"]
+                                         else None),
                "math": math["first_loss"]["pass"] and math["curve"]["pass"],
                "xlrs": xlrs_figures["seconds"] < TARGETS["xlrs_seconds"], "checkpoint": checkpoint["pass"]}
     anchors = Path(__file__).with_name("anchors.json")

@@ -26,20 +26,23 @@ def test_the_adapter_gives_collate_the_baselines_tensors():
     assert ours["labels"].tolist() == [[9, 1, -100, -100], [4, 4, 4, 1]]
 
 
-@pytest.mark.parametrize("speed", [{}, {"compile": True, "static_cache": True}], ids=["cpu-defaults", "gpu-path"])
-def test_tiny_benchmark_on_cpu(tmp_path, speed):
-    """With the CPU's defaults, and with the GPU's compiled training and static cache forced on (transformers
-    compiles the static-cache step on CUDA only, so decoding there stays uncompiled)."""
+GPU_PATH = ["--precision", "bf16", "--speed", json.dumps({"compile": True, "static_cache": True})]
+
+
+@pytest.mark.parametrize("options", [[], GPU_PATH], ids=["cpu-defaults", "gpu-path"])
+def test_tiny_benchmark_on_cpu(tmp_path, options):
+    """With the CPU's defaults, and with the GPU's: bf16, compiled training and the static cache (transformers
+    compiles the static-cache step on CUDA only, so decoding here stays uncompiled)."""
     out = tmp_path / "record.json"
     result = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--shape", "tiny", "--device", "cpu",
                              "--steps", str(STEPS), "--warmup", str(WARMUP), "--decode-batches", "1",
-                             "--speed", json.dumps(speed), "--out", str(out)],
+                             *options, "--out", str(out)],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| fine-tune samples/s |" in result.stdout
     record = json.loads(out.read_text())
 
-    assert record["device"].startswith("cpu") and record["precision"] == "fp32"
+    assert record["device"].startswith("cpu") and record["precision"] == ("bf16" if options else "fp32")
     assert "--shape tiny" in record["command"] and record["date"].endswith("+00:00")
     assert {"torch", "transformers"} <= record["versions"].keys()
     assert record["shape"]["name"] == "tiny" and record["shape"]["parameters"] > 0
@@ -52,17 +55,23 @@ def test_tiny_benchmark_on_cpu(tmp_path, speed):
 
     math = record["math"]
     assert len(math["losses"]["ours"]) == len(math["losses"]["baseline"]) == WARMUP + STEPS
-    assert math["first_loss"]["pass"] and math["first_loss"]["relative_difference"] <= 1e-5
-    assert math["curve"]["pass"] and math["curve"]["max_relative_difference"] <= 1e-4
-    assert math["baseline_head_untied"]
-    assert record["decode"]["identical_share"] == 1.0  # greedy, fp32: token for token
+    assert math["first_loss"]["pass"] and math["curve"]["pass"] and math["baseline_head_untied"]
+    agreement = record["decode"]["agreement"]
+    assert agreement["baseline"]["top2_gap"]["count"] > 0
+    if options:  # bf16 may break near-ties; the fp32 check on one batch may not
+        assert agreement["fp32_check"]["identical_share"] == 1.0 and record["targets"]["decode_identical_fp32"]
+        assert set(agreement) == {"baseline", "baseline_bf16_weights", "fp32_check"}
+    else:
+        assert math["first_loss"]["relative_difference"] <= 1e-5 and math["curve"]["max_relative_difference"] <= 1e-4
+        assert record["decode"]["identical_share"] == 1.0  # greedy, fp32: token for token
+        assert agreement["baseline"]["differing"] == 0 and agreement["baseline"]["gap_at_first_difference"] is None
 
     assert record["xlrs"]["languages"] == 17 and record["xlrs"]["seconds"] > 0
     assert record["xlrs"]["rows"] == 16 * (record["shape"]["num_layers"] + 1)  # 16 targets x layers
     assert record["checkpoint"]["pass"] and 1.9 <= record["checkpoint"]["bytes_per_parameter"] <= 2.1
 
     compiled = record["finetune"]["ours"]["compile"]
-    if speed:
+    if options:
         assert record["speed"]["compiled"] and record["speed"]["static_cache_used"]
         assert compiled["graphs"] >= 1 and not compiled["failed_frames"]
         assert record["decode"]["ours"]["compile"] == {"graphs": 0, "failed_frames": 0, "graph_breaks": 0}
@@ -71,5 +80,31 @@ def test_tiny_benchmark_on_cpu(tmp_path, speed):
 
     targets = record["targets"]
     assert targets["apply"] is False  # tiny on a CPU: the speed targets are reported, not meant
-    assert targets["math"] and targets["decode_identical"] and targets["checkpoint"]
+    assert targets["math"] and targets["checkpoint"] and (options or targets["decode_identical"])
     assert {"finetune_speed", "finetune_memory", "decode_speed", "xlrs"} <= targets.keys()
+
+
+def test_agreement_measures_the_logit_gap_where_greedy_outputs_part(tiny_model_dir):
+    """A decoding that takes the reference's second-best token at position 2 parts from its greedy one there,
+    by exactly the reference's top-1 / top-2 logit gap."""
+    from benchmarks import agreement
+    from workflow_scripts import modeling
+
+    model = modeling.load_model(tiny_model_dir, device=torch.device("cpu")).eval()
+    model.generation_config.min_new_tokens = 6
+    sources = [[5, 6, 7, 8, 1], [9, 10, 1]]
+    ids, mask = modeling.pad_rows(sources, 0)
+    with torch.inference_mode():
+        greedy = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, do_sample=False)[:, 1:]
+    ours = [text(row) for row in greedy.tolist()]
+    logits = agreement.reference_logits(model, sources[:1], [[0] + greedy[0, :2].tolist()], "cpu")[0, 2]
+    top = logits.topk(2)
+    assert top.indices[0].item() == greedy[0, 2].item()
+    theirs = [text(greedy[0, :2].tolist() + [top.indices[1].item()]), ours[1]]
+
+    found = agreement.compare(model, sources, ours, theirs, "cpu")
+    assert agreement.first_differences(ours, theirs) == [(0, 2, greedy[0, 2].item(), top.indices[1].item())]
+    assert found["identical_share"] == 0.5 and found["differing"] == 1
+    assert found["gap_at_first_difference"]["median"] == pytest.approx((top.values[0] - top.values[1]).item())
+    assert found["top2_gap"]["count"] == 2 * 6
+    assert agreement.compare(model, sources, ours, ours, "cpu")["gap_at_first_difference"] is None

@@ -162,13 +162,23 @@ def test_compiled_training_under_bf16_autocast_as_on_a_gpu(tiny_model_dir):
     assert with_vocabulary and all(dtype == "torch.bfloat16" for _, dtype in with_vocabulary), with_vocabulary
 
 
-def test_static_cache_and_buckets_decode_the_same_tokens(tiny_model_dir):
+@pytest.mark.parametrize("num_beams", [1, 2])
+def test_static_cache_and_buckets_decode_the_same_tokens(tiny_model_dir, num_beams, monkeypatch):
+    """Also with the short last batch filled up to the batch size, so that the compiled step sees one batch size."""
     model = modeling.load_model(tiny_model_dir, device=torch.device("cpu")).eval()
     tokenizer = modeling.load_tokenizer(tiny_model_dir)
-    plain, _ = decode.generate(model, tokenizer, SENTENCES, 3, 1, 12, 40, PLAIN)
-    static, _ = decode.generate(model, tokenizer, SENTENCES, 3, 1, 12, 40,
+    plain, _ = decode.generate(model, tokenizer, SENTENCES, 3, num_beams, 12, 40, PLAIN)
+    shapes, generate = [], model.generate
+
+    def recording(**batch):
+        shapes.append(tuple(batch["input_ids"].shape))
+        return generate(**batch)
+
+    monkeypatch.setattr(model, "generate", recording)
+    static, _ = decode.generate(model, tokenizer, SENTENCES, 3, num_beams, 12, 40,
                                 {**PLAIN, "static_cache": True, "source_bucket": 16})
     assert static == plain and any(plain)
+    assert len(shapes) == 3 and {rows for rows, _ in shapes} == {3} and all(length % 16 == 0 or length == 40 for _, length in shapes)
 
 
 @pytest.mark.parametrize("backend", ["inductor", "failing"])

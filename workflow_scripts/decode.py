@@ -44,8 +44,13 @@ def generate(model, tokenizer, inputs: list[str], batch_size: int, num_beams: in
                                     descending=True, bucket=bucket)
     with torch.inference_mode(), autocast_for(device):
         for index, batch in batches:
+            if options and len(index) < batch_size:
+                # One batch size for the compiled step: the short last batch is filled up with copies of its
+                # first row (rows decode independently), whose outputs are dropped.
+                batch = {key: torch.cat([rows, rows[:1].expand(batch_size - len(index), -1)])
+                         for key, rows in batch.items()}
             output = model.generate(**batch, num_beams=num_beams, max_new_tokens=max_new_tokens, do_sample=False,
-                                    **options)
+                                    **options)[:len(index)]
             # Keep sentinels: the tagging and cloze templates answer through them.
             texts = tokenizer.batch_decode(output, skip_special_tokens=False)
             for i, text in zip(index, texts):

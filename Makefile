@@ -9,7 +9,7 @@ CORES ?= all
 GPUS ?= $(shell nvidia-smi -L 2>/dev/null | wc -l | awk '{print ($$1 > 0) ? $$1 : 2}')
 SNAKEMAKE := PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake
 
-.PHONY: demo test lint dryrun report clean-venv
+.PHONY: demo test lint dryrun report bench clean-venv
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ report: $(STAMP)
 
 test: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q tests
+
+# On a GPU machine: our training step and decoding against Seq2SeqTrainer and generate (benchmarks/README.md).
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.bench --out benchmarks/record.json
 
 lint: $(STAMP)
 	$(SNAKEMAKE) --lint

@@ -30,7 +30,7 @@ GPU_PATH = ["--precision", "bf16", "--speed", json.dumps({"compile": True, "stat
 
 
 @pytest.mark.parametrize("options", [[], GPU_PATH], ids=["cpu-defaults", "gpu-path"])
-def test_tiny_benchmark_on_cpu(tmp_path, options):
+def test_tiny_benchmark_on_cpu(tmp_path, options, monkeypatch):
     """With the CPU's defaults, and with the GPU's: bf16, compiled training and the static cache (transformers
     compiles the static-cache step on CUDA only, so decoding here stays uncompiled)."""
     out = tmp_path / "record.json"
@@ -82,6 +82,7 @@ def test_tiny_benchmark_on_cpu(tmp_path, options):
     assert targets["apply"] is False  # tiny on a CPU: the speed targets are reported, not meant
     assert targets["math"] and targets["checkpoint"] and (options or targets["decode_identical"])
     assert {"finetune_speed", "finetune_memory", "decode_speed", "xlrs"} <= targets.keys()
+    check_the_estimate_reads_a_gpu_record(record, tmp_path, monkeypatch)
 
 
 def test_agreement_measures_the_logit_gap_where_greedy_outputs_part(tiny_model_dir):
@@ -108,3 +109,23 @@ def test_agreement_measures_the_logit_gap_where_greedy_outputs_part(tiny_model_d
     assert found["gap_at_first_difference"]["median"] == pytest.approx((top.values[0] - top.values[1]).item())
     assert found["top2_gap"]["count"] == 2 * 6
     assert agreement.compare(model, sources, ours, ours, "cpu")["gap_at_first_difference"] is None
+
+
+def check_the_estimate_reads_a_gpu_record(record, folder, monkeypatch):
+    """workflow_scripts.estimate takes our side's figures from a record of mT5-base on a GPU, and ignores a
+    smoke test's."""
+    from workflow_scripts import estimate
+    from workflow_scripts.config import load_config
+    from workflow_scripts.plan import Study
+
+    anchors = json.loads((REPO / "benchmarks" / "anchors.json").read_text())
+    (folder / "anchors.json").write_text(json.dumps(anchors))
+    monkeypatch.setattr(estimate, "BENCHMARKS", folder)
+    assert estimate.throughput()["train_samples_per_second"] == anchors["train_samples_per_second"]
+    (folder / "record.json").write_text(json.dumps({**record, "targets": {**record["targets"], "apply": True}}))
+    speed = estimate.throughput()
+    assert speed["train_samples_per_second"] == record["finetune"]["ours"]["samples_per_s"]
+    assert speed["generate_new_tokens_per_second_static_cache"] == record["decode"]["ours"]["new_tokens_per_s"]
+    assert speed["encode_sentences_per_second"] == 17 * record["xlrs"]["sentences"] / record["xlrs"]["seconds"]
+    plan = estimate.estimate(Study(load_config(REPO / "config" / "paper.yaml")))
+    assert plan["gpu_hours"]["total"] > 0 and "record.json" in plan["throughput_from"]

@@ -407,12 +407,34 @@ def main(argv: list[str] | None = None) -> dict:
     def progress(what):  # a run cut short by a time limit still says how far it got
         print(f"[{time.perf_counter() - started:6.1f} s] {what}", flush=True)
 
+    anchors = Path(__file__).with_name("anchors.json")
     template = build_model(shape, args.seed, args.dropout)  # on the CPU; every section starts from a copy
+    record = {"device": name, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "command": shlex.join([sys.executable, "-m", "benchmarks.bench",
+                                     *(sys.argv[1:] if argv is None else argv)]),
+              "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                           "accelerate": accelerate.__version__, "python": platform.python_version(),
+                           "cpu_threads": torch.get_num_threads()},
+              "shape": {"name": args.shape, **shape["model"], "dropout_rate": args.dropout, "seed": args.seed,
+                        "parameters": sum(parameter.numel() for parameter in template.parameters())},
+              "precision": precision,
+              "speed": {"settings": args.speed, "compiled": modeling.wanted(args.speed["compile"], device),
+                        "static_cache_used": modeling.wanted(args.speed["static_cache"], device)},
+              "complete": False, "target_values": TARGETS,
+              "anchors": json.loads(anchors.read_text()) if anchors.exists() else None}
+
+    def save(**sections):  # after each section: a run cut short by a time limit keeps what it measured
+        record.update(sections)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(record, indent=2) + "\n")
+
     progress(f"built the {args.shape} model; fine-tuning: ours, then Seq2SeqTrainer")
     finetuning, math = finetune_section(template, shape, args, device, precision)
+    save(finetune=finetuning, math=math)
     progress(f"fine-tuning done ({finetuning['ratio']['samples_per_s']:.2f}x; torch.compile: "
              f"{finetuning['ours']['compile']}); decoding: ours, then generate")
     decoding = decode_section(template, shape, args, device, precision)
+    save(decode=decoding)
     progress(f"decoding done ({decoding['ratio']['new_tokens_per_s']:.2f}x; torch.compile: "
              f"{decoding['ours']['compile']}); XLRS and the checkpoint")
     with tempfile.TemporaryDirectory() as work:
@@ -429,23 +451,7 @@ def main(argv: list[str] | None = None) -> dict:
                                          else None),
                "math": math["first_loss"]["pass"] and math["curve"]["pass"],
                "xlrs": xlrs_figures["seconds"] < TARGETS["xlrs_seconds"], "checkpoint": checkpoint["pass"]}
-    anchors = Path(__file__).with_name("anchors.json")
-    record = {"device": name, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "command": shlex.join([sys.executable, "-m", "benchmarks.bench",
-                                     *(sys.argv[1:] if argv is None else argv)]),
-              "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                           "accelerate": accelerate.__version__, "python": platform.python_version(),
-                           "cpu_threads": torch.get_num_threads()},
-              "shape": {"name": args.shape, **shape["model"], "parameters": checkpoint["parameters"],
-                        "dropout_rate": args.dropout, "seed": args.seed},
-              "precision": precision, "speed": {"settings": args.speed,
-                                                "compiled": modeling.wanted(args.speed["compile"], device),
-                                                "static_cache_used": modeling.wanted(args.speed["static_cache"], device)},
-              "finetune": finetuning, "math": math, "decode": decoding, "xlrs": xlrs_figures,
-              "checkpoint": checkpoint, "targets": targets, "target_values": TARGETS,
-              "anchors": json.loads(anchors.read_text()) if anchors.exists() else None}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    save(xlrs=xlrs_figures, checkpoint=checkpoint, targets=targets, complete=True)
     print(f"{name}, {args.shape}, {precision}; record written to {args.out}\n\n{table(record)}")
     return record
 

@@ -42,6 +42,7 @@ def test_tiny_benchmark_on_cpu(tmp_path, options, monkeypatch):
     assert "| fine-tune samples/s |" in result.stdout
     record = json.loads(out.read_text())
 
+    assert record["complete"] is True
     assert record["device"].startswith("cpu") and record["precision"] == ("bf16" if options else "fp32")
     assert "--shape tiny" in record["command"] and record["date"].endswith("+00:00")
     assert {"torch", "transformers"} <= record["versions"].keys()

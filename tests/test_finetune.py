@@ -76,6 +76,32 @@ def test_untied_head_survives_save_and_reload_with_its_values(tiny_model_dir, tm
     assert not torch.equal(again.lm_head.weight, again.shared.weight)
 
 
+def test_a_bf16_checkpoint_leaves_the_training_weights_untouched(tiny_model_dir, tmp_path):
+    """A GPU run saves bf16 checkpoints of the fp32 weights it goes on training: saving must not round them."""
+    import json
+
+    from safetensors import safe_open
+
+    model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu"))
+    tokenizer = modeling.load_tokenizer(str(tiny_model_dir))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(1e-4 * torch.randn_like(parameter))  # values bf16 cannot hold
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    modeling.save_model(model, tokenizer, tmp_path / "step", dtype=torch.bfloat16)
+
+    for name, tensor in model.state_dict().items():
+        assert tensor.dtype == torch.float32 and torch.equal(tensor, before[name]), name
+    saved = modeling.load_model(str(tmp_path / "step"), device=torch.device("cpu"))
+    for name, tensor in saved.state_dict().items():
+        assert torch.equal(tensor, before[name].to(torch.bfloat16).float()), name
+    with safe_open(str(tmp_path / "step" / "model.safetensors"), "pt") as handle:
+        assert {handle.get_slice(key).get_dtype() for key in handle.keys()} == {"BF16"}
+    assert json.loads((tmp_path / "step" / "config.json").read_text())["dtype"] == "bfloat16"
+    assert saved.lm_head.weight.data_ptr() != saved.shared.weight.data_ptr()
+
+
 def test_weights_loaded_in_place_equal_a_fresh_load(tiny_model_dir, tmp_path):
     model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu"))
     tokenizer = modeling.load_tokenizer(str(tiny_model_dir))

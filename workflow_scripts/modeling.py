@@ -221,20 +221,32 @@ def load_weights_into(model, ref: str) -> None:
         assert_head_untied(model, ref)
 
 
+def state_in(model, dtype: torch.dtype) -> dict:
+    """The model's state as CPU copies in `dtype`, the model untouched (a run goes on training its fp32 weights);
+    tensors that share storage (tied embeddings) stay shared, since save_pretrained drops aliases by pointer."""
+    copies, state = {}, {}
+    for name, tensor in model.state_dict().items():
+        key = (tensor.data_ptr(), tuple(tensor.shape))
+        if key not in copies:
+            copies[key] = tensor.detach().to("cpu", dtype=dtype if tensor.is_floating_point() else tensor.dtype)
+        state[name] = copies[key]
+    return state
+
+
 def save_model(model, tokenizer, out_dir: str | Path, dtype: torch.dtype | None = None) -> None:
-    """save_pretrained (safetensors) into a temporary directory, renamed into place when complete."""
+    """save_pretrained (safetensors, in `dtype` if given) into a temporary directory, renamed into place when
+    complete."""
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     untied = model.get_output_embeddings() is not None and \
         model.get_output_embeddings().weight.data_ptr() != model.get_input_embeddings().weight.data_ptr()
-    state_dtype = next(model.parameters()).dtype
-    if dtype is not None and dtype != state_dtype:
-        model.to(dtype)
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-    finally:
-        model.to(state_dtype)
+    converted = dtype is not None and dtype != next(model.parameters()).dtype
+    model.save_pretrained(tmp, safe_serialization=True, state_dict=state_in(model, dtype) if converted else None)
+    if converted:  # save_pretrained writes the model's own dtype into the config
+        config = json.loads((tmp / "config.json").read_text())
+        (tmp / "config.json").write_text(json.dumps({**config, "dtype": str(dtype).removeprefix("torch.")},
+                                                    indent=2, sort_keys=True) + "\n")
     tokenizer.save_pretrained(tmp)
     if untied and not stores_own_lm_head(str(tmp)):
         raise ModelError(f"{out_dir}: save_pretrained dropped the untied lm_head")

@@ -24,7 +24,8 @@ def generate(model, tokenizer, inputs: list[str], batch_size: int, num_beams: in
     """Predictions in input order, and how many inputs were cut to max_source_length."""
     import torch
 
-    from workflow_scripts.modeling import autocast_for, length_sorted_batches, speed_settings, wanted
+    from workflow_scripts.modeling import (autocast_for, length_sorted_batches, run_uncompiled_on_compile_failure,
+                                           speed_settings, wanted)
 
     speed = speed_settings(speed)
     device = next(model.parameters()).device
@@ -35,10 +36,8 @@ def generate(model, tokenizer, inputs: list[str], batch_size: int, num_beams: in
     # the dynamic cache); every new source length is a new shape, hence the length buckets.
     options = {"cache_implementation": "static"} if wanted(speed["static_cache"], device) else {}
     bucket = speed["source_bucket"] if options else 1
-    if options:  # as in training: a step that fails to compile runs uncompiled (modeling.check_compiled)
-        import torch._dynamo
-
-        torch._dynamo.config.suppress_errors = True
+    if options:
+        run_uncompiled_on_compile_failure()
     # Longest first: a batch that does not fit in memory fails at once, not at the end.
     batches = length_sorted_batches(tokenizer, inputs, lengths, batch_size, max_source_length, device,
                                     descending=True, bucket=bucket)

@@ -43,6 +43,14 @@ def wanted(setting, device: torch.device) -> bool:
     return setting is True or (setting == "auto" and device.type == "cuda")
 
 
+def run_uncompiled_on_compile_failure() -> None:
+    """A model or torch version that torch.compile fails on runs uncompiled (dynamo logs why) rather than stopping
+    the job; check_compiled afterwards says in the job's log what that means."""
+    import torch._dynamo
+
+    torch._dynamo.config.suppress_errors = True
+
+
 def compile_counts() -> dict:
     """What torch.compile has done in this process: graphs compiled, frames it failed on (which then ran
     uncompiled: dynamo's suppress_errors) and graph breaks. A wanted compile with no graph is a silent slowdown."""

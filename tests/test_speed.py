@@ -132,6 +132,20 @@ def test_training_builds_no_kv_cache(tiny_model_dir, monkeypatch):
     assert built == []
 
 
+def test_graph_breaks_are_reported_in_the_log(monkeypatch, caplog):
+    """On another torch the same code may compile in pieces (as the training step did on torch 2.11)."""
+    monkeypatch.setattr(modeling, "compile_counts", lambda: {"graphs": 3, "failed_frames": 0, "graph_breaks": 2})
+    with caplog.at_level("INFO", logger="modeling"):
+        assert modeling.check_compiled("run-x: the training step", "compile")["graph_breaks"] == 2
+    assert "run-x: the training step: torch.compile compiled it in pieces (graphs 3, failed_frames 0, " \
+           "graph_breaks 2)" in caplog.text and "did not compile" not in caplog.text
+    monkeypatch.setattr(modeling, "compile_counts", lambda: {"graphs": 1, "failed_frames": 0, "graph_breaks": 0})
+    caplog.clear()
+    with caplog.at_level("INFO", logger="modeling"):
+        modeling.check_compiled("run-x: the training step", "compile")
+    assert [r.levelname for r in caplog.records] == ["INFO"] and "graphs 1" in caplog.text
+
+
 def test_a_failed_compile_trains_uncompiled_and_says_so(tiny_model_dir, monkeypatch, caplog):
     """A backend that cannot compile (a torch or driver problem on some GPU) costs speed, not the run: the step
     runs uncompiled with the same results, and the check finetune.train makes after its first step says so."""

@@ -62,12 +62,19 @@ def compile_counts() -> dict:
 
 def check_compiled(what: str, setting: str, expect_graphs: bool = True) -> dict:
     """After compiled work: compile_counts(), and a warning in the job's log when torch.compile failed (or, with
-    expect_graphs, compiled nothing), since the work then ran uncompiled (suppress_errors): same results, slower."""
+    expect_graphs, compiled nothing), since the work then ran uncompiled (suppress_errors), or when it broke the
+    work into several graphs: same results, slower."""
     counts = compile_counts()
+    described = ", ".join(f"{key} {value}" for key, value in counts.items())
     if counts["failed_frames"] or (expect_graphs and not counts["graphs"]):
         log.warning("%s: torch.compile did not compile it (%s; dynamo's warnings above say why), so it ran "
                     "uncompiled: the same results, but slower; speed: {%s: false} turns the attempt off",
-                    what, ", ".join(f"{key} {value}" for key, value in counts.items()), setting)
+                    what, described, setting)
+    elif counts["graph_breaks"]:  # a torch or transformers version dynamo traces differently
+        log.warning("%s: torch.compile compiled it in pieces (%s): the same results, but slower than one graph; "
+                    "TORCH_LOGS=graph_breaks names each break", what, described)
+    else:
+        log.info("%s: torch.compile: %s", what, described)
     return counts
 
 

@@ -9,7 +9,7 @@ CORES ?= all
 GPUS ?= $(shell nvidia-smi -L 2>/dev/null | wc -l | awk '{print ($$1 > 0) ? $$1 : 2}')
 SNAKEMAKE := PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake
 
-.PHONY: demo test lint dryrun report bench clean-venv
+.PHONY: demo test test-torch lint dryrun report bench clean-venv
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,19 @@ test: $(STAMP)
 # On a GPU machine: our training step and decoding against Seq2SeqTrainer and generate (benchmarks/README.md).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench --out benchmarks/record.json
+
+# The speed, benchmark and training tests under another torch, in a venv of its own: a GPU machine's image may
+# have an older torch than our pin, and torch.compile's graph breaks differ between versions. PyPI's torch is
+# the CUDA build (several GB with its libraries); it runs these tests on a CPU. Example: make test-torch TORCH=2.11.0
+TORCH ?= 2.11.0
+test-torch:
+	test -x .venv-torch-$(TORCH)/bin/python || $(PYTHON) -m venv .venv-torch-$(TORCH)
+	.venv-torch-$(TORCH)/bin/python -m pip install --quiet --upgrade pip setuptools
+	grep -v '^torch==' requirements.txt > .venv-torch-$(TORCH)/requirements.txt
+	.venv-torch-$(TORCH)/bin/python -m pip install --quiet torch==$(TORCH) -r .venv-torch-$(TORCH)/requirements.txt
+	.venv-torch-$(TORCH)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	PATH=$(CURDIR)/.venv-torch-$(TORCH)/bin:$$PATH .venv-torch-$(TORCH)/bin/python -m pytest -q -p no:cacheprovider \
+		tests/test_speed.py tests/test_benchmark.py tests/test_finetune.py tests/test_resume.py
 
 lint: $(STAMP)
 	$(SNAKEMAKE) --lint

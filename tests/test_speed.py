@@ -247,6 +247,26 @@ def test_compiled_static_cache_decoding_as_on_a_gpu(tiny_model_dir, backend, cap
         assert "did not compile" not in caplog.text
 
 
+def test_decoding_autocasts_bf16_weights_only(tiny_model_dir, monkeypatch):
+    """On CUDA, decode.main's bf16 weights decode under bf16 autocast; fp32 weights decode in fp32, or the
+    benchmark's fp32 check on a GPU would compare an autocast decode with a plain fp32 one."""
+    import contextlib
+
+    entered = []
+
+    @contextlib.contextmanager
+    def recording_autocast(device):  # what modeling.autocast_for returns on CUDA, recorded
+        entered.append(device.type)
+        yield
+
+    monkeypatch.setattr(modeling, "autocast_for", recording_autocast)
+    tokenizer = modeling.load_tokenizer(tiny_model_dir)
+    for dtype in (torch.float32, torch.bfloat16):
+        model = modeling.load_model(tiny_model_dir, device=torch.device("cpu"), dtype=dtype).eval()
+        decode.generate(model, tokenizer, SENTENCES[:2], 2, 1, 3, 40, PLAIN)
+    assert entered == ["cpu"]  # the bf16 model's decode only
+
+
 def test_auto_static_cache_is_for_large_decode_jobs_only():
     assert decode.static_cache_for_job("auto", 250 * 10) is False  # a dev set at ten checkpoints
     assert decode.static_cache_for_job("auto", decode.STATIC_CACHE_MIN_SEQUENCES) == "auto"

@@ -247,24 +247,17 @@ def test_compiled_static_cache_decoding_as_on_a_gpu(tiny_model_dir, backend, cap
         assert "did not compile" not in caplog.text
 
 
-def test_decoding_autocasts_bf16_weights_only(tiny_model_dir, monkeypatch):
-    """On CUDA, decode.main's bf16 weights decode under bf16 autocast; fp32 weights decode in fp32, or the
-    benchmark's fp32 check on a GPU would compare an autocast decode with a plain fp32 one."""
-    import contextlib
-
-    entered = []
-
-    @contextlib.contextmanager
-    def recording_autocast(device):  # what modeling.autocast_for returns on CUDA, recorded
-        entered.append(device.type)
-        yield
-
-    monkeypatch.setattr(modeling, "autocast_for", recording_autocast)
+def test_decoding_autocasts_bf16_weights_only(tiny_model_dir):
+    """bf16 weights (decode.main's on CUDA) decode under bf16 autocast, here on the CPU as on a GPU; fp32 weights
+    decode in fp32, or the benchmark's fp32 check on a GPU would compare an autocast decode with a plain one."""
     tokenizer = modeling.load_tokenizer(tiny_model_dir)
+    autocast_seen = {}
     for dtype in (torch.float32, torch.bfloat16):
         model = modeling.load_model(tiny_model_dir, device=torch.device("cpu"), dtype=dtype).eval()
+        seen = autocast_seen.setdefault(dtype, set())
+        model.get_encoder().register_forward_pre_hook(lambda module, args: seen.add(torch.is_autocast_enabled("cpu")))
         decode.generate(model, tokenizer, SENTENCES[:2], 2, 1, 3, 40, PLAIN)
-    assert entered == ["cpu"]  # the bf16 model's decode only
+    assert autocast_seen == {torch.float32: {False}, torch.bfloat16: {True}}
 
 
 def test_auto_static_cache_is_for_large_decode_jobs_only():

@@ -22,11 +22,9 @@ STATIC_CACHE_MIN_SEQUENCES = 10_000
 def generate(model, tokenizer, inputs: list[str], batch_size: int, num_beams: int, max_new_tokens: int,
              max_source_length: int, speed: dict | None = None) -> tuple[list[str], int]:
     """Predictions in input order, and how many inputs were cut to max_source_length."""
-    import contextlib
-
     import torch
 
-    from workflow_scripts.modeling import (autocast_for, length_sorted_batches, run_uncompiled_on_compile_failure,
+    from workflow_scripts.modeling import (length_sorted_batches, run_uncompiled_on_compile_failure,
                                            speed_settings, wanted)
 
     speed = speed_settings(speed)
@@ -43,10 +41,10 @@ def generate(model, tokenizer, inputs: list[str], batch_size: int, num_beams: in
     # Longest first: a batch that does not fit in memory fails at once, not at the end.
     batches = length_sorted_batches(tokenizer, inputs, lengths, batch_size, max_source_length, device,
                                     descending=True, bucket=bucket)
-    # bf16 weights (decode.main on CUDA) decode under bf16 autocast as well; fp32 weights decode in fp32, which
-    # the benchmark's fp32 check on a GPU needs.
-    precision = autocast_for(device) if next(model.parameters()).dtype != torch.float32 else contextlib.nullcontext()
-    with torch.inference_mode(), precision:
+    # bf16 weights (decode.main's on CUDA) decode under bf16 autocast too, on any device, so that a CPU runs the
+    # GPU's path; fp32 weights decode in fp32 (the CPU's, and the benchmark's fp32 check on a GPU).
+    bf16 = next(model.parameters()).dtype == torch.bfloat16
+    with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
         for index, batch in batches:
             if options and len(index) < batch_size:
                 # One batch size for the compiled step: the short last batch is filled up with copies of its

@@ -1,12 +1,14 @@
 """The workflow through a real SLURM: profiles/slurm + profiles/slurm-ci on a one-node cluster started here.
 
 As root, this installs Debian's slurmctld, slurmd, slurm-client and munge (apt-get, only when missing), writes a
-one-node /etc/slurm/slurm.conf (state, spool and logs in a temp dir), starts munged (as user munge), slurmctld and
-slurmd, runs a small version of the demo through `snakemake --profile profiles/slurm --profile profiles/slurm-ci`
-and checks that every non-local job ran as a SLURM job. Daemons it started are stopped and its slurm.conf removed
-afterwards, also on failure. Not root, no apt-get, or an install that fails: skipped with the reason.
-A SLURM that this test did not configure (a slurm.conf it did not write) is left alone: skipped.
-Deselect with `pytest -m "not slurm"`. Takes about 2-3 minutes on 2 cores (plus the apt install once).
+one-node /etc/slurm/slurm.conf (state, spool and logs in a temp dir; a requeued job waits 5 s, not 120), starts
+munged (as user munge), slurmctld and slurmd, runs a small version of the demo through
+`snakemake --profile profiles/slurm --profile profiles/slurm-ci` and checks that every non-local job ran as a
+SLURM job; then requeues a running fine-tuning job (what preemption does) and checks that it resumes. Daemons it
+started are stopped and its slurm.conf removed afterwards, also on failure. Not root, no apt-get, or an install
+that fails: skipped with the reason. A SLURM that this test did not configure (a slurm.conf it did not write) is
+left alone: skipped.
+Deselect with `pytest -m "not slurm"`. Takes about 4 minutes on 2 cores (plus the apt install once).
 """
 import fcntl
 import os
@@ -148,6 +150,7 @@ MinJobAge=900
 MailProg=/bin/true
 InactiveLimit=0
 KillWait=5
+AuthInfo=cred_expire=5
 NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={max(mem_mb * 9 // 10, 1000)} State=UNKNOWN
 PartitionName={PARTITION} Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """
@@ -306,26 +309,34 @@ def small_config() -> dict:
     return config
 
 
-def run_snakemake(workdir: Path, log: Path, *extra, timeout: float = WORKFLOW_TIMEOUT) -> int:
+def start_snakemake(workdir: Path, log: Path, *extra) -> subprocess.Popen:
     """snakemake with both profiles, the venv's bin first on PATH (sbatch --export=ALL passes it to the jobs)."""
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", REPO / "Snakefile", "--directory", workdir,
            "--configfile", workdir / "config.yaml", "--profile", PROFILE, "--profile", CI_PROFILE, *extra]
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(c) for c in cmd], cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
+        return subprocess.Popen([str(c) for c in cmd], cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-        try:
-            return proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return 124
-        finally:  # timed out, or the test was interrupted: no snakemake outlives the test
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)  # snakemake cancels its SLURM jobs (scancel) on SIGINT
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
+
+
+def finish(proc: subprocess.Popen, timeout: float = WORKFLOW_TIMEOUT) -> int:
+    """snakemake's exit status (124: timed out); no snakemake outlives the test, timed out or interrupted."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return 124
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # snakemake cancels its SLURM jobs (scancel) on SIGINT
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def run_snakemake(workdir: Path, log: Path, *extra, timeout: float = WORKFLOW_TIMEOUT) -> int:
+    return finish(start_snakemake(workdir, log, *extra), timeout)
 
 
 def test_small_demo_runs_as_slurm_jobs(slurm_cluster, tmp_path):
@@ -373,6 +384,57 @@ def test_small_demo_runs_as_slurm_jobs(slurm_cluster, tmp_path):
     again = (tmp_path / "again.log").read_text(errors="replace")
     assert rc == 0 and "has been submitted with SLURM jobid" not in again, tail(again)
     say(f"test done; total wall time of this module so far {time.monotonic() - T0:.1f} s")
+
+
+def running_job(comment_part: str, timeout: float = 10) -> str:
+    """The SLURM id of the running job whose comment (the plugin writes the rule's name there) has comment_part."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in sh("squeue", "-h", "-t", "R", "-o", "%i %k", timeout=10).stdout.splitlines():
+            jobid, _, comment = line.partition(" ")
+            if comment_part in comment:
+                return jobid
+        time.sleep(0.2)
+    pytest.fail(f"no running SLURM job with {comment_part!r} in its comment: {sh('squeue', '-h', '-o', '%i %T %k').stdout}")
+
+
+def test_a_requeued_finetune_job_resumes_under_the_same_job_id(slurm_cluster, tmp_path):
+    """What preemption or a node failure does to a job submitted with --requeue: SLURM kills it mid-training and
+    starts its batch script again under the same id; Snakemake keeps waiting, and finetune continues from the
+    resume state instead of step 0."""
+    workdir = tmp_path / "requeue"
+    workdir.mkdir()
+    config = small_config()
+    config["train"].update(epochs=400, checkpoints=10)  # 1,600 steps: ~20 s, a first resume state at 10%
+    write_config(workdir, config)
+    log = tmp_path / "requeue.log"
+    proc = start_snakemake(workdir, log, "--until", "finetune")
+    try:
+        deadline = time.monotonic() + WORKFLOW_TIMEOUT
+        while not list(workdir.glob("results/runs/*/resume/state.pt")):
+            assert proc.poll() is None and time.monotonic() < deadline, tail(log.read_text(errors="replace"))
+            time.sleep(0.2)
+        jobid = running_job("finetune")
+        requeue = sh("scontrol", "requeue", jobid, timeout=15)
+        assert requeue.returncode == 0, requeue.stderr
+        say(f"requeued finetune job {jobid}")
+    finally:
+        rc = finish(proc)
+    text = log.read_text(errors="replace")
+    assert rc == 0, f"snakemake exit {rc}\n{tail(text, 5000)}\n{slurm_cluster.cluster.logs()}"
+    submitted = re.findall(r"^rule (\w+):.*?has been submitted with SLURM jobid (\d+)", text, flags=re.M | re.S)
+    assert [(rule, j) for rule, j in submitted if rule == "finetune"] == [("finetune", jobid)], submitted
+    job = sh("scontrol", "show", "job", jobid, timeout=15).stdout
+    assert "JobState=COMPLETED" in job and "Restarts=1" in job, job
+
+    run_dir = next(workdir.glob("results/runs/title_generation-en-s1-*"))
+    tool_log = next(workdir.glob("results/logs/finetune/*.log")).read_text(errors="replace")
+    resumed = re.search(r"resumed from \S+state.pt at step (\d+)", tool_log)
+    assert resumed and int(resumed.group(1)) >= 160, tail(tool_log)
+    steps = [int(line.split("\t")[0]) for line in (run_dir / "train_log.tsv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 1601))
+    assert (run_dir / "run.json").exists() and not (run_dir / "resume").exists()
+    say(f"finetune job {jobid} requeued at step >= {resumed.group(1)}, resumed from there and completed")
 
 
 def dry_run_resources(workdir: Path, *profiles: Path) -> dict:

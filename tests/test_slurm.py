@@ -395,7 +395,8 @@ def running_job(comment_part: str, timeout: float = 10) -> str:
             if comment_part in comment:
                 return jobid
         time.sleep(0.2)
-    pytest.fail(f"no running SLURM job with {comment_part!r} in its comment: {sh('squeue', '-h', '-o', '%i %T %k').stdout}")
+    queue = sh("squeue", "-h", "-o", "%i %T %k", timeout=10).stdout
+    pytest.fail(f"no running SLURM job with {comment_part!r} in its comment: {queue}")
 
 
 def test_a_requeued_finetune_job_resumes_under_the_same_job_id(slurm_cluster, tmp_path):

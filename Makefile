@@ -9,7 +9,7 @@ CORES ?= all
 GPUS ?= $(shell nvidia-smi -L 2>/dev/null | wc -l | awk '{print ($$1 > 0) ? $$1 : 2}')
 SNAKEMAKE := PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake
 
-.PHONY: demo test test-torch lint dryrun report bench clean-venv
+.PHONY: demo test test-torch test-pins lint dryrun report bench clean-venv
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,17 +33,25 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench --out benchmarks/record.json
 
-# The speed, benchmark and training tests under another torch, in a venv of its own: a GPU machine's image may
-# have an older torch than our pin, and torch.compile's graph breaks differ between versions. PyPI's torch is
-# the CUDA build (several GB with its libraries); it runs these tests on a CPU. Example: make test-torch TORCH=2.11.0
+# The speed, benchmark and training tests under other versions of torch, transformers and the like, in a venv of
+# its own: a GPU machine's environment may differ from our pins, and torch.compile's graph breaks (and what
+# transformers traces) differ between versions. PyPI's torch is the CUDA build (several GB with its libraries);
+# these tests run on the CPU. Examples:
+#   make test-torch TORCH=2.11.0
+#   make test-pins PINS="torch==2.11.0 transformers==5.17.0 huggingface_hub==1.33.0"
 TORCH ?= 2.11.0
-test-torch:
-	test -x .venv-torch-$(TORCH)/bin/python || $(PYTHON) -m venv .venv-torch-$(TORCH)
-	.venv-torch-$(TORCH)/bin/python -m pip install --quiet --upgrade pip setuptools
-	grep -v '^torch==' requirements.txt > .venv-torch-$(TORCH)/requirements.txt
-	.venv-torch-$(TORCH)/bin/python -m pip install --quiet torch==$(TORCH) -r .venv-torch-$(TORCH)/requirements.txt
-	.venv-torch-$(TORCH)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
-	PATH=$(CURDIR)/.venv-torch-$(TORCH)/bin:$$PATH .venv-torch-$(TORCH)/bin/python -m pytest -q -p no:cacheprovider \
+PINS ?= torch==$(TORCH)
+PINS_VENV := .venv-pins-$(shell echo '$(PINS)' | md5sum | cut -c1-8)
+PINNED_NAMES := $(shell echo '$(PINS)' | tr ' ' '\n' | sed 's/[=<>!~].*//; s/[-_]/[-_]/g' | paste -sd'|' -)
+test-torch: test-pins
+test-pins:
+	test -x $(PINS_VENV)/bin/python || $(PYTHON) -m venv $(PINS_VENV)
+	$(PINS_VENV)/bin/python -m pip install --quiet --upgrade pip setuptools
+	grep -v -i -E '^($(PINNED_NAMES))==' requirements.txt > $(PINS_VENV)/requirements.txt
+	$(PINS_VENV)/bin/python -m pip install --quiet $(PINS) -r $(PINS_VENV)/requirements.txt
+	$(PINS_VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PINS_VENV)/bin/python -m pip list 2>/dev/null | grep -i -E '^($(PINNED_NAMES)) '
+	PATH=$(CURDIR)/$(PINS_VENV)/bin:$$PATH $(PINS_VENV)/bin/python -m pytest -q -p no:cacheprovider \
 		tests/test_speed.py tests/test_benchmark.py tests/test_finetune.py tests/test_resume.py
 
 lint: $(STAMP)

@@ -42,6 +42,7 @@ SHAPES = {
 LANGUAGES = ["en", "de", "es", "fr", "zh", "ar", "hi", "ru", "ja", "ko", "pt", "it", "tr", "vi", "id", "th", "sw"]
 PEAK_TFLOPS = {"H100": 989.0, "H200": 790.0}  # bf16 dense: H100 SXM datasheet; H200 as measured in this workplace
 LEARNING_RATE, MAX_GRAD_NORM = 7e-5, 1.0  # the paper's lr; the config schema's and the Trainer's clipping
+SECTIONS = ("finetune", "decode", "xlrs")  # xlrs includes the checkpoint's size
 XLRS_BATCH, XLRS_MAX_LENGTH = 64, 256  # the config schema's xlrs defaults
 # Relative loss differences allowed: fp32 differs only in summation order; bf16 keeps 8 mantissa bits (0.4%).
 TOLERANCE = {"fp32": {"first": 1e-5, "curve": 1e-4}, "bf16": {"first": 1e-2, "curve": 3e-2}}
@@ -318,8 +319,24 @@ def xlrs_section(template, shape, args, device, work: Path):
              "pass": low <= size / params <= high})
 
 
+def targets_met(record: dict, precision: str, apply: bool) -> dict:
+    """Pass or fail per target; None where its section did not run (or, fp32_check, after an fp32 run)."""
+    f, d, m = record.get("finetune"), record.get("decode"), record.get("math")
+    x, c = record.get("xlrs"), record.get("checkpoint")
+    fp32_check = d and d["agreement"].get("fp32_check")
+    return {"apply": apply,
+            "finetune_speed": f and f["ratio"]["samples_per_s"] >= TARGETS["finetune_speedup"],
+            "finetune_memory": (None if not f or f["ratio"]["peak_memory"] is None else
+                                f["ratio"]["peak_memory"] <= TARGETS["finetune_memory_ratio"]),
+            "decode_speed": d and d["ratio"]["new_tokens_per_s"] >= TARGETS["decode_speedup"],
+            "decode_identical": d and d["identical_share"] >= TARGETS["decode_identical"][precision],
+            "decode_identical_fp32": fp32_check and fp32_check["identical_share"] >= TARGETS["decode_identical"]["fp32"],
+            "math": m and m["first_loss"]["pass"] and m["curve"]["pass"],
+            "xlrs": x and x["seconds"] < TARGETS["xlrs_seconds"], "checkpoint": c and c["pass"]}
+
+
 def table(record: dict) -> str:
-    f, d, m, t = record["finetune"], record["decode"], record["math"], record["targets"]
+    t = record["targets"]
     gib = lambda b: f"{b / 2**30:.1f} GiB" if b else "n/a"  # noqa: E731
     pct = lambda u: f"{100 * u:.1f}%" if u else "n/a"  # noqa: E731
     compiled = lambda c: f"{c['graphs']} / {c['failed_frames']}" if c else "not compiled"  # noqa: E731
@@ -327,38 +344,48 @@ def table(record: dict) -> str:
     def gaps(found):
         at, usual = found["gap_at_first_difference"], found["top2_gap"]
         return f"{at['median']:.3g} ({usual['median']:.3g})" if at else "no differences"
-    rows = [("fine-tune samples/s", f"{f['ours']['samples_per_s']:.1f}", f"{f['baseline']['samples_per_s']:.1f}",
-             f"{f['ratio']['samples_per_s']:.2f}x", ">= 3x", t["finetune_speed"]),
-            ("fine-tune peak memory", gib(f["ours"]["peak_memory_bytes"]), gib(f["baseline"]["peak_memory_bytes"]),
-             "", "<= baseline", t["finetune_memory"]),
-            ("FLOP utilisation", pct(f["ours"]["utilisation"]), pct(f["baseline"]["utilisation"]), "", "", ""),
-            ("first step (ours: incl. compiling)", f"{f['ours']['first_step_s']:.1f} s",
-             f"{f['baseline']['first_step_s']:.1f} s", "", "", ""),
-            ("fine-tune: host time padding a batch (ours)", f"{1000 * f['ours']['collate_s_per_step']:.1f} ms",
-             "", "", "", ""),
-            ("ours: torch.compile graphs / failed frames",
-             f"fine-tune {compiled(f['ours']['compile'])}; decode {compiled(d['ours']['compile'])}", "", "", "", ""),
-            ("loss rel. diff: first / max over curve", f"{m['first_loss']['relative_difference']:.1e}",
-             f"{m['curve']['max_relative_difference']:.1e}", "",
-             "{first:.0e} / {curve:.0e}".format(**m["tolerance_relative"]), t["math"]),
-            ("decode new tokens/s", f"{d['ours']['new_tokens_per_s']:.0f}", f"{d['baseline']['new_tokens_per_s']:.0f}",
-             f"{d['ratio']['new_tokens_per_s']:.2f}x", ">= 3x", t["decode_speed"]),
-            *([("decode vs generate on our bf16 weights", "", f"{d['baseline_bf16_weights']['new_tokens_per_s']:.0f}",
-                f"{d['ratio']['new_tokens_per_s_vs_bf16_weights']:.2f}x", "", "")]
-              if "baseline_bf16_weights" in d else []),
-            ("decode warm-up batch (ours: incl. compiling)", f"{d['ours']['warmup_s']:.1f} s",
-             f"{d['baseline']['warmup_s']:.1f} s", "", "", ""),
-            (f"greedy outputs identical ({record['precision']})", f"{100 * d['identical_share']:.1f}%", "", "",
-             f">= {100 * TARGETS['decode_identical'][record['precision']]:.0f}%", t["decode_identical"]),
-            *([("greedy outputs identical (fp32 check, one batch)",
-                f"{100 * d['agreement']['fp32_check']['identical_share']:.1f}%", "", "", "100%",
-                t["decode_identical_fp32"])] if "fp32_check" in d["agreement"] else []),
-            ("where they differ: fp32 logit gap of the two tokens, median (usual top-2 gap)",
-             gaps(d["agreement"]["baseline"]), "", "", "", ""),
-            (f"XLRS {record['xlrs']['languages']} x {record['xlrs']['sentences']} incl. load",
-             f"{record['xlrs']['seconds']:.2f} s", "", "", "< 10 s", t["xlrs"]),
-            ("checkpoint, bf16 safetensors", f"{record['checkpoint']['bytes'] / 1e9:.4f} GB", "", "",
-             "2 B/param (1.16 GB)", t["checkpoint"])]
+    rows = []
+    if "finetune" in record:
+        f, m = record["finetune"], record["math"]
+        rows += [("fine-tune samples/s", f"{f['ours']['samples_per_s']:.1f}", f"{f['baseline']['samples_per_s']:.1f}",
+                  f"{f['ratio']['samples_per_s']:.2f}x", ">= 3x", t["finetune_speed"]),
+                 ("fine-tune peak memory", gib(f["ours"]["peak_memory_bytes"]),
+                  gib(f["baseline"]["peak_memory_bytes"]), "", "<= baseline", t["finetune_memory"]),
+                 ("FLOP utilisation", pct(f["ours"]["utilisation"]), pct(f["baseline"]["utilisation"]), "", "", ""),
+                 ("first step (ours: incl. compiling)", f"{f['ours']['first_step_s']:.1f} s",
+                  f"{f['baseline']['first_step_s']:.1f} s", "", "", ""),
+                 ("fine-tune: host time padding a batch (ours)", f"{1000 * f['ours']['collate_s_per_step']:.1f} ms",
+                  "", "", "", ""),
+                 ("fine-tune: torch.compile graphs / failed frames (ours)", compiled(f["ours"]["compile"]),
+                  "", "", "", ""),
+                 ("loss rel. diff: first / max over curve", f"{m['first_loss']['relative_difference']:.1e}",
+                  f"{m['curve']['max_relative_difference']:.1e}", "",
+                  "{first:.0e} / {curve:.0e}".format(**m["tolerance_relative"]), t["math"])]
+    if "decode" in record:
+        d = record["decode"]
+        rows += [("decode new tokens/s", f"{d['ours']['new_tokens_per_s']:.0f}",
+                  f"{d['baseline']['new_tokens_per_s']:.0f}", f"{d['ratio']['new_tokens_per_s']:.2f}x", ">= 3x",
+                  t["decode_speed"]),
+                 *([("decode vs generate on our bf16 weights", "",
+                     f"{d['baseline_bf16_weights']['new_tokens_per_s']:.0f}",
+                     f"{d['ratio']['new_tokens_per_s_vs_bf16_weights']:.2f}x", "", "")]
+                   if "baseline_bf16_weights" in d else []),
+                 ("decode warm-up batch (ours: incl. compiling)", f"{d['ours']['warmup_s']:.1f} s",
+                  f"{d['baseline']['warmup_s']:.1f} s", "", "", ""),
+                 ("decode: torch.compile graphs / failed frames (ours)", compiled(d["ours"]["compile"]),
+                  "", "", "", ""),
+                 (f"greedy outputs identical ({record['precision']})", f"{100 * d['identical_share']:.1f}%", "", "",
+                  f">= {100 * TARGETS['decode_identical'][record['precision']]:.0f}%", t["decode_identical"]),
+                 *([("greedy outputs identical (fp32 check, one batch)",
+                     f"{100 * d['agreement']['fp32_check']['identical_share']:.1f}%", "", "", "100%",
+                     t["decode_identical_fp32"])] if "fp32_check" in d["agreement"] else []),
+                 ("where they differ: fp32 logit gap of the two tokens, median (usual top-2 gap)",
+                  gaps(d["agreement"]["baseline"]), "", "", "", "")]
+    if "xlrs" in record:
+        rows += [(f"XLRS {record['xlrs']['languages']} x {record['xlrs']['sentences']} incl. load",
+                  f"{record['xlrs']['seconds']:.2f} s", "", "", "< 10 s", t["xlrs"]),
+                 ("checkpoint, bf16 safetensors", f"{record['checkpoint']['bytes'] / 1e9:.4f} GB", "", "",
+                  "2 B/param (1.16 GB)", t["checkpoint"])]
     return "\n".join(["| figure | ours | baseline | ratio | target | pass |", "|---|---|---|---|---|---|"] +
                      ["| " + " | ".join(map(str, row)) + " |" for row in rows])
 
@@ -379,6 +406,8 @@ def parse_args(argv):
     p.add_argument("--speed", type=json.loads, default={},
                    help="JSON object overriding the product's speed settings for our side, e.g. "
                         "'{\"compile\": false}' (defaults: workflow_scripts.modeling.SPEED_DEFAULTS)")
+    p.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                   help="what to time (default all): after a change to one stage, its section alone")
     p.add_argument("--out", type=Path, default=Path("benchmarks/record.json"))
     args = p.parse_args(argv)
     shape = SHAPES[args.shape]
@@ -420,7 +449,7 @@ def main(argv: list[str] | None = None) -> dict:
               "precision": precision,
               "speed": {"settings": args.speed, "compiled": modeling.wanted(args.speed["compile"], device),
                         "static_cache_used": modeling.wanted(args.speed["static_cache"], device)},
-              "complete": False, "target_values": TARGETS,
+              "sections": args.sections, "complete": False, "target_values": TARGETS,
               "anchors": json.loads(anchors.read_text()) if anchors.exists() else None}
 
     def save(**sections):  # after each section: a run cut short by a time limit keeps what it measured
@@ -428,30 +457,23 @@ def main(argv: list[str] | None = None) -> dict:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=2) + "\n")
 
-    progress(f"built the {args.shape} model; fine-tuning: ours, then Seq2SeqTrainer")
-    finetuning, math = finetune_section(template, shape, args, device, precision)
-    save(finetune=finetuning, math=math)
-    progress(f"fine-tuning done ({finetuning['ratio']['samples_per_s']:.2f}x; torch.compile: "
-             f"{finetuning['ours']['compile']}); decoding: ours, then generate")
-    decoding = decode_section(template, shape, args, device, precision)
-    save(decode=decoding)
-    progress(f"decoding done ({decoding['ratio']['new_tokens_per_s']:.2f}x; torch.compile: "
-             f"{decoding['ours']['compile']}); XLRS and the checkpoint")
-    with tempfile.TemporaryDirectory() as work:
-        xlrs_figures, checkpoint = xlrs_section(template, shape, args, device, Path(work))
-    progress("XLRS done")
-    targets = {"apply": args.shape == "mt5-base" and device.type == "cuda",
-               "finetune_speed": finetuning["ratio"]["samples_per_s"] >= TARGETS["finetune_speedup"],
-               "finetune_memory": (None if finetuning["ratio"]["peak_memory"] is None else
-                                   finetuning["ratio"]["peak_memory"] <= TARGETS["finetune_memory_ratio"]),
-               "decode_speed": decoding["ratio"]["new_tokens_per_s"] >= TARGETS["decode_speedup"],
-               "decode_identical": decoding["identical_share"] >= TARGETS["decode_identical"][precision],
-               "decode_identical_fp32": (decoding["agreement"]["fp32_check"]["identical_share"] >=
-                                         TARGETS["decode_identical"]["fp32"] if "fp32_check" in decoding["agreement"]
-                                         else None),
-               "math": math["first_loss"]["pass"] and math["curve"]["pass"],
-               "xlrs": xlrs_figures["seconds"] < TARGETS["xlrs_seconds"], "checkpoint": checkpoint["pass"]}
-    save(xlrs=xlrs_figures, checkpoint=checkpoint, targets=targets, complete=True)
+    progress(f"built the {args.shape} model; timing {', '.join(args.sections)}")
+    if "finetune" in args.sections:
+        finetuning, math = finetune_section(template, shape, args, device, precision)
+        save(finetune=finetuning, math=math)
+        progress(f"fine-tuning done ({finetuning['ratio']['samples_per_s']:.2f}x; torch.compile: "
+                 f"{finetuning['ours']['compile']})")
+    if "decode" in args.sections:
+        decoding = decode_section(template, shape, args, device, precision)
+        save(decode=decoding)
+        progress(f"decoding done ({decoding['ratio']['new_tokens_per_s']:.2f}x; torch.compile: "
+                 f"{decoding['ours']['compile']})")
+    if "xlrs" in args.sections:
+        with tempfile.TemporaryDirectory() as work:
+            xlrs_figures, checkpoint = xlrs_section(template, shape, args, device, Path(work))
+        save(xlrs=xlrs_figures, checkpoint=checkpoint)
+        progress("XLRS and the checkpoint done")
+    save(targets=targets_met(record, precision, args.shape == "mt5-base" and device.type == "cuda"), complete=True)
     print(f"{name}, {args.shape}, {precision}; record written to {args.out}\n\n{table(record)}")
     return record
 

@@ -130,3 +130,22 @@ def check_the_estimate_reads_a_gpu_record(record, folder, monkeypatch):
     assert speed["encode_sentences_per_second"] == 17 * record["xlrs"]["sentences"] / record["xlrs"]["seconds"]
     plan = estimate.estimate(Study(load_config(REPO / "config" / "paper.yaml")))
     assert plan["gpu_hours"]["total"] > 0 and "record.json" in plan["throughput_from"]
+    partial = {key: value for key, value in record.items() if key != "xlrs"}  # a --sections run
+    (folder / "record.json").write_text(json.dumps({**partial, "targets": {**record["targets"], "apply": True}}))
+    assert estimate.throughput()["train_samples_per_second"] == anchors["train_samples_per_second"]
+
+
+def test_one_section_alone(tmp_path):
+    """--sections decode: decoding side by side and nothing else; the other targets are None, not failed."""
+    out = tmp_path / "record.json"
+    result = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--shape", "tiny", "--device", "cpu",
+                             "--decode-batches", "1", "--sections", "decode", "--out", str(out)],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads(out.read_text())
+    assert record["complete"] and record["sections"] == ["decode"]
+    assert "decode" in record and not {"finetune", "math", "xlrs", "checkpoint"} & record.keys()
+    targets = record["targets"]
+    assert targets["decode_identical"] is True and targets["decode_speed"] in (True, False)
+    assert all(targets[key] is None for key in ("finetune_speed", "finetune_memory", "math", "xlrs", "checkpoint"))
+    assert "| decode new tokens/s |" in result.stdout and "fine-tune" not in result.stdout

@@ -4,11 +4,13 @@ As root, this installs Debian's slurmctld, slurmd, slurm-client and munge (apt-g
 one-node /etc/slurm/slurm.conf (state, spool and logs in a temp dir; a requeued job waits 5 s, not 120), starts
 munged (as user munge), slurmctld and slurmd, runs a small version of the demo through
 `snakemake --profile profiles/slurm --profile profiles/slurm-ci` and checks that every non-local job ran as a
-SLURM job; then requeues a running fine-tuning job (what preemption does) and checks that it resumes. Daemons it
+SLURM job; then requeues a running fine-tuning job (what preemption does) and checks that it resumes, and lets
+another run past its time limit and checks that the job Snakemake submits again resumes. Daemons it
 started are stopped and its slurm.conf removed afterwards, also on failure. Not root, no apt-get, or an install
 that fails: skipped with the reason. A SLURM that this test did not configure (a slurm.conf it did not write) is
 left alone: skipped.
-Deselect with `pytest -m "not slurm"`. Takes about 4 minutes on 2 cores (plus the apt install once).
+Deselect with `pytest -m "not slurm"`. Takes about 6 minutes on 2 cores (plus the apt install once): SLURM's
+shortest time limit is a minute, and it checks limits every 30 s.
 """
 import fcntl
 import os
@@ -436,6 +438,46 @@ def test_a_requeued_finetune_job_resumes_under_the_same_job_id(slurm_cluster, tm
     assert steps == list(range(1, 1601))
     assert (run_dir / "run.json").exists() and not (run_dir / "resume").exists()
     say(f"finetune job {jobid} requeued at step >= {resumed.group(1)}, resumed from there and completed")
+
+
+def test_a_finetune_job_past_its_time_limit_is_resubmitted_and_resumes(slurm_cluster, tmp_path):
+    """What a `runtime` set too short does: at the time limit SLURM sends SIGTERM and ends the job as TIMEOUT;
+    finetune saves its state on the signal; Snakemake (`retries`) submits the job again as a new SLURM job, which
+    continues from that state. The run is too long to finish here and never reaches a checkpoint, so the state
+    it resumes from can only be the one saved on SIGTERM; the test stops the workflow once it has resumed."""
+    workdir = tmp_path / "timeout"
+    workdir.mkdir()
+    config = small_config()
+    config["train"].update(epochs=100_000, checkpoints=1)  # 400,000 steps: hours
+    write_config(workdir, config)
+    log = tmp_path / "timeout.log"
+    tool_log = None
+    proc = start_snakemake(workdir, log, "--until", "finetune", "--retries", "1")
+    try:
+        deadline = time.monotonic() + WORKFLOW_TIMEOUT
+        while not (tool_log := next(workdir.glob("results/logs/finetune/*.log"), None)) or \
+                "/400000" not in tool_log.read_text(errors="replace"):  # tqdm's progress: training has begun
+            assert proc.poll() is None and time.monotonic() < deadline, tail(log.read_text(errors="replace"))
+            time.sleep(0.5)
+        first = running_job("finetune")
+        # The shortest limit SLURM has, one minute (it checks limits every 30 s): elapsed time counts from the start.
+        update = sh("scontrol", "update", f"JobId={first}", "TimeLimit=1", timeout=15)
+        assert update.returncode == 0, update.stderr
+        say(f"finetune job {first}: time limit set to 1 minute")
+        resumed = None
+        while not resumed:
+            assert proc.poll() is None and time.monotonic() < deadline, tail(log.read_text(errors="replace"), 5000)
+            time.sleep(1)
+            resumed = re.search(r"resumed from \S+state.pt at step (\d+)", tool_log.read_text(errors="replace"))
+        second = running_job("finetune")
+    finally:
+        finish(proc, timeout=0)  # SIGINT: snakemake cancels the resumed job
+    text = log.read_text(errors="replace")
+    submitted = re.findall(r"^rule (\w+):.*?has been submitted with SLURM jobid (\d+)", text, flags=re.M | re.S)
+    assert [j for rule, j in submitted if rule == "finetune"] == [first, second], submitted
+    assert "JobState=TIMEOUT" in sh("scontrol", "show", "job", first, timeout=15).stdout
+    assert 0 < int(resumed.group(1)) < 400_000
+    say(f"finetune job {first} timed out at step {resumed.group(1)}; job {second} resumed from there")
 
 
 def dry_run_resources(workdir: Path, *profiles: Path) -> dict:

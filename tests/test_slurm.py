@@ -464,7 +464,8 @@ def test_a_finetune_job_past_its_time_limit_is_resubmitted_and_resumes(slurm_clu
         update = sh("scontrol", "update", f"JobId={first}", "TimeLimit=1", timeout=15)
         assert update.returncode == 0, update.stderr
         say(f"finetune job {first}: time limit set to 1 minute")
-        resumed = None
+        # up to 90 s to the TIMEOUT, then Snakemake's next status check, the new job's start and its resume
+        deadline, resumed = time.monotonic() + 240, None
         while not resumed:
             assert proc.poll() is None and time.monotonic() < deadline, tail(log.read_text(errors="replace"), 5000)
             time.sleep(1)

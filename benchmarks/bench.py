@@ -251,7 +251,7 @@ def decode_section(template, shape, args, device, precision):
         model = copy.deepcopy(template).to(device=device, dtype=weights).eval()
         model.generation_config.min_new_tokens = new  # every sequence gets exactly `new` tokens, on every side
         if name == "ours":
-            model.set_attn_implementation(args.speed["attention"])
+            model.set_attn_implementation(args.speed["decode_attention"])
             torch._dynamo.reset()
             torch._dynamo.utils.counters.clear()
         start = sync(device)
@@ -280,15 +280,19 @@ def decode_section(template, shape, args, device, precision):
 
 def decode_agreement(template, args, device, precision, new, sources, outputs, runners) -> dict:
     """Our outputs against each baseline's, differences judged by an fp32 reference (benchmarks/agreement.py);
-    after a bf16 run also the fp32 check on one batch: both sides on fp32 weights, no autocast."""
+    after a bf16 run also generate on bf16 weights against generate on fp32 weights (what bf16 weights alone
+    change, whoever decodes), and the fp32 check on one batch: both sides on fp32 weights, no autocast."""
     reference = copy.deepcopy(template).to(device).eval()
     reference.generation_config.min_new_tokens = new
     found = {name: agreement.compare(reference, sources, outputs["ours"], theirs, device)
              for name, theirs in outputs.items() if name != "ours"}
+    if "baseline_bf16_weights" in outputs:
+        found["bf16_weights_vs_baseline"] = agreement.compare(reference, sources, outputs["baseline_bf16_weights"],
+                                                              outputs["baseline"], device)
     if precision == "bf16":
         batch, texts = args.decode_batch, [text(s) for s in sources[:args.decode_batch]]
         ours_fp32 = copy.deepcopy(reference)
-        ours_fp32.set_attn_implementation(args.speed["attention"])
+        ours_fp32.set_attn_implementation(args.speed["decode_attention"])
         ours, generate_defaults = runners
         fp32 = {"ours": ours(ours_fp32, texts), "baseline": generate_defaults(reference, sources[:batch], False)}
         found["fp32_check"] = agreement.compare(reference, sources[:batch], fp32["ours"], fp32["baseline"], device)
@@ -376,11 +380,18 @@ def table(record: dict) -> str:
                   "", "", "", ""),
                  (f"greedy outputs identical ({record['precision']})", f"{100 * d['identical_share']:.1f}%", "", "",
                   f">= {100 * TARGETS['decode_identical'][record['precision']]:.0f}%", t["decode_identical"]),
-                 *([("greedy outputs identical (fp32 check, one batch)",
-                     f"{100 * d['agreement']['fp32_check']['identical_share']:.1f}%", "", "", "100%",
-                     t["decode_identical_fp32"])] if "fp32_check" in d["agreement"] else []),
                  ("where they differ: fp32 logit gap of the two tokens, median (usual top-2 gap)",
                   gaps(d["agreement"]["baseline"]), "", "", "", "")]
+        for key, what in (("baseline_bf16_weights", "ours vs generate on our bf16 weights"),
+                          ("bf16_weights_vs_baseline", "generate on bf16 weights vs the baseline")):
+            if key in d["agreement"]:
+                found = d["agreement"][key]
+                rows.append((f"greedy outputs identical, {what}; logit gap where they differ (usual)",
+                             f"{100 * found['identical_share']:.1f}%; {gaps(found)}", "", "", "", ""))
+        if "fp32_check" in d["agreement"]:
+            rows.append(("greedy outputs identical (fp32 check, one batch)",
+                         f"{100 * d['agreement']['fp32_check']['identical_share']:.1f}%", "", "", "100%",
+                         t["decode_identical_fp32"]))
     if "xlrs" in record:
         rows += [(f"XLRS {record['xlrs']['languages']} x {record['xlrs']['sentences']} incl. load",
                   f"{record['xlrs']['seconds']:.2f} s", "", "", "< 10 s", t["xlrs"]),

@@ -61,7 +61,9 @@ def test_tiny_benchmark_on_cpu(tmp_path, options, monkeypatch):
     assert agreement["baseline"]["top2_gap"]["count"] > 0
     if options:  # bf16 may break near-ties; the fp32 check on one batch may not
         assert agreement["fp32_check"]["identical_share"] == 1.0 and record["targets"]["decode_identical_fp32"]
-        assert set(agreement) == {"baseline", "baseline_bf16_weights", "fp32_check"}
+        assert set(agreement) == {"baseline", "baseline_bf16_weights", "bf16_weights_vs_baseline", "fp32_check"}
+        assert "| greedy outputs identical, generate on bf16 weights vs the baseline;" in result.stdout
+        assert agreement["baseline_bf16_weights"]["identical_share"] == 1.0  # decode_attention sdpa, as generate
     else:
         assert math["first_loss"]["relative_difference"] <= 1e-5 and math["curve"]["max_relative_difference"] <= 1e-4
         assert record["decode"]["identical_share"] == 1.0  # greedy, fp32: token for token

@@ -106,7 +106,7 @@ def main() -> None:
             # bf16 weights on CUDA decode faster than fp32 weights under autocast, token for token the same
             # (benchmarks/anchors.json); checkpoints trained on a GPU are stored in bf16 anyway.
             model = modeling.load_model(ref, dtype=torch.bfloat16 if torch.cuda.is_available() else None,
-                                        attention=speed["attention"]).eval()
+                                        attention=speed["decode_attention"]).eval()
             tokenizer = modeling.load_tokenizer(ref)  # every checkpoint of a run saves the same one
         else:
             modeling.load_weights_into(model, ref)  # keeps what generate compiled for the last checkpoint

@@ -19,8 +19,10 @@ import torch
 log = logging.getLogger("modeling")
 # How fast, not what: these settings change float rounding at most, so they are not part of any digest
 # (like the device). The config schema's `speed` section repeats these defaults (tests/test_speed.py).
-SPEED_DEFAULTS = {"attention": "eager", "compile": "auto", "static_cache": "auto", "source_bucket": 128,
-                  "target_bucket": 32}
+# attention: fine-tuning and XLRS; decode_attention: decoding, where sdpa (generate's default) keeps our greedy
+# outputs token for token generate's on the same bf16 weights (benchmarks/README.md, "Greedy outputs").
+SPEED_DEFAULTS = {"attention": "eager", "decode_attention": "sdpa", "compile": "auto", "static_cache": "auto",
+                  "source_bucket": 128, "target_bucket": 32}
 
 
 class ModelError(ValueError):
@@ -194,7 +196,7 @@ def load_model(ref: str, device: torch.device | None = None, dtype: torch.dtype 
     """A seq2seq model from a directory or hub id, checked for an untied head where it has one.
 
     attention: "eager" or "sdpa" (transformers' default). T5's relative position bias is a float mask that
-    keeps sdpa off its flash kernel, and eager measured faster for mT5 (benchmarks/anchors.json)."""
+    keeps sdpa off its flash kernel, and eager measured faster for mT5 training (benchmarks/anchors.json)."""
     from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
     try:

@@ -20,7 +20,8 @@ log = logging.getLogger("modeling")
 # How fast, not what: these settings change float rounding at most, so they are not part of any digest
 # (like the device). The config schema's `speed` section repeats these defaults (tests/test_speed.py).
 # attention: fine-tuning and XLRS; decode_attention: decoding, where sdpa (generate's default) keeps our greedy
-# outputs token for token generate's on the same bf16 weights (benchmarks/README.md, "Greedy outputs").
+# outputs token for token generate's on the same bf16 weights (benchmarks/README.md, "What the bf16 target
+# can reach").
 SPEED_DEFAULTS = {"attention": "eager", "decode_attention": "sdpa", "compile": "auto", "static_cache": "auto",
                   "source_bucket": 128, "target_bucket": 32}
 

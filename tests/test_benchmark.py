@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from benchmarks import bench
 from benchmarks.synthetic import IdTokenizer, hf_collator, text
 from conftest import REPO
 from workflow_scripts import finetune
@@ -52,6 +53,14 @@ def test_tiny_benchmark_on_cpu(tmp_path, options, monkeypatch):
             assert record[section][side][figure] > 0
         assert record[section]["ratio"][figure] == record[section]["ours"][figure] / record[section]["baseline"][figure]
     assert record["finetune"]["flops_per_step"] > 0 and record["finetune"]["ours"]["peak_memory_bytes"] is None
+    decoding, template = record["decode"], bench.build_model(bench.SHAPES["tiny"], 0, 0.0)
+    parameters = {part: sum(p.numel() for n, p in template.named_parameters() if n.startswith(part))
+                  for part in ("encoder.", "decoder.", "lm_head.")}
+    assert decoding["flops"] == 2 * decoding["sequences"] * (  # a forward pass: 2 x parameters x their tokens
+        parameters["encoder."] * decoding["source_tokens"] +
+        (parameters["decoder."] + parameters["lm_head."]) * decoding["new_tokens"])
+    assert decoding["ours"]["tflops"] == pytest.approx(decoding["flops"] / decoding["ours"]["seconds"] / 1e12)
+    assert decoding["ours"]["utilisation"] is None  # no peak for a CPU
     assert record["finetune"]["ours"]["collate_s_per_step"] > 0
 
     math = record["math"]

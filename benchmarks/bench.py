@@ -279,8 +279,8 @@ def decode_section(template, shape, args, device, precision):
         ratio["new_tokens_per_s_vs_bf16_weights"] = (figures["ours"]["new_tokens_per_s"] /
                                                      figures["baseline_bf16_weights"]["new_tokens_per_s"])
     return {"dtype": str(dtype), "sequences": len(sources), "batch": batch, "source_tokens": length,
-            "new_tokens": new, "flops": decode_flops, **figures, "identical_share": agreements["baseline"]["identical_share"],
-            "agreement": agreements, "ratio": ratio}
+            "new_tokens": new, "flops": decode_flops, **figures,
+            "identical_share": agreements["baseline"]["identical_share"], "agreement": agreements, "ratio": ratio}
 
 
 def decode_agreement(template, args, device, precision, new, sources, outputs, runners) -> dict:

@@ -264,8 +264,8 @@ def test_decoding_autocasts_bf16_weights_only(tiny_model_dir):
 @pytest.mark.parametrize("batch_size", [8, 3])
 def test_bf16_decoding_gives_generates_tokens_on_the_same_weights(tiny_model_dir, batch_size):
     """With decode_attention sdpa (generate's default), our length-sorted, differently padded batches give
-    generate's greedy tokens on the same bf16 weights; eager attention rounds differently and, on this model,
-    parts from generate at near-ties in 2 of these 8 inputs."""
+    generate's greedy tokens on the same bf16 weights. (Eager attention rounds differently: when this test was
+    written it parted from generate at near-ties in 2 of these 8 inputs.)"""
     tokenizer = modeling.load_tokenizer(tiny_model_dir)
     load = functools.partial(modeling.load_model, tiny_model_dir, device=torch.device("cpu"), dtype=torch.bfloat16)
     theirs, model = [], load().eval()
@@ -315,6 +315,6 @@ def test_the_workflow_hands_its_speed_settings_to_the_jobs(finished_study):
 
 def test_changing_speed_settings_plans_no_job(finished_study):
     config = tiny_config()
-    config["speed"] = {"attention": "sdpa", "decode_attention": "eager", "compile": True, "static_cache": True, "source_bucket": 64,
-                       "target_bucket": 8}
+    config["speed"] = {"attention": "sdpa", "decode_attention": "eager", "compile": True, "static_cache": True,
+                       "source_bucket": 64, "target_bucket": 8}
     assert dry_run(finished_study, config) == []

@@ -401,6 +401,9 @@ def running_job(comment_part: str, timeout: float = 10) -> str:
     pytest.fail(f"no running SLURM job with {comment_part!r} in its comment: {queue}")
 
 
+RESUMED = re.compile(r"resumed from \S+state.pt at step (\d+)")  # finetune's log line when it resumes
+
+
 def test_a_requeued_finetune_job_resumes_under_the_same_job_id(slurm_cluster, tmp_path):
     """What preemption or a node failure does to a job submitted with --requeue: SLURM kills it mid-training and
     starts its batch script again under the same id; Snakemake keeps waiting, and finetune continues from the
@@ -432,7 +435,7 @@ def test_a_requeued_finetune_job_resumes_under_the_same_job_id(slurm_cluster, tm
 
     run_dir = next(workdir.glob("results/runs/title_generation-en-s1-*"))
     tool_log = next(workdir.glob("results/logs/finetune/*.log")).read_text(errors="replace")
-    resumed = re.search(r"resumed from \S+state.pt at step (\d+)", tool_log)
+    resumed = RESUMED.search(tool_log)
     assert resumed and int(resumed.group(1)) >= 160, tail(tool_log)
     steps = [int(line.split("\t")[0]) for line in (run_dir / "train_log.tsv").read_text().splitlines()[1:]]
     assert steps == list(range(1, 1601))
@@ -451,7 +454,6 @@ def test_a_finetune_job_past_its_time_limit_is_resubmitted_and_resumes(slurm_clu
     config["train"].update(epochs=100_000, checkpoints=1)  # 400,000 steps: hours
     write_config(workdir, config)
     log = tmp_path / "timeout.log"
-    tool_log = None
     proc = start_snakemake(workdir, log, "--until", "finetune", "--retries", "1")
     try:
         deadline = time.monotonic() + WORKFLOW_TIMEOUT
@@ -469,7 +471,7 @@ def test_a_finetune_job_past_its_time_limit_is_resubmitted_and_resumes(slurm_clu
         while not resumed:
             assert proc.poll() is None and time.monotonic() < deadline, tail(log.read_text(errors="replace"), 5000)
             time.sleep(1)
-            resumed = re.search(r"resumed from \S+state.pt at step (\d+)", tool_log.read_text(errors="replace"))
+            resumed = RESUMED.search(tool_log.read_text(errors="replace"))
         second = running_job("finetune")
     finally:
         finish(proc, timeout=0)  # SIGINT: snakemake cancels the resumed job

@@ -402,6 +402,7 @@ def running_job(comment_part: str, timeout: float = 10) -> str:
 
 
 RESUMED = re.compile(r"resumed from \S+state.pt at step (\d+)")  # finetune's log line when it resumes
+ATTEMPT = re.compile(r"finetune started on .*, SLURM job (\d+)")  # the first line of the tool's log
 
 
 def test_a_requeued_finetune_job_resumes_under_the_same_job_id(slurm_cluster, tmp_path):
@@ -437,6 +438,7 @@ def test_a_requeued_finetune_job_resumes_under_the_same_job_id(slurm_cluster, tm
     tool_log = next(workdir.glob("results/logs/finetune/*.log")).read_text(errors="replace")
     resumed = RESUMED.search(tool_log)
     assert resumed and int(resumed.group(1)) >= 160, tail(tool_log)
+    assert ATTEMPT.findall(tool_log) == [jobid], tail(tool_log)  # Snakemake starts each attempt's log afresh
     steps = [int(line.split("\t")[0]) for line in (run_dir / "train_log.tsv").read_text().splitlines()[1:]]
     assert steps == list(range(1, 1601))
     assert (run_dir / "run.json").exists() and not (run_dir / "resume").exists()
@@ -480,6 +482,13 @@ def test_a_finetune_job_past_its_time_limit_is_resubmitted_and_resumes(slurm_clu
     assert [j for rule, j in submitted if rule == "finetune"] == [first, second], submitted
     assert "JobState=TIMEOUT" in sh("scontrol", "show", "job", first, timeout=15).stdout
     assert 0 < int(resumed.group(1)) < 400_000
+    # The tool's log is the second attempt's; the timed-out one's, ending with the step it saved, is in
+    # Snakemake's own log (show-failed-logs).
+    tool_text = tool_log.read_text(errors="replace")
+    assert ATTEMPT.findall(tool_text) == [second], tail(tool_text)
+    assert ATTEMPT.findall(text) == [first], tail(text, 5000)
+    stopped = re.search(r"stopped by signal 15 at step (\d+)", text)
+    assert stopped and stopped.group(1) == resumed.group(1), tail(text, 5000)
     say(f"finetune job {first} timed out at step {resumed.group(1)}; job {second} resumed from there")
 
 

@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -37,9 +38,19 @@ def summary_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def start_line() -> str:
+    """A job log's first line: where it ran, so that a cluster's job (its SLURM log, sacct) and the tool's log
+    can be matched."""
+    job = os.environ.get("SLURM_JOB_ID")
+    where = socket.gethostname() + (f", SLURM job {job}" if job else "")
+    return f"{Path(sys.argv[0]).stem} started on {where}"
+
+
 def run(main) -> None:
     """Call main(); turn expected failures (bad data, bad config) into one readable line and exit 1."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    if not {"-h", "--help"} & set(sys.argv):
+        logging.info(start_line())
     from workflow_scripts.files import DataError
 
     try:

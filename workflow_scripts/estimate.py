@@ -4,6 +4,7 @@
 
 Throughput comes from benchmarks/record.json (this project's GPU benchmark) when it holds an mT5-base run on
 a GPU, else from benchmarks/anchors.json (Hugging Face defaults on an H100), scaled linearly by parameter count.
+GPU-hours include what each job pays besides its compute: its start and the checkpoints it loads.
 """
 from __future__ import annotations
 
@@ -49,13 +50,14 @@ def model_parameters(study: Study) -> int | None:
 
 
 def throughput() -> dict:
-    """Training samples/s, new tokens/s (dynamic and static cache) and encoded sentences/s for mT5-base on one GPU:
-    our side of the benchmark record, or the anchors (whose figures are the Hugging Face defaults)."""
+    """Training samples/s, new tokens/s (dynamic and static cache), encoded sentences/s, a GPU job's start and a
+    checkpoint's load for mT5-base on one GPU: our side of the benchmark record, or the anchors (whose figures are
+    the Hugging Face defaults)."""
     record_file = BENCHMARKS / "record.json"
     record = json.loads(record_file.read_text()) if record_file.exists() else {}
+    anchors = json.loads((BENCHMARKS / "anchors.json").read_text())
     # None, a smoke test (tiny shape, CPU), or a record of some sections only
     if not record.get("targets", {}).get("apply") or not {"finetune", "decode", "xlrs"} <= record.keys():
-        anchors = json.loads((BENCHMARKS / "anchors.json").read_text())
         return {**anchors, "generate_new_tokens_per_second_static_cache": anchors["generate_new_tokens_per_second"]}
     decode, xlrs = record["decode"], record["xlrs"]
     return {"device": record["device"], "what": f"benchmarks/record.json of {record['date']}, our side",
@@ -63,7 +65,10 @@ def throughput() -> dict:
             # Without the static cache our decoding is generate's on bf16 weights.
             "generate_new_tokens_per_second": decode.get("baseline_bf16_weights", decode["ours"])["new_tokens_per_s"],
             "generate_new_tokens_per_second_static_cache": decode["ours"]["new_tokens_per_s"],
-            "encode_sentences_per_second": xlrs["sentences"] * xlrs["languages"] / xlrs["seconds"]}
+            "encode_sentences_per_second": xlrs["sentences"] * xlrs["languages"] / xlrs["seconds"],
+            "job_start_seconds": xlrs.get("job_start_seconds", anchors["job_start_seconds"]),
+            # from the page cache there: a lower bound for a cluster's shared storage
+            "checkpoint_load_seconds": xlrs.get("next_checkpoint_load_seconds", anchors["checkpoint_load_seconds"])}
 
 
 def estimate(study: Study) -> dict:
@@ -72,6 +77,7 @@ def estimate(study: Study) -> dict:
     speed = throughput()
     decode, xlrs = study.config["decode"], study.config["xlrs"]
     train_samples = checkpoints = xlrs_sentences = 0
+    loads = {"finetune": 0, "decode": 0, "xlrs": 0}  # checkpoints loaded by the GPU jobs, the base model included
     new_tokens = {False: 0, True: 0}  # by whether the decode job uses the static cache (on a GPU)
     static_cache = study.config.get("speed", {}).get("static_cache", "auto")
     jobs = {"prepare": len(study.prepared_pairs()), "cast": len(study.prepared_pairs()),
@@ -83,24 +89,34 @@ def estimate(study: Study) -> dict:
         k = params["checkpoints"]
         train_samples += samples
         checkpoints += k
+        loads["finetune"] += 1
         for lang in study.eval_languages(run):
             jobs["decode"] += 2
             jobs["score"] += 2
             jobs["select"] += 1
+            loads["decode"] += k + 3  # dev: every checkpoint; test: at most one per selection rule
             # dev: every checkpoint; test: at most one checkpoint per selection rule
             for sequences in (k * decode["dev_size"], 3 * min(decode["test_size"], 10_000)):
                 new_tokens[static_cache_for_job(static_cache, sequences) is not False] += \
                     sequences * decode["max_new_tokens"]
         for lang in study.xlrs_languages(run):
             jobs["xlrs"] += 1
+            loads["xlrs"] += k + 1
             xlrs_sentences += (k + 1) * xlrs["n_pairs"] * (1 + len(run.sources))
+    # Each job starts a process and loads its checkpoints: XLRS runs one job per (run, language), so for it these
+    # cost more than the encoding itself.
+    overhead = {stage: (jobs[stage] * speed["job_start_seconds"] +
+                        loads[stage] * scale * speed["checkpoint_load_seconds"]) / 3600 for stage in loads}
     hours = {"finetune": train_samples * scale / speed["train_samples_per_second"] / 3600,
              "decode": scale / 3600 * (new_tokens[False] / speed["generate_new_tokens_per_second"] +
                                        new_tokens[True] / speed["generate_new_tokens_per_second_static_cache"]),
              "xlrs": xlrs_sentences * scale / speed["encode_sentences_per_second"] / 3600}
+    hours = {stage: value + overhead[stage] for stage, value in hours.items()}
     bytes_per_checkpoint = 2 * (parameters or REFERENCE_PARAMETERS)  # bf16 weights only
     return {"model": study.model_ref, "parameters": parameters, "runs": len(study.runs), "checkpoints": checkpoints,
             "jobs": jobs, "gpu_hours": {k: round(v, 1) for k, v in hours.items()} | {"total": round(sum(hours.values()), 1)},
+            "checkpoint_loads": loads, "start_and_load_hours": {k: round(v, 1) for k, v in overhead.items()},
+            "start_and_load_seconds": [speed["job_start_seconds"], round(scale * speed["checkpoint_load_seconds"], 2)],
             "disk_gb": {"checkpoints": round(checkpoints * bytes_per_checkpoint / 1e9, 1),
                         "resume_state_per_running_job": round(8 * (parameters or REFERENCE_PARAMETERS) / 1e9, 1)},
             "throughput_from": speed.get("device", "?") + ": " + speed.get("what", "")[:80]}
@@ -117,6 +133,9 @@ def main() -> None:
     for stage, count in plan["jobs"].items():
         print(f"  {stage:<{width}}  {count:>6} jobs")
     print("GPU-hours: " + ", ".join(f"{k} {v}" for k, v in plan["gpu_hours"].items()))
+    start, load = plan["start_and_load_seconds"]
+    print(f"  of them job starts ({start:g} s each) and checkpoint loads ({load:g} s each): " +
+          ", ".join(f"{k} {v}" for k, v in plan["start_and_load_hours"].items()))
     print(f"disk: {plan['disk_gb']['checkpoints']} GB of checkpoints, plus "
           f"{plan['disk_gb']['resume_state_per_running_job']} GB of resume state per running fine-tuning job")
     print(f"throughput: {plan['throughput_from']}")

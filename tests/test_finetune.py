@@ -121,7 +121,26 @@ def test_weights_loaded_in_place_equal_a_fresh_load(tiny_model_dir, tmp_path):
     assert reused.encoder.embed_tokens.weight.data_ptr() == reused.shared.weight.data_ptr()
 
 
-def test_weights_of_another_shape_are_refused_by_name(tiny_model_dir, tmp_path):
+def test_only_the_encoder_is_read_when_asked(tiny_model_dir, tmp_path):
+    """XLRS's reload: the encoder and the embeddings it shares take the checkpoint's values; the rest keeps its own."""
+    model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu"))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(0.5).add_(0.25)
+    modeling.save_model(model, modeling.load_tokenizer(str(tiny_model_dir)), tmp_path / "later", dtype=torch.bfloat16)
+    later = modeling.load_model(str(tmp_path / "later"), device=torch.device("cpu")).state_dict()
+
+    reused = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu"))
+    before = {name: tensor.clone() for name, tensor in reused.state_dict().items()}
+    modeling.load_weights_into(reused, str(tmp_path / "later"), only=reused.get_encoder())
+    for name, tensor in reused.state_dict().items():
+        expected = later if name.startswith(("encoder.", "shared.", "decoder.embed_tokens.")) else before
+        assert torch.equal(tensor, expected[name]), name
+    assert not torch.equal(reused.lm_head.weight, later["lm_head.weight"])
+
+
+@pytest.mark.parametrize("encoder_only", [False, True])
+def test_weights_of_another_shape_are_refused_by_name(tiny_model_dir, tmp_path, encoder_only):
     from workflow_scripts.build_model import build
 
     build({"build": {"vocab_size": 300, "d_model": 8, "d_ff": 16, "d_kv": 4, "num_heads": 2, "num_layers": 1,
@@ -129,7 +148,7 @@ def test_weights_of_another_shape_are_refused_by_name(tiny_model_dir, tmp_path):
            "tokenizer_languages": ["en", "zh"]}, tmp_path / "other")
     model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu"))
     with pytest.raises(modeling.ModelError, match="other.* does not fit the loaded model: size mismatch"):
-        modeling.load_weights_into(model, str(tmp_path / "other"))
+        modeling.load_weights_into(model, str(tmp_path / "other"), only=model.get_encoder() if encoder_only else None)
 
 
 def test_a_missing_checkpoint_is_named(tiny_model_dir, tmp_path):

@@ -66,3 +66,40 @@ def test_a_target_without_parallel_sentences_is_named(tmp_path):
     path.write_text("en\tde\nOne.\tEins.\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"pairs.tsv: no column for language 'fr'"):
         xlrs.load_parallel({"loader": "file", "path": str(path)}, ["en", "fr"], n_pairs=5, seed=0)
+
+
+def test_each_checkpoint_gives_what_a_fresh_load_of_it_gives(tiny_model_dir, tmp_path):
+    """The command reuses one model and reads only each later checkpoint's encoder into it; every step's rows
+    must still be those of that checkpoint loaded on its own."""
+    import json
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    tokenizer = modeling.load_tokenizer(str(tiny_model_dir))
+    run_dir = tmp_path / "run"
+    for step, scale in ((1, 0.5), (2, 0.25)):
+        model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu"))
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.mul_(scale).add_(0.01 * step)
+        modeling.save_model(model, tokenizer, run_dir / "checkpoints" / f"step-{step:06d}", dtype=torch.bfloat16)
+    (run_dir / "run.json").write_text(json.dumps({"checkpoints": [1, 2]}))
+    pd.DataFrame(SENTENCES).to_csv(tmp_path / "parallel.csv", index=False)
+    spec = {"parallel": {"loader": "file", "path": str(tmp_path / "parallel.csv")}, "n_pairs": 3, "seed": 0,
+            "max_length": 64, "sources": ["en"], "target": "de"}
+    out = tmp_path / "xlrs.tsv"
+    result = subprocess.run([sys.executable, "-m", "workflow_scripts.xlrs", "--spec", json.dumps(spec),
+                             "--run-dir", str(run_dir), "--model", str(tiny_model_dir), "--targets", "de", "zh",
+                             "--batch-size", "2", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = pd.read_csv(out, sep="\t")
+    for step, ref in xlrs.checkpoints_of(run_dir, str(tiny_model_dir)):
+        fresh = modeling.load_model(ref, device=torch.device("cpu")).eval()
+        parallel = xlrs.load_parallel(spec["parallel"], ["en", "de", "zh"], 3, 0)
+        expected = pd.DataFrame(xlrs.xlrs_rows(fresh, tokenizer, parallel, ["en"], ["de", "zh"], step, 2, 64))
+        at_step = found[found.step == step].reset_index(drop=True)
+        assert len(at_step) == len(expected) > 0
+        assert at_step.xlrs.tolist() == pytest.approx(expected.xlrs.tolist(), abs=1e-6), step
+    assert found.groupby("step").xlrs.sum().nunique() == 3  # the three steps differ

@@ -104,7 +104,7 @@ def estimate(study: Study) -> dict:
             loads["xlrs"] += k + 1
             xlrs_sentences += (k + 1) * xlrs["n_pairs"] * (1 + len(run.sources))
     # Each job starts a process and loads its checkpoints: XLRS runs one job per (run, language), so for it these
-    # cost more than the encoding itself.
+    # cost more than the encoding itself (counted as whole checkpoints, though it reads only their encoders).
     overhead = {stage: (jobs[stage] * speed["job_start_seconds"] +
                         loads[stage] * scale * speed["checkpoint_load_seconds"]) / 3600 for stage in loads}
     hours = {"finetune": train_samples * scale / speed["train_samples_per_second"] / 3600,

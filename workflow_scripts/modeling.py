@@ -214,24 +214,31 @@ def load_model(ref: str, device: torch.device | None = None, dtype: torch.dtype 
     return model.to(device or resolve_device())
 
 
-def load_weights_into(model, ref: str) -> None:
+def load_weights_into(model, ref: str, only: torch.nn.Module | None = None) -> None:
     """Another checkpoint of the same model, copied into `model`'s tensors in place: nothing is rebuilt, and
-    code compiled around the model (a static-cache decoder) stays valid for the next checkpoint."""
-    from safetensors.torch import load_file
+    code compiled around the model (a static-cache decoder) stays valid for the next checkpoint.
+    `only`: a part of `model` (XLRS: its encoder) whose tensors alone are read and replaced."""
+    from safetensors import safe_open
 
     files = sorted(Path(ref).glob("*.safetensors"))  # a run's own checkpoint directory
     if not files:
         raise ModelError(f"model {ref!r}: no such directory, or no safetensors files in it")
-    state = {}
+    known = names = set(model.state_dict())
+    if only is not None:  # the part's tensors under the model's names, shared ones (embeddings) included
+        part = {tensor.data_ptr() for tensor in only.state_dict().values()}
+        names = {name for name, tensor in model.state_dict().items() if tensor.data_ptr() in part}
+    state, unexpected = {}, []
     for path in files:
-        state.update(load_file(str(path)))
+        with safe_open(str(path), "pt") as handle:
+            unexpected += [key for key in handle.keys() if key not in known]
+            state.update({key: handle.get_tensor(key) for key in handle.keys() if key in names})
     try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing, _ = model.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shapes differ: another architecture
         detail = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err))
         raise ModelError(f"model {ref!r} does not fit the loaded model: {detail}") from None
     # save_pretrained stores a tied tensor once (shared.weight, not encoder/decoder.embed_tokens.weight).
-    untied_missing = sorted(set(missing) - set(getattr(model, "all_tied_weights_keys", {}) or {}))
+    untied_missing = sorted((set(missing) & names) - set(getattr(model, "all_tied_weights_keys", {}) or {}))
     if untied_missing or unexpected:
         raise ModelError(f"model {ref!r} does not fit the loaded model: missing {untied_missing[:3]}, "
                          f"unexpected {sorted(unexpected)[:3]}")

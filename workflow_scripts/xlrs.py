@@ -147,8 +147,8 @@ def main() -> None:
     for step, ref in checkpoints_of(args.run_dir, args.model):
         if model is None:  # step 0: the base model, in whatever format it comes
             model = modeling.load_model(ref, attention=speed["attention"]).eval()
-        else:  # the run's own safetensors checkpoints
-            modeling.load_weights_into(model, ref)
+        else:  # the run's own safetensors checkpoints: XLRS reads the encoder's half of each
+            modeling.load_weights_into(model, ref, only=model.get_encoder())
         rows += xlrs_rows(model, tokenizer, parallel, spec["sources"], targets, step, args.batch_size,
                           spec["max_length"])
     write_tsv(args.out, pd.DataFrame(rows))

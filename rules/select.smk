@@ -6,6 +6,9 @@ rule select:
     params:
         spec=lambda w: spec_json(STUDY.select_spec(run_of(w), w.lang), w.digest),
         xlrs=lambda w, input: f"--xlrs {quoted(input.xlrs)}" if "xlrs" in input.keys() else "",
+    # Under a second per job, reading a few small TSVs: on a cluster it runs beside Snakemake instead of waiting in
+    # SLURM's queue (a study has one per run and target language).
+    localrule: True
     conda:
         "../envs/pipeline.yaml"
     log:

@@ -94,8 +94,8 @@ def estimate(study: Study) -> dict:
             jobs["decode"] += 2
             jobs["score"] += 2
             jobs["select"] += 1
-            loads["decode"] += k + 3  # dev: every checkpoint; test: at most one per selection rule
             # dev: every checkpoint; test: at most one checkpoint per selection rule
+            loads["decode"] += k + 3
             for sequences in (k * decode["dev_size"], 3 * min(decode["test_size"], 10_000)):
                 new_tokens[static_cache_for_job(static_cache, sequences) is not False] += \
                     sequences * decode["max_new_tokens"]

@@ -1,8 +1,9 @@
 """Benchmark the workflow's model code against plain Hugging Face, in one run on one device.
 
 Fine-tuning (finetune.train_step vs Seq2SeqTrainer), decoding (decode.generate vs model.generate),
-XLRS of one checkpoint (modeling.load_model + xlrs.xlrs_rows) and the size of a saved checkpoint, on a
-random-init mT5-shaped model and synthetic token sequences. See benchmarks/README.md.
+XLRS of one checkpoint (modeling.load_model + xlrs.xlrs_rows), the size of a saved checkpoint, and what each
+workflow job pays besides its compute (its start, a further checkpoint's load), on a random-init mT5-shaped
+model and synthetic token sequences. See benchmarks/README.md.
 
     python -m benchmarks.bench --shape mt5-base --out benchmarks/record.json    # on a GPU
     python -m benchmarks.bench --shape tiny --device cpu --out /tmp/record.json  # smoke test, seconds

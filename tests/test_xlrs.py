@@ -95,9 +95,9 @@ def test_each_checkpoint_gives_what_a_fresh_load_of_it_gives(tiny_model_dir, tmp
                              "--batch-size", "2", "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     found = pd.read_csv(out, sep="\t")
+    parallel = xlrs.load_parallel(spec["parallel"], ["en", "de", "zh"], 3, 0)
     for step, ref in xlrs.checkpoints_of(run_dir, str(tiny_model_dir)):
         fresh = modeling.load_model(ref, device=torch.device("cpu")).eval()
-        parallel = xlrs.load_parallel(spec["parallel"], ["en", "de", "zh"], 3, 0)
         expected = pd.DataFrame(xlrs.xlrs_rows(fresh, tokenizer, parallel, ["en"], ["de", "zh"], step, 2, 64))
         at_step = found[found.step == step].reset_index(drop=True)
         assert len(at_step) == len(expected) > 0

@@ -109,3 +109,62 @@ def test_over_long_inputs_are_truncated_and_counted(tiny_model_dir):
     predictions, truncated = decode.generate(model, tokenizer, inputs, batch_size=2, num_beams=1,
                                              max_new_tokens=4, max_source_length=16)
     assert truncated == 1 and len(predictions) == 3
+
+
+def out_of_memory(*args, **kwargs):
+    raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity "
+                                      "of 23.6 GiB of which 1.1 GiB is free.\nInclude the traceback...")
+
+
+def test_out_of_memory_in_training_names_the_micro_batch_size(tiny_model_dir, tmp_path, monkeypatch):
+    from workflow_scripts import demo_corpus
+    from workflow_scripts.cast import cast_records
+
+    monkeypatch.setattr(finetune, "train_step", out_of_memory)
+    write_jsonl(tmp_path / "en" / "train.jsonl",
+                cast_records("generation", demo_corpus.generate("title_generation", "en", "train", 16)))
+    spec = {"task": "title_generation", "kind": "generation", "sources": ["en"], "seed": 1,
+            "train": {"n_train": 16, "epochs": 1, "batch_size": 8, "micro_batch_size": 8, "learning_rate": 1e-3,
+                      "weight_decay": 0.0, "max_source_length": 64, "max_target_length": 16, "checkpoints": 1,
+                      "max_grad_norm": 1.0}}
+    with pytest.raises(modeling.ModelError) as caught:
+        finetune.train(spec, str(tiny_model_dir), {"en": tmp_path / "en"}, tmp_path / "run", "tg-en-s1-abc")
+    assert str(caught.value) == (
+        "run tg-en-s1-abc at step 1: out of GPU memory at train.micro_batch_size 8 (CUDA out of memory. Tried to "
+        "allocate 2.00 GiB. GPU 0 has a total capacity of 23.6 GiB of which 1.1 GiB is free.); lower "
+        "train.micro_batch_size in the config to a divisor of train.batch_size 8: the same batches, through "
+        "gradient accumulation, in a new run (it is in the run's digest)")
+
+
+@pytest.mark.parametrize("stage", ["decode", "xlrs"])
+def test_out_of_memory_in_decoding_and_xlrs_names_the_batch_size(stage, tiny_model_dir, tmp_path, monkeypatch,
+                                                                 capsys):
+    import shutil
+    import sys
+
+    from workflow_scripts import cli, xlrs
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_model_dir, run_dir / "checkpoints" / "step-000001")
+    (run_dir / "run.json").write_text(json.dumps({"checkpoints": [1]}))
+    out = tmp_path / f"{stage}.out"
+    if stage == "decode":
+        write_jsonl(tmp_path / "cast" / "dev.jsonl", [{"id": "1", "input": "Hallo", "target": "x", "record": {}}])
+        spec = {"split": "dev", "size": 1, "num_beams": 1, "max_new_tokens": 4, "max_source_length": 16}
+        args = ["--data-dir", str(tmp_path / "cast")]
+        monkeypatch.setattr(decode, "generate", out_of_memory)
+    else:
+        (tmp_path / "parallel.tsv").write_text("en\tde\nOne.\tEins.\n", encoding="utf-8")
+        spec = {"parallel": {"loader": "file", "path": str(tmp_path / "parallel.tsv")}, "n_pairs": 1, "seed": 0,
+                "max_length": 16, "sources": ["en"], "target": "de"}
+        args = ["--model", str(tiny_model_dir)]
+        monkeypatch.setattr(xlrs, "xlrs_rows", out_of_memory)
+    monkeypatch.setattr(sys, "argv", [stage, "--spec", json.dumps(spec), "--run-dir", str(run_dir), *args,
+                                      "--batch-size", "256", "--out", str(out)])
+    with pytest.raises(SystemExit) as exited:
+        cli.run({"decode": decode.main, "xlrs": xlrs.main}[stage])
+    assert exited.value.code == 1 and not out.exists()
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    where = "decoding at step 1" if stage == "decode" else "XLRS at step 0"
+    assert error.startswith(f"error: {out}: {where}: out of GPU memory at {stage}.batch_size 256 (CUDA out of")
+    assert error.endswith(f"free.); lower {stage}.batch_size in the config")

@@ -111,9 +111,12 @@ def main() -> None:
             tokenizer = modeling.load_tokenizer(ref)  # every checkpoint of a run saves the same one
         else:
             modeling.load_weights_into(model, ref)  # keeps what generate compiled for the last checkpoint
-        predictions, truncated[step] = generate(
-            model, tokenizer, [e["input"] for e in examples], args.batch_size, spec["num_beams"],
-            spec["max_new_tokens"], spec["max_source_length"], speed)
+        # Longest batch first: a batch size too large fails at a checkpoint's first batch.
+        with modeling.lower_on_out_of_memory(f"{args.out}: decoding at step {step}", "decode.batch_size",
+                                             args.batch_size):
+            predictions, truncated[step] = generate(
+                model, tokenizer, [e["input"] for e in examples], args.batch_size, spec["num_beams"],
+                spec["max_new_tokens"], spec["max_source_length"], speed)
         records += [{"step": step, "id": e["id"], "input": e["input"], "reference": e["target"],
                      "prediction": prediction, "record": e["record"]}
                     for e, prediction in zip(examples, predictions)]

@@ -258,7 +258,11 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
         batch_ids = batch_order(len(examples), spec["seed"], epoch)[index * params["batch_size"]:
                                                                    (index + 1) * params["batch_size"]]
         try:
-            batch_loss = train_step(training, [encoded[i] for i in batch_ids], tokenizer.pad_token_id, params)
+            with modeling.lower_on_out_of_memory(
+                    f"run {run_id} at step {step + 1}", "train.micro_batch_size", params["micro_batch_size"],
+                    f" to a divisor of train.batch_size {params['batch_size']}: the same batches, through gradient "
+                    "accumulation, in a new run (it is in the run's digest)"):
+                batch_loss = train_step(training, [encoded[i] for i in batch_ids], tokenizer.pad_token_id, params)
         except FloatingPointError as err:
             last_good = [s for s in saves if s <= step]
             raise FloatingPointError(

@@ -30,6 +30,17 @@ class ModelError(ValueError):
     """A model or tokenizer that cannot be used; the message names it and says what to do."""
 
 
+@contextlib.contextmanager
+def lower_on_out_of_memory(where: str, key: str, value: int, advice: str = ""):
+    """A CUDA out-of-memory error as one line that names the config key to lower."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError as err:
+        detail = (str(err).strip().splitlines() or ["CUDA out of memory"])[0][:200]
+        raise ModelError(f"{where}: out of GPU memory at {key} {value} ({detail}); lower {key} in the config"
+                         f"{advice}") from None
+
+
 def resolve_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

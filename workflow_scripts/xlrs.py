@@ -149,8 +149,9 @@ def main() -> None:
             model = modeling.load_model(ref, attention=speed["attention"]).eval()
         else:  # the run's own safetensors checkpoints: XLRS reads the encoder's half of each
             modeling.load_weights_into(model, ref, only=model.get_encoder())
-        rows += xlrs_rows(model, tokenizer, parallel, spec["sources"], targets, step, args.batch_size,
-                          spec["max_length"])
+        with modeling.lower_on_out_of_memory(f"{args.out}: XLRS at step {step}", "xlrs.batch_size", args.batch_size):
+            rows += xlrs_rows(model, tokenizer, parallel, spec["sources"], targets, step, args.batch_size,
+                              spec["max_length"])
     write_tsv(args.out, pd.DataFrame(rows))
     write_json(args.out.with_suffix(".meta.json"), {"spec": spec, "targets": targets, "speed": speed})
 

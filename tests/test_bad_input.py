@@ -76,10 +76,20 @@ def test_tagging_needs_all_100_sentinels(tiny_model_dir):
     assert modeling.load_tokenizer(str(tiny_model_dir), sentinels=100) is not None
 
 
-def test_nan_loss_stops_with_run_step_and_last_good_checkpoint_kept(tiny_model_dir, tmp_path, monkeypatch):
+def title_generation_run(tmp_path) -> dict:
+    """The spec of a 16-step run (checkpoints at 4, 8, 12, 16) on 64 demo examples written under tmp_path/en."""
     from workflow_scripts import demo_corpus
     from workflow_scripts.cast import cast_records
 
+    write_jsonl(tmp_path / "en" / "train.jsonl",
+                cast_records("generation", demo_corpus.generate("title_generation", "en", "train", 64)))
+    return {"task": "title_generation", "kind": "generation", "sources": ["en"], "seed": 1,
+            "train": {"n_train": 64, "epochs": 2, "batch_size": 8, "micro_batch_size": 8, "learning_rate": 1e-3,
+                      "weight_decay": 0.0, "max_source_length": 64, "max_target_length": 16, "checkpoints": 4,
+                      "max_grad_norm": 1.0}}
+
+
+def test_nan_loss_stops_with_run_step_and_last_good_checkpoint_kept(tiny_model_dir, tmp_path, monkeypatch):
     real_cross_entropy, calls = torch.nn.functional.cross_entropy, []
 
     def diverging(*args, **kwargs):  # the loss turns NaN at the 7th batch, as a diverging run's would
@@ -88,14 +98,8 @@ def test_nan_loss_stops_with_run_step_and_last_good_checkpoint_kept(tiny_model_d
         return loss * float("nan") if len(calls) >= 7 else loss
 
     monkeypatch.setattr(torch.nn.functional, "cross_entropy", diverging)
-    write_jsonl(tmp_path / "en" / "train.jsonl",
-                cast_records("generation", demo_corpus.generate("title_generation", "en", "train", 64)))
-    spec = {"task": "title_generation", "kind": "generation", "sources": ["en"], "seed": 1,
-            "train": {"n_train": 64, "epochs": 2, "batch_size": 8, "micro_batch_size": 8, "learning_rate": 1e-3,
-                      "weight_decay": 0.0, "max_source_length": 64, "max_target_length": 16, "checkpoints": 4,
-                      "max_grad_norm": 1.0}}
     with pytest.raises(FloatingPointError) as caught:
-        finetune.train(spec, str(tiny_model_dir), {"en": tmp_path / "en"}, tmp_path / "run", "tg-en-s1-abc")
+        finetune.train(title_generation_run(tmp_path), str(tiny_model_dir), {"en": tmp_path / "en"}, tmp_path / "run", "tg-en-s1-abc")
     # 16 steps, checkpoints at 4, 8, 12, 16: step 7 diverges, step 4 is the last good one
     kept = tmp_path / "run" / "checkpoints" / "step-000004"
     assert str(caught.value) == f"run tg-en-s1-abc: loss is nan at step 7 (epoch 0); last good checkpoint: {kept} (kept)"
@@ -117,18 +121,9 @@ def out_of_memory(*args, **kwargs):
 
 
 def test_out_of_memory_in_training_names_the_micro_batch_size(tiny_model_dir, tmp_path, monkeypatch):
-    from workflow_scripts import demo_corpus
-    from workflow_scripts.cast import cast_records
-
     monkeypatch.setattr(finetune, "train_step", out_of_memory)
-    write_jsonl(tmp_path / "en" / "train.jsonl",
-                cast_records("generation", demo_corpus.generate("title_generation", "en", "train", 16)))
-    spec = {"task": "title_generation", "kind": "generation", "sources": ["en"], "seed": 1,
-            "train": {"n_train": 16, "epochs": 1, "batch_size": 8, "micro_batch_size": 8, "learning_rate": 1e-3,
-                      "weight_decay": 0.0, "max_source_length": 64, "max_target_length": 16, "checkpoints": 1,
-                      "max_grad_norm": 1.0}}
     with pytest.raises(modeling.ModelError) as caught:
-        finetune.train(spec, str(tiny_model_dir), {"en": tmp_path / "en"}, tmp_path / "run", "tg-en-s1-abc")
+        finetune.train(title_generation_run(tmp_path), str(tiny_model_dir), {"en": tmp_path / "en"}, tmp_path / "run", "tg-en-s1-abc")
     assert str(caught.value) == (
         "run tg-en-s1-abc at step 1: out of GPU memory at train.micro_batch_size 8 (CUDA out of memory. Tried to "
         "allocate 2.00 GiB. GPU 0 has a total capacity of 23.6 GiB of which 1.1 GiB is free.); lower "

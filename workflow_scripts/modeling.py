@@ -234,10 +234,11 @@ def load_weights_into(model, ref: str, only: torch.nn.Module | None = None) -> N
     files = sorted(Path(ref).glob("*.safetensors"))  # a run's own checkpoint directory
     if not files:
         raise ModelError(f"model {ref!r}: no such directory, or no safetensors files in it")
-    known = names = set(model.state_dict())
+    tensors = model.state_dict()
+    known = names = set(tensors)
     if only is not None:  # the part's tensors under the model's names, shared ones (embeddings) included
         part = {tensor.data_ptr() for tensor in only.state_dict().values()}
-        names = {name for name, tensor in model.state_dict().items() if tensor.data_ptr() in part}
+        names = {name for name, tensor in tensors.items() if tensor.data_ptr() in part}
     state, unexpected = {}, []
     for path in files:
         with safe_open(str(path), "pt") as handle:

@@ -48,9 +48,10 @@ def test_the_estimate_counts_the_same_jobs(planned_jobs):
     assert plan["parameters"] == t5_parameters(768, 2048, 64, 12, 12, 250112)
     assert abs(plan["parameters"] - 582_401_280) / 582_401_280 < 1e-3  # mT5-base, norms and biases aside
     assert plan["gpu_hours"]["total"] > 0 and plan["disk_gb"]["checkpoints"] > 0
-    # Every XLRS job starts a process and loads step 0 and the run's 10 checkpoints.
+    # Every XLRS job starts a process, loads step 0 whole and the encoders of the run's 10 checkpoints.
     jobs, loads = planned_jobs["xlrs"], plan["checkpoint_loads"]["xlrs"]
-    assert loads == 11 * jobs
-    start, load = plan["start_and_load_seconds"]
-    assert plan["start_and_load_hours"]["xlrs"] == round((jobs * start + loads * load) / 3600, 1)
+    assert loads == 11 * jobs and plan["encoder_only_loads"] == 10 * jobs
+    start, load, encoder_load = plan["start_and_load_seconds"]
+    assert 0.4 < encoder_load / load < 0.5  # the shared embedding and the encoder: under half of mT5-base
+    assert plan["start_and_load_hours"]["xlrs"] == round((jobs * (start + load + 10 * encoder_load)) / 3600, 1)
     assert plan["gpu_hours"]["xlrs"] >= plan["start_and_load_hours"]["xlrs"] > 0

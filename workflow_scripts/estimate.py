@@ -34,6 +34,15 @@ def t5_parameters(d_model, d_ff, d_kv, heads, layers, vocab, decoder_layers=None
     return 2 * vocab * d_model + layers * (attention + feed_forward) + decoder_layers * (2 * attention + feed_forward)
 
 
+def t5_encoder_parameters(d_model, d_ff, d_kv, heads, layers, vocab) -> int:
+    """What XLRS reads of each later checkpoint: the encoder and the shared embedding."""
+    return vocab * d_model + layers * (4 * d_model * d_kv * heads + 3 * d_model * d_ff)
+
+
+# mT5-base's share of bytes in an encoder-only load, for a load time known only for whole checkpoints
+ENCODER_SHARE = t5_encoder_parameters(*KNOWN_SHAPES["google/mt5-base"]) / t5_parameters(*KNOWN_SHAPES["google/mt5-base"])
+
+
 def model_parameters(study: Study) -> int | None:
     model = study.config["model"]
     if "build" in model:
@@ -51,14 +60,15 @@ def model_parameters(study: Study) -> int | None:
 
 def throughput() -> dict:
     """Training samples/s, new tokens/s (dynamic and static cache), encoded sentences/s, a GPU job's start and a
-    checkpoint's load for mT5-base on one GPU: our side of the benchmark record, or the anchors (whose figures are
-    the Hugging Face defaults)."""
+    checkpoint's load (whole, and its encoder only) for mT5-base on one GPU: our side of the benchmark record, or
+    the anchors (whose figures are the Hugging Face defaults)."""
     record_file = BENCHMARKS / "record.json"
     record = json.loads(record_file.read_text()) if record_file.exists() else {}
     anchors = json.loads((BENCHMARKS / "anchors.json").read_text())
     # None, a smoke test (tiny shape, CPU), or a record of some sections only
     if not record.get("targets", {}).get("apply") or not {"finetune", "decode", "xlrs"} <= record.keys():
-        return {**anchors, "generate_new_tokens_per_second_static_cache": anchors["generate_new_tokens_per_second"]}
+        return {**anchors, "generate_new_tokens_per_second_static_cache": anchors["generate_new_tokens_per_second"],
+                "encoder_load_seconds": anchors["checkpoint_load_seconds"] * ENCODER_SHARE}
     decode, xlrs = record["decode"], record["xlrs"]
     return {"device": record["device"], "what": f"benchmarks/record.json of {record['date']}, our side",
             "train_samples_per_second": record["finetune"]["ours"]["samples_per_s"],
@@ -68,7 +78,9 @@ def throughput() -> dict:
             "encode_sentences_per_second": xlrs["sentences"] * xlrs["languages"] / xlrs["seconds"],
             "job_start_seconds": xlrs.get("job_start_seconds", anchors["job_start_seconds"]),
             # from the page cache there: a lower bound for a cluster's shared storage
-            "checkpoint_load_seconds": xlrs.get("next_checkpoint_load_seconds", anchors["checkpoint_load_seconds"])}
+            "checkpoint_load_seconds": xlrs.get("next_checkpoint_load_seconds", anchors["checkpoint_load_seconds"]),
+            "encoder_load_seconds": xlrs.get("next_encoder_load_seconds",
+                                             anchors["checkpoint_load_seconds"] * ENCODER_SHARE)}
 
 
 def estimate(study: Study) -> dict:
@@ -78,6 +90,7 @@ def estimate(study: Study) -> dict:
     decode, xlrs = study.config["decode"], study.config["xlrs"]
     train_samples = checkpoints = xlrs_sentences = 0
     loads = {"finetune": 0, "decode": 0, "xlrs": 0}  # checkpoints loaded by the GPU jobs, the base model included
+    encoder_loads = 0  # of them, XLRS's loads after step 0, which read only the encoder
     new_tokens = {False: 0, True: 0}  # by whether the decode job uses the static cache (on a GPU)
     static_cache = study.config.get("speed", {}).get("static_cache", "auto")
     jobs = {"prepare": len(study.prepared_pairs()), "cast": len(study.prepared_pairs()),
@@ -102,11 +115,13 @@ def estimate(study: Study) -> dict:
         for lang in study.xlrs_languages(run):
             jobs["xlrs"] += 1
             loads["xlrs"] += k + 1
+            encoder_loads += k
             xlrs_sentences += (k + 1) * xlrs["n_pairs"] * (1 + len(run.sources))
     # Each job starts a process and loads its checkpoints: XLRS runs one job per (run, language), so for it these
-    # cost more than the encoding itself (counted as whole checkpoints, though it reads only their encoders).
-    overhead = {stage: (jobs[stage] * speed["job_start_seconds"] +
-                        loads[stage] * scale * speed["checkpoint_load_seconds"]) / 3600 for stage in loads}
+    # cost more than the encoding itself.
+    load_seconds = {stage: loads[stage] * scale * speed["checkpoint_load_seconds"] for stage in loads}
+    load_seconds["xlrs"] -= encoder_loads * scale * (speed["checkpoint_load_seconds"] - speed["encoder_load_seconds"])
+    overhead = {stage: (jobs[stage] * speed["job_start_seconds"] + load_seconds[stage]) / 3600 for stage in loads}
     hours = {"finetune": train_samples * scale / speed["train_samples_per_second"] / 3600,
              "decode": scale / 3600 * (new_tokens[False] / speed["generate_new_tokens_per_second"] +
                                        new_tokens[True] / speed["generate_new_tokens_per_second_static_cache"]),
@@ -115,8 +130,10 @@ def estimate(study: Study) -> dict:
     bytes_per_checkpoint = 2 * (parameters or REFERENCE_PARAMETERS)  # bf16 weights only
     return {"model": study.model_ref, "parameters": parameters, "runs": len(study.runs), "checkpoints": checkpoints,
             "jobs": jobs, "gpu_hours": {k: round(v, 1) for k, v in hours.items()} | {"total": round(sum(hours.values()), 1)},
-            "checkpoint_loads": loads, "start_and_load_hours": {k: round(v, 1) for k, v in overhead.items()},
-            "start_and_load_seconds": [speed["job_start_seconds"], round(scale * speed["checkpoint_load_seconds"], 2)],
+            "checkpoint_loads": loads, "encoder_only_loads": encoder_loads,
+            "start_and_load_hours": {k: round(v, 1) for k, v in overhead.items()},
+            "start_and_load_seconds": [speed["job_start_seconds"], round(scale * speed["checkpoint_load_seconds"], 2),
+                                       round(scale * speed["encoder_load_seconds"], 2)],
             "disk_gb": {"checkpoints": round(checkpoints * bytes_per_checkpoint / 1e9, 1),
                         "resume_state_per_running_job": round(8 * (parameters or REFERENCE_PARAMETERS) / 1e9, 1)},
             "throughput_from": speed.get("device", "?") + ": " + speed.get("what", "")[:80]}
@@ -133,9 +150,11 @@ def main() -> None:
     for stage, count in plan["jobs"].items():
         print(f"  {stage:<{width}}  {count:>6} jobs")
     print("GPU-hours: " + ", ".join(f"{k} {v}" for k, v in plan["gpu_hours"].items()))
-    start, load = plan["start_and_load_seconds"]
-    print(f"  of them job starts ({start:g} s each) and checkpoint loads ({load:g} s each): " +
+    start, load, encoder_load = plan["start_and_load_seconds"]
+    print("  of them job starts and checkpoint loads: " +
           ", ".join(f"{k} {v}" for k, v in plan["start_and_load_hours"].items()))
+    print(f"  ({start:g} s a start, {load:g} s a checkpoint, {encoder_load:g} s for each of XLRS's "
+          f"{plan['encoder_only_loads']} encoder-only loads)")
     print(f"disk: {plan['disk_gb']['checkpoints']} GB of checkpoints, plus "
           f"{plan['disk_gb']['resume_state_per_running_job']} GB of resume state per running fine-tuning job")
     print(f"throughput: {plan['throughput_from']}")

@@ -89,8 +89,8 @@ def estimate(study: Study) -> dict:
     speed = throughput()
     decode, xlrs = study.config["decode"], study.config["xlrs"]
     train_samples = checkpoints = xlrs_sentences = 0
-    loads = {"finetune": 0, "decode": 0, "xlrs": 0}  # checkpoints loaded by the GPU jobs, the base model included
-    encoder_loads = 0  # of them, XLRS's loads after step 0, which read only the encoder
+    loads = {"finetune": 0, "decode": 0, "xlrs": 0}  # whole checkpoints loaded by the GPU jobs, the base model included
+    encoder_loads = 0  # XLRS's loads after step 0, which read only the encoder
     new_tokens = {False: 0, True: 0}  # by whether the decode job uses the static cache (on a GPU)
     static_cache = study.config.get("speed", {}).get("static_cache", "auto")
     jobs = {"prepare": len(study.prepared_pairs()), "cast": len(study.prepared_pairs()),
@@ -114,14 +114,15 @@ def estimate(study: Study) -> dict:
                     sequences * decode["max_new_tokens"]
         for lang in study.xlrs_languages(run):
             jobs["xlrs"] += 1
-            loads["xlrs"] += k + 1
+            loads["xlrs"] += 1
             encoder_loads += k
             xlrs_sentences += (k + 1) * xlrs["n_pairs"] * (1 + len(run.sources))
     # Each job starts a process and loads its checkpoints: XLRS runs one job per (run, language), so for it these
     # cost more than the encoding itself.
-    load_seconds = {stage: loads[stage] * scale * speed["checkpoint_load_seconds"] for stage in loads}
-    load_seconds["xlrs"] -= encoder_loads * scale * (speed["checkpoint_load_seconds"] - speed["encoder_load_seconds"])
-    overhead = {stage: (jobs[stage] * speed["job_start_seconds"] + load_seconds[stage]) / 3600 for stage in loads}
+    load_seconds = {stage: loads[stage] * speed["checkpoint_load_seconds"] for stage in loads}
+    load_seconds["xlrs"] += encoder_loads * speed["encoder_load_seconds"]
+    overhead = {stage: (jobs[stage] * speed["job_start_seconds"] + scale * load_seconds[stage]) / 3600
+                for stage in loads}
     hours = {"finetune": train_samples * scale / speed["train_samples_per_second"] / 3600,
              "decode": scale / 3600 * (new_tokens[False] / speed["generate_new_tokens_per_second"] +
                                        new_tokens[True] / speed["generate_new_tokens_per_second_static_cache"]),

@@ -40,7 +40,7 @@ def t5_encoder_parameters(d_model, d_ff, d_kv, heads, layers, vocab) -> int:
 
 
 # mT5-base's share of bytes in an encoder-only load, for a load time known only for whole checkpoints
-ENCODER_SHARE = t5_encoder_parameters(*KNOWN_SHAPES["google/mt5-base"]) / t5_parameters(*KNOWN_SHAPES["google/mt5-base"])
+ENCODER_SHARE = t5_encoder_parameters(*KNOWN_SHAPES["google/mt5-base"]) / REFERENCE_PARAMETERS
 
 
 def model_parameters(study: Study) -> int | None:

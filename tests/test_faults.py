@@ -1,4 +1,4 @@
-"""Faults and determinism: the same result twice, a lock against two invocations, safe inputs."""
+"""Faults and determinism: the same result twice, a lock against two invocations, safe inputs, readable logs."""
 import os
 import re
 import signal
@@ -80,3 +80,19 @@ def test_no_unsafe_loading_anywhere_in_the_code():
             assert "weights_only=True" in call, f"{path.name}: {call}"
         assert "trust_remote_code=True" not in text, path.name
         assert "pickle" not in text, path.name
+
+
+def test_job_logs_are_lines_without_progress_bars(finished_study):
+    """A job's log is a file: it starts with where the job ran, and no progress bar (tqdm's carriage returns,
+    transformers' loading bars) fills it; training reports its steps as lines."""
+    logs = sorted((finished_study / "results" / "logs").rglob("*.log"))
+    stages = {path.relative_to(finished_study / "results" / "logs").parts[0] for path in logs}
+    assert {"finetune", "xlrs", "decode", "score"} <= stages
+    for path in logs:
+        text = path.read_text()
+        assert "\r" not in text and "it/s" not in text, path
+        if "manifest" not in path.parts:  # the manifest is written by Snakemake itself and logs nothing
+            assert re.match(r"\S+ \S+ INFO \w+ started on ", text), path
+    for path in (finished_study / "results" / "logs" / "finetune").glob("*.log"):
+        steps = re.findall(r"step (\d+)/4 \(epoch 0\): loss [\d.]+ \(mean of \d+ steps?\)", path.read_text())
+        assert steps[0] == "1" and path.read_text().count("; checkpoint saved") == 2, path

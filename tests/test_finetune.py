@@ -1,4 +1,4 @@
-"""Training data mixing, checkpoint spacing, and the untied output layer across save and reload."""
+"""Training data mixing, checkpoint spacing, the untied output layer across save and reload, progress lines."""
 import json
 
 import pytest
@@ -167,3 +167,30 @@ def test_a_silently_tied_head_is_caught(tiny_model_dir):
 def test_missing_model_directory_is_named(tmp_path):
     with pytest.raises(modeling.ModelError, match="no-such-model"):
         modeling.load_model(str(tmp_path / "no-such-model"))
+
+
+def test_training_progress_is_a_log_line_per_checkpoint_and_per_interval(caplog, monkeypatch):
+    clock = iter(range(0, 1000))  # a second per step
+    monkeypatch.setattr(finetune.time, "monotonic", lambda: next(clock))
+    progress = finetune.ProgressLog("run-x", total_steps=100, step=0, every=30)
+    with caplog.at_level("INFO", logger="finetune"):
+        for step in range(1, 101):
+            progress.update(step, epoch=(step - 1) // 50, loss=float(step), samples=8, checkpoint=step in (50, 100))
+    lines = [record.getMessage() for record in caplog.records]
+    assert [line.split(":")[1] for line in lines] == [" step 1/100 (epoch 0)", " step 31/100 (epoch 0)",
+                                                       " step 50/100 (epoch 0)", " step 80/100 (epoch 1)",
+                                                       " step 100/100 (epoch 1)"]
+    assert lines[0] == "run run-x: step 1/100 (epoch 0): loss 1.0000 (mean of 1 step), first step in 1.0 s"
+    # steps 2-31 in 30 s: 8 samples/s, 69 steps left at a second each
+    assert lines[1] == "run run-x: step 31/100 (epoch 0): loss 16.5000 (mean of 30 steps), 8.0 samples/s, about " \
+                       "0:01:09 left"
+    assert lines[2].endswith("(mean of 19 steps), 8.0 samples/s, about 0:00:50 left; checkpoint saved")
+
+
+def test_a_resumed_run_reports_its_first_step_after_the_resume(caplog):
+    progress = finetune.ProgressLog("run-x", total_steps=100, step=40)
+    with caplog.at_level("INFO", logger="finetune"):
+        progress.update(41, epoch=0, loss=2.0, samples=8, checkpoint=False)
+        progress.update(42, epoch=0, loss=2.0, samples=8, checkpoint=False)  # within a minute: no line
+    assert len(caplog.records) == 1 and "step 41/100 (epoch 0): loss 2.0000 (mean of 1 step), first step in" in \
+        caplog.records[0].getMessage()

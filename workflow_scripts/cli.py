@@ -11,6 +11,8 @@ from pathlib import Path
 
 
 SPEED_VARIABLE = "XLGEN_SPEED"
+# read when huggingface_hub (transformers' loading and saving bars) and datasets are imported, after cli.run starts
+PROGRESS_BAR_VARIABLES = ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS")
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -49,6 +51,9 @@ def start_line() -> str:
 def run(main) -> None:
     """Call main(); turn expected failures (bad data, bad config) into one readable line and exit 1."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    if not sys.stderr.isatty():  # a job's log file, where every progress bar is one endless line
+        for variable in PROGRESS_BAR_VARIABLES:
+            os.environ.setdefault(variable, "1")
     if not {"-h", "--help"} & set(sys.argv):
         logging.info(start_line())
     from workflow_scripts.files import DataError

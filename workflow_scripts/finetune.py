@@ -12,6 +12,7 @@ one-source run) and shuffles them with the run's seed.
 """
 from __future__ import annotations
 
+import datetime
 import logging
 import math
 import random
@@ -219,11 +220,36 @@ def train_step(training: Training, batch: list[tuple[list[int], list[int]]], pad
     return batch_loss
 
 
+class ProgressLog:
+    """Training's progress as log lines, as nanoGPT prints it: a job's log is a file, where a progress bar would
+    be one endless line. A line after the first step (its time includes torch.compile's), at every checkpoint
+    and at least every `every` seconds between them, with the mean loss and the throughput since the last."""
+
+    def __init__(self, run_id: str, total_steps: int, step: int, every: float = 60.0):
+        self.run_id, self.total_steps, self.every = run_id, total_steps, every
+        self.first_step, self.last_step, self.last_time = step, step, time.monotonic()
+        self.losses, self.samples = [], 0
+
+    def update(self, step: int, epoch: int, loss: float, samples: int, checkpoint: bool) -> None:
+        self.losses.append(loss)
+        self.samples += samples
+        now = time.monotonic()
+        first = step == self.first_step + 1
+        if not (first or checkpoint or now - self.last_time >= self.every):
+            return
+        seconds, steps = now - self.last_time, len(self.losses)
+        left = datetime.timedelta(seconds=round((self.total_steps - step) * seconds / steps))
+        pace = f"first step in {seconds:.1f} s" if first else f"{self.samples / seconds:.1f} samples/s, about {left} left"
+        log.info("run %s: step %d/%d (epoch %d): loss %.4f (mean of %d step%s), %s%s", self.run_id, step,
+                 self.total_steps, epoch, sum(self.losses) / steps, steps, "s" * (steps > 1), pace,
+                 "; checkpoint saved" if checkpoint else "")
+        self.last_step, self.last_time, self.losses, self.samples = step, now, [], 0
+
+
 def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path, run_id: str,
           speed: dict | None = None) -> dict:
     import torch
     from accelerate.utils import set_seed
-    from tqdm import tqdm
 
     from workflow_scripts import modeling
 
@@ -248,8 +274,7 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
     stop = install_stop_handlers()
     started, first_step = time.time(), step
     model.train()
-    progress = tqdm(total=total_steps, initial=step, desc=run_id, file=sys.stderr,
-                    disable=not accelerator.is_main_process)
+    progress = ProgressLog(run_id, total_steps, step) if accelerator.is_main_process else None
     save_dtype = torch.bfloat16 if accelerator.mixed_precision == "bf16" else None
     while step < total_steps:
         # The position in the data is a function of the step alone, so a resumed run sees what an
@@ -272,17 +297,16 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
         if step == first_step + 1 and training.compiled:
             modeling.check_compiled(f"run {run_id}: the training step", "compile")
         log_rows.append({"step": step, "epoch": epoch, "loss": batch_loss, "learning_rate": params["learning_rate"]})
-        progress.update(1)
-        progress.set_postfix(loss=f"{batch_loss:.3f}")
         if step in saves:
             modeling.save_model(accelerator.unwrap_model(model), tokenizer,
                                 out_dir / "checkpoints" / f"step-{step:06d}", dtype=save_dtype)
+        if progress:
+            progress.update(step, epoch, batch_loss, len(batch_ids), checkpoint=step in saves)
         if (step in saves or stop["signal"]) and step < total_steps:
             save_state(state_path, accelerator.unwrap_model(model), optimizer, step, log_rows)
         if stop["signal"] and step < total_steps:
             raise Stop(f"run {run_id}: stopped by signal {stop['signal']} at step {step}; "
                        f"state saved to {state_path}, a restarted job resumes from it")
-    progress.close()
     log.info("run %s: %d steps in %.1f s on %s", run_id, total_steps, time.time() - started, accelerator.device)
     # No timings here: run.json is an input of later stages and must be the same on every rerun.
     return {"spec": spec, "run": run_id, "examples_per_source": counts, "warnings": warnings,

@@ -96,3 +96,10 @@ def test_job_logs_are_lines_without_progress_bars(finished_study):
     for path in (finished_study / "results" / "logs" / "finetune").glob("*.log"):
         steps = re.findall(r"step (\d+)/4 \(epoch 0\): loss [\d.]+ \(mean of \d+ steps?\)", path.read_text())
         assert steps[0] == "1" and path.read_text().count("; checkpoint saved") == 2, path
+    # XLRS and decoding: a line per checkpoint (XLRS also step 0; test sets only the selected checkpoints)
+    for path in (finished_study / "results" / "logs" / "xlrs").rglob("*.log"):
+        found = re.findall(r"step (\d+): last-layer XLRS (?:en|zh)-\w+ [\d.]+.* \(16 pairs; ", path.read_text())
+        assert found == ["0", "2", "4"], path
+    for path in (finished_study / "results" / "logs" / "decode").rglob("dev/*.log"):
+        found = re.findall(r"step (\d+): 6 inputs decoded in [\d.]+ s with the load \(\d+ cut", path.read_text())
+        assert found == ["2", "4"], path

@@ -7,6 +7,8 @@ reference, prediction, and the gold record for scoring.
 """
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 from workflow_scripts import cli
@@ -17,6 +19,7 @@ from workflow_scripts.files import read_json, read_jsonl, write_json, write_json
 # decodes in seconds without it.
 # The benchmark's decode `warmup_s` (compile included) against its tokens/s gives the break-even on a GPU.
 STATIC_CACHE_MIN_SEQUENCES = 10_000
+log = logging.getLogger("decode")
 
 
 def generate(model, tokenizer, inputs: list[str], batch_size: int, num_beams: int, max_new_tokens: int,
@@ -101,7 +104,7 @@ def main() -> None:
     speed["static_cache"] = static_cache_for_job(speed["static_cache"], len(examples) * len(steps))
     records, truncated, tokenizer, model = [], {}, None, None
     for step in steps:
-        ref = str(args.run_dir / "checkpoints" / f"step-{step:06d}")
+        started, ref = time.monotonic(), str(args.run_dir / "checkpoints" / f"step-{step:06d}")
         if model is None:
             # bf16 weights on CUDA decode faster than fp32 weights under autocast (benchmarks/anchors.json: 12.1k
             # against 7.2k new tokens/s), parting from them only at near-ties (benchmarks/README.md); checkpoints
@@ -117,6 +120,8 @@ def main() -> None:
             predictions, truncated[step] = generate(
                 model, tokenizer, [e["input"] for e in examples], args.batch_size, spec["num_beams"],
                 spec["max_new_tokens"], spec["max_source_length"], speed)
+        log.info("step %d: %d inputs decoded in %.1f s with the load (%d cut to max_source_length)", step,
+                 len(examples), time.monotonic() - started, truncated[step])
         records += [{"step": step, "id": e["id"], "input": e["input"], "reference": e["target"],
                      "prediction": prediction, "record": e["record"]}
                     for e, prediction in zip(examples, predictions)]

@@ -7,11 +7,15 @@ at every checkpoint, against each source language of the run.
 """
 from __future__ import annotations
 
+import logging
 import random
+import time
 from pathlib import Path
 
 from workflow_scripts import cli
 from workflow_scripts.files import DataError, read_json
+
+log = logging.getLogger("xlrs")
 
 
 def load_parallel(declaration: dict, languages: list[str], n_pairs: int, seed: int) -> dict[str, list[str]]:
@@ -145,13 +149,18 @@ def main() -> None:
     tokenizer = modeling.load_tokenizer(args.model)
     rows, model = [], None
     for step, ref in checkpoints_of(args.run_dir, args.model):
+        started = time.monotonic()
         if model is None:  # step 0: the base model, in whatever format it comes
             model = modeling.load_model(ref, attention=speed["attention"]).eval()
         else:  # the run's own safetensors checkpoints: XLRS reads the encoder's half of each
             modeling.load_weights_into(model, ref, only=model.get_encoder())
         with modeling.lower_on_out_of_memory(f"{args.out}: XLRS at step {step}", "xlrs.batch_size", args.batch_size):
-            rows += xlrs_rows(model, tokenizer, parallel, spec["sources"], targets, step, args.batch_size,
+            found = xlrs_rows(model, tokenizer, parallel, spec["sources"], targets, step, args.batch_size,
                               spec["max_length"])
+        log.info("step %d: last-layer XLRS %s (%d pairs; %.1f s with the load)", step,
+                 ", ".join(f"{r['source']}-{r['target']} {r['xlrs']:.4f}" for r in found if r["last_layer"]),
+                 len(parallel[targets[0]]), time.monotonic() - started)
+        rows += found
     write_tsv(args.out, pd.DataFrame(rows))
     write_json(args.out.with_suffix(".meta.json"), {"spec": spec, "targets": targets, "speed": speed})
 

@@ -13,7 +13,7 @@ from workflow_scripts.modeling import pad_rows
 
 
 class IdTokenizer:
-    """What finetune.encode_pairs, decode.generate/clean, modeling.length_sorted_batches and modeling.save_model
+    """What finetune.encode_pairs, modeling.tokenize, decode.generate/clean and modeling.save_model
     call on a tokenizer, for texts of decimal token ids. Truncation keeps the first max_length ids."""
     pad_token, eos_token, pad_token_id, eos_token_id = "<pad>", "</s>", 0, 1
 

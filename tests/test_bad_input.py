@@ -115,6 +115,42 @@ def test_over_long_inputs_are_truncated_and_counted(tiny_model_dir):
     assert truncated == 1 and len(predictions) == 3
 
 
+def test_inputs_are_cut_as_the_tokenizer_cuts_them(tiny_model_dir):
+    tokenizer = modeling.load_tokenizer(str(tiny_model_dir))
+    inputs = ["short", "a much longer input " * 20, "", "another input that is too long for sixteen tokens " * 3]
+    rows, cut = modeling.tokenize(tokenizer, inputs, 16)
+    assert rows == tokenizer(inputs, max_length=16, truncation=True)["input_ids"]
+    assert cut == 2 and len(rows[1]) == 16 and rows[1][-1] == tokenizer.eos_token_id
+
+
+def test_a_decode_job_tokenizes_its_inputs_once_for_all_checkpoints(tiny_model_dir, tmp_path, monkeypatch):
+    import shutil
+    import sys
+
+    from workflow_scripts import cli
+
+    run_dir = tmp_path / "run"
+    for step in (1, 2):
+        shutil.copytree(tiny_model_dir, run_dir / "checkpoints" / f"step-{step:06d}")
+    (run_dir / "run.json").write_text(json.dumps({"checkpoints": [1, 2]}))
+    inputs = ["Hallo Welt", "a much longer input " * 20, "Bonjour"]
+    write_jsonl(tmp_path / "cast" / "dev.jsonl", [{"id": str(i), "input": text, "target": "x", "record": {}}
+                                                  for i, text in enumerate(inputs)])
+    spec = {"split": "dev", "size": 3, "num_beams": 1, "max_new_tokens": 4, "max_source_length": 16}
+    calls, real_tokenize = [], modeling.tokenize
+    monkeypatch.setattr(modeling, "tokenize", lambda *args: calls.append(1) or real_tokenize(*args))
+    out = tmp_path / "dev.jsonl"
+    monkeypatch.setattr(sys, "argv", ["decode", "--spec", json.dumps(spec), "--run-dir", str(run_dir), "--data-dir",
+                                      str(tmp_path / "cast"), "--batch-size", "2", "--out", str(out)])
+    cli.run(decode.main)
+    assert len(calls) == 1
+    model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu")).eval()
+    expected, _ = decode.generate(model, modeling.load_tokenizer(str(tiny_model_dir)), inputs, 2, 1, 4, 16)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["step"], r["prediction"]) for r in records] == [(step, p) for step in (1, 2) for p in expected]
+    assert json.loads(out.with_suffix(".meta.json").read_text())["truncated_inputs"] == 1
+
+
 def out_of_memory(*args, **kwargs):
     raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity "
                                       "of 23.6 GiB of which 1.1 GiB is free.\nInclude the traceback...")
@@ -147,7 +183,7 @@ def test_out_of_memory_in_decoding_and_xlrs_names_the_batch_size(stage, tiny_mod
         write_jsonl(tmp_path / "cast" / "dev.jsonl", [{"id": "1", "input": "Hallo", "target": "x", "record": {}}])
         spec = {"split": "dev", "size": 1, "num_beams": 1, "max_new_tokens": 4, "max_source_length": 16}
         args = ["--data-dir", str(tmp_path / "cast")]
-        monkeypatch.setattr(decode, "generate", out_of_memory)
+        monkeypatch.setattr(decode, "generate_from_ids", out_of_memory)
     else:
         (tmp_path / "parallel.tsv").write_text("en\tde\nOne.\tEins.\n", encoding="utf-8")
         spec = {"parallel": {"loader": "file", "path": str(tmp_path / "parallel.tsv")}, "n_pairs": 1, "seed": 0,

@@ -25,6 +25,16 @@ log = logging.getLogger("decode")
 def generate(model, tokenizer, inputs: list[str], batch_size: int, num_beams: int, max_new_tokens: int,
              max_source_length: int, speed: dict | None = None) -> tuple[list[str], int]:
     """Predictions in input order, and how many inputs were cut to max_source_length."""
+    from workflow_scripts.modeling import tokenize
+
+    rows, truncated = tokenize(tokenizer, inputs, max_source_length)
+    return generate_from_ids(model, tokenizer, rows, batch_size, num_beams, max_new_tokens, max_source_length,
+                             speed), truncated
+
+
+def generate_from_ids(model, tokenizer, rows: list[list[int]], batch_size: int, num_beams: int, max_new_tokens: int,
+                      max_source_length: int, speed: dict | None = None) -> list[str]:
+    """Predictions for token-id rows (modeling.tokenize's), in their order."""
     import torch
 
     from workflow_scripts.modeling import (length_sorted_batches, run_uncompiled_on_compile_failure,
@@ -32,9 +42,7 @@ def generate(model, tokenizer, inputs: list[str], batch_size: int, num_beams: in
 
     speed = speed_settings(speed)
     device = next(model.parameters()).device
-    lengths = [len(ids) for ids in tokenizer(inputs)["input_ids"]]
-    truncated = sum(length > max_source_length for length in lengths)
-    predictions = [""] * len(inputs)
+    predictions = [""] * len(rows)
     # A static KV cache lets transformers compile the decoding step on CUDA (benchmarks/anchors.json: 2x over
     # the dynamic cache); every new source length is a new shape, hence the length buckets.
     options = {"cache_implementation": "static"} if wanted(speed["static_cache"], device) else {}
@@ -42,7 +50,7 @@ def generate(model, tokenizer, inputs: list[str], batch_size: int, num_beams: in
     if options:
         run_uncompiled_on_compile_failure()
     # Longest first: a batch that does not fit in memory fails at once, not at the end.
-    batches = length_sorted_batches(tokenizer, inputs, lengths, batch_size, max_source_length, device,
+    batches = length_sorted_batches(rows, tokenizer.pad_token_id, batch_size, max_source_length, device,
                                     descending=True, bucket=bucket)
     # bf16 weights (decode.main's on CUDA) decode under bf16 autocast too, on any device, so that a CPU runs the
     # GPU's path; fp32 weights decode in fp32 (the CPU's, and the benchmark's fp32 check on a GPU).
@@ -52,15 +60,15 @@ def generate(model, tokenizer, inputs: list[str], batch_size: int, num_beams: in
             if options and len(index) < batch_size:
                 # One batch size for the compiled step: the short last batch is filled up with copies of its
                 # first row (rows decode independently), whose outputs are dropped.
-                batch = {key: torch.cat([rows, rows[:1].expand(batch_size - len(index), -1)])
-                         for key, rows in batch.items()}
+                batch = {key: torch.cat([tensor, tensor[:1].expand(batch_size - len(index), -1)])
+                         for key, tensor in batch.items()}
             output = model.generate(**batch, num_beams=num_beams, max_new_tokens=max_new_tokens, do_sample=False,
                                     **options)[:len(index)]
             # Keep sentinels: the tagging and cloze templates answer through them.
             texts = tokenizer.batch_decode(output, skip_special_tokens=False)
             for i, text in zip(index, texts):
                 predictions[i] = clean(text, tokenizer)
-    return predictions, truncated
+    return predictions
 
 
 def clean(text: str, tokenizer) -> str:
@@ -102,26 +110,26 @@ def main() -> None:
     examples = examples[: spec["size"]]
     steps = steps_to_decode(args.run_dir, args.selection)
     speed["static_cache"] = static_cache_for_job(speed["static_cache"], len(examples) * len(steps))
-    records, truncated, tokenizer, model = [], {}, None, None
+    records, truncated, model = [], 0, None
     for step in steps:
         started, ref = time.monotonic(), str(args.run_dir / "checkpoints" / f"step-{step:06d}")
         if model is None:
+            tokenizer = modeling.load_tokenizer(ref)  # every checkpoint of a run saves the same one
+            rows, truncated = modeling.tokenize(tokenizer, [e["input"] for e in examples], spec["max_source_length"])
             # bf16 weights on CUDA decode faster than fp32 weights under autocast (benchmarks/anchors.json: 12.1k
             # against 7.2k new tokens/s), parting from them only at near-ties (benchmarks/README.md); checkpoints
             # trained on a GPU are stored in bf16 anyway.
             model = modeling.load_model(ref, dtype=torch.bfloat16 if torch.cuda.is_available() else None,
                                         attention=speed["decode_attention"]).eval()
-            tokenizer = modeling.load_tokenizer(ref)  # every checkpoint of a run saves the same one
         else:
             modeling.load_weights_into(model, ref)  # keeps what generate compiled for the last checkpoint
         # Longest batch first: a batch size too large fails at a checkpoint's first batch.
         with modeling.lower_on_out_of_memory(f"{args.out}: decoding at step {step}", "decode.batch_size",
                                              args.batch_size):
-            predictions, truncated[step] = generate(
-                model, tokenizer, [e["input"] for e in examples], args.batch_size, spec["num_beams"],
-                spec["max_new_tokens"], spec["max_source_length"], speed)
+            predictions = generate_from_ids(model, tokenizer, rows, args.batch_size, spec["num_beams"],
+                                            spec["max_new_tokens"], spec["max_source_length"], speed)
         log.info("step %d: %d inputs decoded in %.1f s with the load (%d cut to max_source_length)", step,
-                 len(examples), time.monotonic() - started, truncated[step])
+                 len(examples), time.monotonic() - started, truncated)
         records += [{"step": step, "id": e["id"], "input": e["input"], "reference": e["target"],
                      "prediction": prediction, "record": e["record"]}
                     for e, prediction in zip(examples, predictions)]
@@ -130,7 +138,7 @@ def main() -> None:
                                 expect_graphs=model.device.type == "cuda")
     write_jsonl(args.out, records)
     write_json(args.out.with_suffix(".meta.json"), {"spec": spec, "examples": len(examples),
-                                                    "truncated_inputs_per_step": truncated, "speed": speed})
+                                                    "truncated_inputs": truncated, "speed": speed})
 
 
 if __name__ == "__main__":

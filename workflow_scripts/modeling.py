@@ -106,15 +106,27 @@ def autocast_for(device: torch.device):
     return contextlib.nullcontext()
 
 
-def length_sorted_batches(tokenizer, texts: list[str], lengths: list[int], batch_size: int, max_length: int,
-                          device: torch.device, descending: bool = False, bucket: int = 1):
-    """(indices, tokenized batch) in length order, so each batch is padded as little as possible (up to a
-    multiple of `bucket`, see padded_length)."""
-    order = sorted(range(len(texts)), key=lambda i: lengths[i], reverse=descending)
+def tokenize(tokenizer, texts: list[str], max_length: int) -> tuple[list[list[int]], int]:
+    """Each text's ids, cut to max_length as the tokenizer cuts them (its special tokens kept), and how many were
+    cut. One pass over the texts and one over those too long: a job tokenizes its inputs once, not per checkpoint."""
+    rows = tokenizer(texts)["input_ids"]
+    too_long = [i for i, row in enumerate(rows) if len(row) > max_length]
+    if too_long:
+        cut = tokenizer([texts[i] for i in too_long], max_length=max_length, truncation=True)["input_ids"]
+        for i, row in zip(too_long, cut):
+            rows[i] = row
+    return rows, len(too_long)
+
+
+def length_sorted_batches(rows: list[list[int]], pad_id: int, batch_size: int, max_length: int, device: torch.device,
+                          descending: bool = False, bucket: int = 1):
+    """(indices, padded batch) of token-id rows in length order, so each batch is padded as little as possible (up
+    to a multiple of `bucket`, see padded_length)."""
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]), reverse=descending)
     for start in range(0, len(order), batch_size):
         index = order[start:start + batch_size]
-        batch = tokenizer([texts[i] for i in index], max_length=max_length, truncation=True)["input_ids"]
-        ids, mask = pad_rows(batch, tokenizer.pad_token_id, padded_length(max(map(len, batch)), bucket, max_length))
+        batch = [rows[i] for i in index]
+        ids, mask = pad_rows(batch, pad_id, padded_length(max(map(len, batch)), bucket, max_length))
         yield index, {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
 
 

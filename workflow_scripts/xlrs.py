@@ -82,12 +82,13 @@ def encode(model, tokenizer, sentences: list[str], batch_size: int, max_length: 
     """
     import torch
 
-    from workflow_scripts.modeling import autocast_for, length_sorted_batches
+    from workflow_scripts.modeling import autocast_for, length_sorted_batches, tokenize
 
     device = next(model.parameters()).device
     pooled = [None] * len(sentences)
     encoder = model.get_encoder()
-    batches = length_sorted_batches(tokenizer, sentences, [len(s) for s in sentences], batch_size, max_length, device)
+    rows, _ = tokenize(tokenizer, sentences, max_length)
+    batches = length_sorted_batches(rows, tokenizer.pad_token_id, batch_size, max_length, device)
     with torch.inference_mode(), autocast_for(device):
         for index, batch in batches:
             states = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],

@@ -227,7 +227,7 @@ class ProgressLog:
 
     def __init__(self, run_id: str, total_steps: int, step: int, every: float = 60.0):
         self.run_id, self.total_steps, self.every = run_id, total_steps, every
-        self.first_step, self.last_step, self.last_time = step, step, time.monotonic()
+        self.first_step, self.last_time = step, time.monotonic()
         self.losses, self.samples = [], 0
 
     def update(self, step: int, epoch: int, loss: float, samples: int, checkpoint: bool) -> None:
@@ -243,7 +243,7 @@ class ProgressLog:
         log.info("run %s: step %d/%d (epoch %d): loss %.4f (mean of %d step%s), %s%s", self.run_id, step,
                  self.total_steps, epoch, sum(self.losses) / steps, steps, "s" * (steps > 1), pace,
                  "; checkpoint saved" if checkpoint else "")
-        self.last_step, self.last_time, self.losses, self.samples = step, now, [], 0
+        self.last_time, self.losses, self.samples = now, [], 0
 
 
 def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path, run_id: str,

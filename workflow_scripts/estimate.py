@@ -35,8 +35,8 @@ def t5_parameters(d_model, d_ff, d_kv, heads, layers, vocab, decoder_layers=None
 
 
 def t5_encoder_parameters(d_model, d_ff, d_kv, heads, layers, vocab) -> int:
-    """What XLRS reads of each later checkpoint: the encoder and the shared embedding."""
-    return vocab * d_model + layers * (4 * d_model * d_kv * heads + 3 * d_model * d_ff)
+    """What XLRS reads of each later checkpoint: the encoder and the shared embedding (no decoder, no lm_head)."""
+    return t5_parameters(d_model, d_ff, d_kv, heads, layers, vocab, decoder_layers=0) - vocab * d_model
 
 
 # mT5-base's share of bytes in an encoder-only load, for a load time known only for whole checkpoints

@@ -123,25 +123,37 @@ def test_inputs_are_cut_as_the_tokenizer_cuts_them(tiny_model_dir):
     assert cut == 2 and len(rows[1]) == 16 and rows[1][-1] == tokenizer.eos_token_id
 
 
-def test_a_decode_job_tokenizes_its_inputs_once_for_all_checkpoints(tiny_model_dir, tmp_path, monkeypatch):
+def run_of_copies(tmp_path, model_dir, steps: list[int]):
+    """A finished run's directory whose checkpoints at `steps` are copies of model_dir."""
     import shutil
+
+    run_dir = tmp_path / "run"
+    for step in steps:
+        shutil.copytree(model_dir, run_dir / "checkpoints" / f"step-{step:06d}")
+    (run_dir / "run.json").write_text(json.dumps({"checkpoints": steps}))
+    return run_dir
+
+
+def decode_job(tmp_path, model_dir, inputs: list[str], steps: list[int], batch_size: int):
+    """The command line of a dev-set decode job over inputs at `steps` of a run of copies, and its output path."""
+    write_jsonl(tmp_path / "cast" / "dev.jsonl", [{"id": str(i), "input": text, "target": "x", "record": {}}
+                                                  for i, text in enumerate(inputs)])
+    spec = {"split": "dev", "size": len(inputs), "num_beams": 1, "max_new_tokens": 4, "max_source_length": 16}
+    out = tmp_path / "decode.out"
+    return ["decode", "--spec", json.dumps(spec), "--run-dir", str(run_of_copies(tmp_path, model_dir, steps)),
+            "--data-dir", str(tmp_path / "cast"), "--batch-size", str(batch_size), "--out", str(out)], out
+
+
+def test_a_decode_job_tokenizes_its_inputs_once_for_all_checkpoints(tiny_model_dir, tmp_path, monkeypatch):
     import sys
 
     from workflow_scripts import cli
 
-    run_dir = tmp_path / "run"
-    for step in (1, 2):
-        shutil.copytree(tiny_model_dir, run_dir / "checkpoints" / f"step-{step:06d}")
-    (run_dir / "run.json").write_text(json.dumps({"checkpoints": [1, 2]}))
     inputs = ["Hallo Welt", "a much longer input " * 20, "Bonjour"]
-    write_jsonl(tmp_path / "cast" / "dev.jsonl", [{"id": str(i), "input": text, "target": "x", "record": {}}
-                                                  for i, text in enumerate(inputs)])
-    spec = {"split": "dev", "size": 3, "num_beams": 1, "max_new_tokens": 4, "max_source_length": 16}
     calls, real_tokenize = [], modeling.tokenize
     monkeypatch.setattr(modeling, "tokenize", lambda *args: calls.append(1) or real_tokenize(*args))
-    out = tmp_path / "dev.jsonl"
-    monkeypatch.setattr(sys, "argv", ["decode", "--spec", json.dumps(spec), "--run-dir", str(run_dir), "--data-dir",
-                                      str(tmp_path / "cast"), "--batch-size", "2", "--out", str(out)])
+    argv, out = decode_job(tmp_path, tiny_model_dir, inputs, [1, 2], batch_size=2)
+    monkeypatch.setattr(sys, "argv", argv)
     cli.run(decode.main)
     assert len(calls) == 1
     model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu")).eval()
@@ -170,28 +182,22 @@ def test_out_of_memory_in_training_names_the_micro_batch_size(tiny_model_dir, tm
 @pytest.mark.parametrize("stage", ["decode", "xlrs"])
 def test_out_of_memory_in_decoding_and_xlrs_names_the_batch_size(stage, tiny_model_dir, tmp_path, monkeypatch,
                                                                  capsys):
-    import shutil
     import sys
 
     from workflow_scripts import cli, xlrs
 
-    run_dir = tmp_path / "run"
-    shutil.copytree(tiny_model_dir, run_dir / "checkpoints" / "step-000001")
-    (run_dir / "run.json").write_text(json.dumps({"checkpoints": [1]}))
-    out = tmp_path / f"{stage}.out"
     if stage == "decode":
-        write_jsonl(tmp_path / "cast" / "dev.jsonl", [{"id": "1", "input": "Hallo", "target": "x", "record": {}}])
-        spec = {"split": "dev", "size": 1, "num_beams": 1, "max_new_tokens": 4, "max_source_length": 16}
-        args = ["--data-dir", str(tmp_path / "cast")]
+        argv, out = decode_job(tmp_path, tiny_model_dir, ["Hallo"], [1], batch_size=256)
         monkeypatch.setattr(decode, "generate_from_ids", out_of_memory)
     else:
         (tmp_path / "parallel.tsv").write_text("en\tde\nOne.\tEins.\n", encoding="utf-8")
         spec = {"parallel": {"loader": "file", "path": str(tmp_path / "parallel.tsv")}, "n_pairs": 1, "seed": 0,
                 "max_length": 16, "sources": ["en"], "target": "de"}
-        args = ["--model", str(tiny_model_dir)]
+        out = tmp_path / "xlrs.out"
+        argv = ["xlrs", "--spec", json.dumps(spec), "--run-dir", str(run_of_copies(tmp_path, tiny_model_dir, [1])),
+                "--model", str(tiny_model_dir), "--batch-size", "256", "--out", str(out)]
         monkeypatch.setattr(xlrs, "xlrs_rows", out_of_memory)
-    monkeypatch.setattr(sys, "argv", [stage, "--spec", json.dumps(spec), "--run-dir", str(run_dir), *args,
-                                      "--batch-size", "256", "--out", str(out)])
+    monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as exited:
         cli.run({"decode": decode.main, "xlrs": xlrs.main}[stage])
     assert exited.value.code == 1 and not out.exists()

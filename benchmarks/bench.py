@@ -319,7 +319,9 @@ def xlrs_section(template, shape, args, device, work: Path):
     start = sync(device)
     model = modeling.load_model(str(checkpoint), device=device, attention=args.speed["attention"]).eval()
     loaded = sync(device)
-    rows = xlrs.xlrs_rows(model, tokenizer, parallel, LANGUAGES[:1], LANGUAGES[1:], 0, XLRS_BATCH, XLRS_MAX_LENGTH)
+    parallel_ids = xlrs.tokenize_parallel(tokenizer, parallel, XLRS_MAX_LENGTH)  # as a job does, once
+    rows = xlrs.xlrs_rows(model, tokenizer.pad_token_id, parallel_ids, LANGUAGES[:1], LANGUAGES[1:], 0, XLRS_BATCH,
+                          XLRS_MAX_LENGTH)
     end = sync(device)
     # What a workflow job pays besides its compute (workflow_scripts.estimate): its start, and each further
     # checkpoint of the run, loaded into the model it has: whole (decode), or only its encoder (XLRS).

@@ -1,7 +1,7 @@
 """Synthetic data for the benchmark: token-id sequences, and a tokenizer-shaped adapter over them.
 
 No tokenizer needs training: a "text" is its token ids written in decimal ("17 5 1"), which IdTokenizer
-turns back into ids, so the product functions (finetune.encode_pairs, decode.generate, xlrs.encode,
+turns back into ids, so the product functions (finetune.encode_pairs, decode.generate, xlrs.tokenize_parallel,
 modeling.save_model) run unchanged on exactly the ids the Hugging Face baseline gets.
 """
 from __future__ import annotations

@@ -11,6 +11,16 @@ SENTENCES = {
 }
 
 
+def encode(model, tokenizer, sentences, batch_size, max_length=64):
+    ids = xlrs.tokenize_parallel(tokenizer, {"any": sentences}, max_length)["any"]
+    return xlrs.encode(model, ids, tokenizer.pad_token_id, batch_size, max_length)
+
+
+def xlrs_rows(model, tokenizer, parallel, sources, targets, step, batch_size=2, max_length=64):
+    return xlrs.xlrs_rows(model, tokenizer.pad_token_id, xlrs.tokenize_parallel(tokenizer, parallel, max_length),
+                          sources, targets, step, batch_size, max_length)
+
+
 @pytest.fixture(scope="module")
 def model_and_tokenizer(tiny_model_dir):
     return (modeling.load_model(str(tiny_model_dir), device=torch.device("cpu")).eval(),
@@ -19,15 +29,14 @@ def model_and_tokenizer(tiny_model_dir):
 
 def test_a_sentence_with_itself_is_one(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
-    vectors = xlrs.encode(model, tokenizer, SENTENCES["en"], batch_size=2, max_length=64)
+    vectors = encode(model, tokenizer, SENTENCES["en"], batch_size=2)
     assert xlrs.similarity(vectors, vectors) == pytest.approx([1.0] * vectors.shape[0], abs=1e-6)
 
 
 def test_padding_and_batch_size_do_not_change_the_vectors(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
-    alone = torch.cat([xlrs.encode(model, tokenizer, [s], batch_size=1, max_length=64) for s in SENTENCES["de"]],
-                      dim=1)
-    batched = xlrs.encode(model, tokenizer, SENTENCES["de"], batch_size=3, max_length=64)
+    alone = torch.cat([encode(model, tokenizer, [s], batch_size=1) for s in SENTENCES["de"]], dim=1)
+    batched = encode(model, tokenizer, SENTENCES["de"], batch_size=3)
     assert torch.allclose(alone, batched, atol=1e-5)
 
 
@@ -38,8 +47,7 @@ def test_mean_pool_ignores_padding():
 
 def test_one_value_per_source_and_layer(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
-    rows = xlrs.xlrs_rows(model, tokenizer, SENTENCES, sources=["en", "zh"], targets=["de", "zh"], step=7,
-                          batch_size=2, max_length=64)
+    rows = xlrs_rows(model, tokenizer, SENTENCES, sources=["en", "zh"], targets=["de", "zh"], step=7)
     layers = model.config.num_layers + 1
     assert {(r["source"], r["target"]) for r in rows} == {("en", "de"), ("zh", "de"), ("en", "zh")}
     assert len(rows) == 3 * layers
@@ -68,14 +76,15 @@ def test_a_target_without_parallel_sentences_is_named(tmp_path):
         xlrs.load_parallel({"loader": "file", "path": str(path)}, ["en", "fr"], n_pairs=5, seed=0)
 
 
-def test_each_checkpoint_gives_what_a_fresh_load_of_it_gives(tiny_model_dir, tmp_path):
-    """The command reuses one model and reads only each later checkpoint's encoder into it; every step's rows
-    must still be those of that checkpoint loaded on its own."""
+def test_each_checkpoint_gives_what_a_fresh_load_of_it_gives(tiny_model_dir, tmp_path, monkeypatch):
+    """The command reuses one model and reads only each later checkpoint's encoder into it, and tokenizes each
+    language once; every step's rows must still be those of that checkpoint loaded on its own."""
     import json
-    import subprocess
     import sys
 
     import pandas as pd
+
+    from workflow_scripts import cli
 
     tokenizer = modeling.load_tokenizer(str(tiny_model_dir))
     run_dir = tmp_path / "run"
@@ -90,15 +99,19 @@ def test_each_checkpoint_gives_what_a_fresh_load_of_it_gives(tiny_model_dir, tmp
     spec = {"parallel": {"loader": "file", "path": str(tmp_path / "parallel.csv")}, "n_pairs": 3, "seed": 0,
             "max_length": 64, "sources": ["en"], "target": "de"}
     out = tmp_path / "xlrs.tsv"
-    result = subprocess.run([sys.executable, "-m", "workflow_scripts.xlrs", "--spec", json.dumps(spec),
-                             "--run-dir", str(run_dir), "--model", str(tiny_model_dir), "--targets", "de", "zh",
-                             "--batch-size", "2", "--out", str(out)], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
+    monkeypatch.setattr(sys, "argv", ["xlrs", "--spec", json.dumps(spec), "--run-dir", str(run_dir), "--model",
+                                      str(tiny_model_dir), "--targets", "de", "zh", "--batch-size", "2", "--out",
+                                      str(out)])
+    calls, real_tokenize = [], modeling.tokenize
+    monkeypatch.setattr(modeling, "tokenize", lambda *args: calls.append(args[1]) or real_tokenize(*args))
+    cli.run(xlrs.main)
+    assert sorted(calls) == sorted(SENTENCES.values())  # each language once, not once per checkpoint
+    monkeypatch.undo()
     found = pd.read_csv(out, sep="\t")
     parallel = xlrs.load_parallel(spec["parallel"], ["en", "de", "zh"], 3, 0)
     for step, ref in xlrs.checkpoints_of(run_dir, str(tiny_model_dir)):
         fresh = modeling.load_model(ref, device=torch.device("cpu")).eval()
-        expected = pd.DataFrame(xlrs.xlrs_rows(fresh, tokenizer, parallel, ["en"], ["de", "zh"], step, 2, 64))
+        expected = pd.DataFrame(xlrs_rows(fresh, tokenizer, parallel, ["en"], ["de", "zh"], step))
         at_step = found[found.step == step].reset_index(drop=True)
         assert len(at_step) == len(expected) > 0
         assert at_step.xlrs.tolist() == pytest.approx(expected.xlrs.tolist(), abs=1e-6), step

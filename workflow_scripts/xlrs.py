@@ -75,20 +75,26 @@ def mean_pool(hidden, mask):
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
-def encode(model, tokenizer, sentences: list[str], batch_size: int, max_length: int):
-    """Mean-pooled encoder states per layer: a float32 tensor [layers + 1, sentences, d_model].
+def tokenize_parallel(tokenizer, parallel: dict[str, list[str]], max_length: int) -> dict[str, list[list[int]]]:
+    """Each language's sentences as token ids cut to max_length: a job tokenizes once, not per checkpoint."""
+    from workflow_scripts.modeling import tokenize
+
+    return {lang: tokenize(tokenizer, sentences, max_length)[0] for lang, sentences in parallel.items()}
+
+
+def encode(model, rows: list[list[int]], pad_id: int, batch_size: int, max_length: int):
+    """Mean-pooled encoder states per layer of token-id rows: a float32 tensor [layers + 1, sentences, d_model].
 
     Layer 0 is the embedding output; the last is the encoder's final (layer-normed) output.
     """
     import torch
 
-    from workflow_scripts.modeling import autocast_for, length_sorted_batches, tokenize
+    from workflow_scripts.modeling import autocast_for, length_sorted_batches
 
     device = next(model.parameters()).device
-    pooled = [None] * len(sentences)
+    pooled = [None] * len(rows)
     encoder = model.get_encoder()
-    rows, _ = tokenize(tokenizer, sentences, max_length)
-    batches = length_sorted_batches(rows, tokenizer.pad_token_id, batch_size, max_length, device)
+    batches = length_sorted_batches(rows, pad_id, batch_size, max_length, device)
     with torch.inference_mode(), autocast_for(device):
         for index, batch in batches:
             states = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
@@ -106,10 +112,10 @@ def similarity(source_vectors, target_vectors) -> list[float]:
     return torch.nn.functional.cosine_similarity(source_vectors, target_vectors, dim=-1).mean(-1).tolist()
 
 
-def xlrs_rows(model, tokenizer, parallel: dict[str, list[str]], sources: list[str], targets: list[str],
+def xlrs_rows(model, pad_id: int, parallel_ids: dict[str, list[list[int]]], sources: list[str], targets: list[str],
               step: int, batch_size: int, max_length: int) -> list[dict]:
-    """One model load, every (source, target) pair: each language is encoded once."""
-    vectors = {lang: encode(model, tokenizer, parallel[lang], batch_size, max_length)
+    """One model load, every (source, target) pair: each language (tokenize_parallel's ids) is encoded once."""
+    vectors = {lang: encode(model, parallel_ids[lang], pad_id, batch_size, max_length)
                for lang in dict.fromkeys([*sources, *targets])}
     rows = []
     for target in targets:
@@ -118,7 +124,7 @@ def xlrs_rows(model, tokenizer, parallel: dict[str, list[str]], sources: list[st
                 continue
             per_layer = similarity(vectors[source], vectors[target])
             rows += [{"step": step, "source": source, "target": target, "layer": layer,
-                      "last_layer": layer == len(per_layer) - 1, "xlrs": value, "n_pairs": len(parallel[target])}
+                      "last_layer": layer == len(per_layer) - 1, "xlrs": value, "n_pairs": len(parallel_ids[target])}
                      for layer, value in enumerate(per_layer)]
     return rows
 
@@ -148,6 +154,7 @@ def main() -> None:
     parallel = load_parallel(spec["parallel"], list(dict.fromkeys([*spec["sources"], *targets])),
                              spec["n_pairs"], spec["seed"])
     tokenizer = modeling.load_tokenizer(args.model)
+    parallel_ids = tokenize_parallel(tokenizer, parallel, spec["max_length"])
     rows, model = [], None
     for step, ref in checkpoints_of(args.run_dir, args.model):
         started = time.monotonic()
@@ -156,8 +163,8 @@ def main() -> None:
         else:  # the run's own safetensors checkpoints: XLRS reads the encoder's half of each
             modeling.load_weights_into(model, ref, only=model.get_encoder())
         with modeling.lower_on_out_of_memory(f"{args.out}: XLRS at step {step}", "xlrs.batch_size", args.batch_size):
-            found = xlrs_rows(model, tokenizer, parallel, spec["sources"], targets, step, args.batch_size,
-                              spec["max_length"])
+            found = xlrs_rows(model, tokenizer.pad_token_id, parallel_ids, spec["sources"], targets, step,
+                              args.batch_size, spec["max_length"])
         log.info("step %d: last-layer XLRS %s (%d pairs; %.1f s with the load)", step,
                  ", ".join(f"{r['source']}-{r['target']} {r['xlrs']:.4f}" for r in found if r["last_layer"]),
                  len(parallel[targets[0]]), time.monotonic() - started)

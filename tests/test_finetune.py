@@ -175,7 +175,8 @@ def test_training_progress_is_a_log_line_per_checkpoint_and_per_interval(caplog,
     progress = finetune.ProgressLog("run-x", total_steps=100, step=0, every=30)
     with caplog.at_level("INFO", logger="finetune"):
         for step in range(1, 101):
-            progress.update(step, epoch=(step - 1) // 50, loss=float(step), samples=8, checkpoint=step in (50, 100))
+            progress.update(step, epoch=(step - 1) // 50, loss=float(step), samples=8,
+                            saved_seconds=9.5 if step in (50, 100) else None)
     lines = [record.getMessage() for record in caplog.records]
     assert [line.split(":")[1] for line in lines] == [" step 1/100 (epoch 0)", " step 31/100 (epoch 0)",
                                                        " step 50/100 (epoch 0)", " step 80/100 (epoch 1)",
@@ -184,13 +185,14 @@ def test_training_progress_is_a_log_line_per_checkpoint_and_per_interval(caplog,
     # steps 2-31 in 30 s: 8 samples/s, 69 steps left at a second each
     assert lines[1] == "run run-x: step 31/100 (epoch 0): loss 16.5000 (mean of 30 steps), 8.0 samples/s, about " \
                        "0:01:09 left"
-    assert lines[2].endswith("(mean of 19 steps), 8.0 samples/s, about 0:00:50 left; checkpoint saved")
+    # steps 32-50 in 19 s, of which 9.5 s saving the checkpoint: 19 steps trained in 9.5 s
+    assert lines[2].endswith("(mean of 19 steps), 16.0 samples/s, about 0:00:25 left; checkpoint saved in 9.5 s")
 
 
 def test_a_resumed_run_reports_its_first_step_after_the_resume(caplog):
     progress = finetune.ProgressLog("run-x", total_steps=100, step=40)
     with caplog.at_level("INFO", logger="finetune"):
-        progress.update(41, epoch=0, loss=2.0, samples=8, checkpoint=False)
-        progress.update(42, epoch=0, loss=2.0, samples=8, checkpoint=False)  # within a minute: no line
+        progress.update(41, epoch=0, loss=2.0, samples=8)
+        progress.update(42, epoch=0, loss=2.0, samples=8)  # within a minute: no line
     assert len(caplog.records) == 1 and "step 41/100 (epoch 0): loss 2.0000 (mean of 1 step), first step in" in \
         caplog.records[0].getMessage()

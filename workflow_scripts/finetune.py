@@ -223,26 +223,28 @@ def train_step(training: Training, batch: list[tuple[list[int], list[int]]], pad
 class ProgressLog:
     """Training's progress as log lines, as nanoGPT prints it: a job's log is a file, where a progress bar would
     be one endless line. A line after the first step (its time includes torch.compile's), at every checkpoint
-    and at least every `every` seconds between them, with the mean loss and the throughput since the last."""
+    and at least every `every` seconds between them, with the mean loss and the training throughput since the
+    last; a checkpoint's line says how long saving it took, which the throughput leaves out."""
 
     def __init__(self, run_id: str, total_steps: int, step: int, every: float = 60.0):
         self.run_id, self.total_steps, self.every = run_id, total_steps, every
         self.first_step, self.last_time = step, time.monotonic()
         self.losses, self.samples = [], 0
 
-    def update(self, step: int, epoch: int, loss: float, samples: int, checkpoint: bool) -> None:
+    def update(self, step: int, epoch: int, loss: float, samples: int, saved_seconds: float | None = None) -> None:
+        """saved_seconds: the time this step's checkpoint took to save, if it saved one."""
         self.losses.append(loss)
         self.samples += samples
         now = time.monotonic()
-        first = step == self.first_step + 1
+        first, checkpoint = step == self.first_step + 1, saved_seconds is not None
         if not (first or checkpoint or now - self.last_time >= self.every):
             return
-        seconds, steps = now - self.last_time, len(self.losses)
+        seconds, steps = max(now - self.last_time - (saved_seconds or 0.0), 1e-6), len(self.losses)
         left = datetime.timedelta(seconds=round((self.total_steps - step) * seconds / steps))
         pace = f"first step in {seconds:.1f} s" if first else f"{self.samples / seconds:.1f} samples/s, about {left} left"
         log.info("run %s: step %d/%d (epoch %d): loss %.4f (mean of %d step%s), %s%s", self.run_id, step,
                  self.total_steps, epoch, sum(self.losses) / steps, steps, "s" * (steps > 1), pace,
-                 "; checkpoint saved" if checkpoint else "")
+                 f"; checkpoint saved in {saved_seconds:.1f} s" if checkpoint else "")
         self.last_time, self.losses, self.samples = now, [], 0
 
 
@@ -297,13 +299,15 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
         if step == first_step + 1 and training.compiled:
             modeling.check_compiled(f"run {run_id}: the training step", "compile")
         log_rows.append({"step": step, "epoch": epoch, "loss": batch_loss, "learning_rate": params["learning_rate"]})
+        saving = time.monotonic()
         if step in saves:
             modeling.save_model(accelerator.unwrap_model(model), tokenizer,
                                 out_dir / "checkpoints" / f"step-{step:06d}", dtype=save_dtype)
-        if progress:
-            progress.update(step, epoch, batch_loss, len(batch_ids), checkpoint=step in saves)
         if (step in saves or stop["signal"]) and step < total_steps:
             save_state(state_path, accelerator.unwrap_model(model), optimizer, step, log_rows)
+        if progress:
+            progress.update(step, epoch, batch_loss, len(batch_ids),
+                            saved_seconds=time.monotonic() - saving if step in saves else None)
         if stop["signal"] and step < total_steps:
             raise Stop(f"run {run_id}: stopped by signal {stop['signal']} at step {step}; "
                        f"state saved to {state_path}, a restarted job resumes from it")

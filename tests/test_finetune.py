@@ -186,7 +186,7 @@ def test_training_progress_is_a_log_line_per_checkpoint_and_per_interval(caplog,
     assert lines[1] == "run run-x: step 31/100 (epoch 0): loss 16.5000 (mean of 30 steps), 8.0 samples/s, about " \
                        "0:01:09 left"
     # steps 32-50 in 19 s, of which 9.5 s saving the checkpoint: 19 steps trained in 9.5 s
-    assert lines[2].endswith("(mean of 19 steps), 16.0 samples/s, about 0:00:25 left; checkpoint saved in 9.5 s")
+    assert lines[2].endswith("(mean of 19 steps), 16.0 samples/s, about 0:00:25 left; checkpoint saved in 9.50 s")
 
 
 def test_a_resumed_run_reports_its_first_step_after_the_resume(caplog):

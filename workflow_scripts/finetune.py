@@ -244,7 +244,7 @@ class ProgressLog:
         pace = f"first step in {seconds:.1f} s" if first else f"{self.samples / seconds:.1f} samples/s, about {left} left"
         log.info("run %s: step %d/%d (epoch %d): loss %.4f (mean of %d step%s), %s%s", self.run_id, step,
                  self.total_steps, epoch, sum(self.losses) / steps, steps, "s" * (steps > 1), pace,
-                 f"; checkpoint saved in {saved_seconds:.1f} s" if checkpoint else "")
+                 f"; checkpoint saved in {saved_seconds:.2f} s" if checkpoint else "")
         self.last_time, self.losses, self.samples = now, [], 0
 
 

@@ -287,7 +287,7 @@ def test_auto_static_cache_is_for_large_decode_jobs_only():
 
 def test_eager_and_sdpa_attention_give_the_same_xlrs(tiny_model_dir):
     tokenizer = modeling.load_tokenizer(tiny_model_dir)
-    ids = xlrs.tokenize_parallel(tokenizer, {"mixed": SENTENCES}, 40)["mixed"]
+    ids, _ = modeling.tokenize(tokenizer, SENTENCES, 40)
     models = {attention: modeling.load_model(tiny_model_dir, device=torch.device("cpu"), attention=attention).eval()
               for attention in ("eager", "sdpa")}
     vectors = {attention: xlrs.encode(model, ids, tokenizer.pad_token_id, 3, 40) for attention, model in models.items()}

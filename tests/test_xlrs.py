@@ -12,7 +12,7 @@ SENTENCES = {
 
 
 def encode(model, tokenizer, sentences, batch_size, max_length=64):
-    ids = xlrs.tokenize_parallel(tokenizer, {"any": sentences}, max_length)["any"]
+    ids, _ = modeling.tokenize(tokenizer, sentences, max_length)
     return xlrs.encode(model, ids, tokenizer.pad_token_id, batch_size, max_length)
 
 

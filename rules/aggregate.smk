@@ -38,6 +38,11 @@ rule tables:
             caption="../report/label_overlap.rst",
             category="Tables",
         ),
+        label_overlap_task=report(
+            f"{R}/summary-{{digest}}/tables/label_overlap_task.csv",
+            caption="../report/label_overlap.rst",
+            category="Tables",
+        ),
     params:
         out_dir=lambda w, output: os.path.dirname(output.readme),
     conda:

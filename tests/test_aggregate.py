@@ -50,23 +50,57 @@ def manifest(tmp_path):
     lid_two = {"de": {"lid_de": 70.0, "lid_en": 20.0, "lid_zh": 5.0, "accidental_translation": 20.0}}
     two = make_run(tmp_path, "tg-en+zh-s1", ["en", "zh"], ["de"], {**test, "zh": steps["en"]},
                    {**dev, "zh": steps["en"]}, {"de": {"en-dev": 10, "cos-sim": 10, "tgt-dev": 10}}, {}, lid_two)
-    return {"runs": [one, two], "cast": {}, "spearman_targets": ["de", "fr"]}
+    return {"runs": [one, two], "cast": {}, "report": {"source": "en", "targets": ["de", "fr"]}}
 
 
 def test_selection_delta_is_the_mean_gap_to_the_oracle(manifest):
     manifest["runs"] = manifest["runs"][:1]
     data = aggregate.load_measurements(manifest)
-    delta = aggregate.selection_summary(aggregate.selection_table(data)).set_index("rule")["delta"]
+    delta = aggregate.selection_summary(aggregate.selection_table(data), ["de", "fr"]).set_index("rule")["delta"]
     assert delta["en-dev"] == pytest.approx(-20.0)    # (10-30 + 5-25) / 2
     assert delta["cos-sim"] == pytest.approx(-5.0)    # (20-30 + 25-25) / 2
     assert delta["tgt-dev"] == 0.0
 
 
+def test_selection_delta_averages_the_report_targets(manifest):
+    manifest["runs"] = manifest["runs"][:1]
+    selection = aggregate.selection_table(aggregate.load_measurements(manifest))
+    delta = aggregate.selection_summary(selection, ["de", "es"]).set_index("rule")
+    assert delta.loc["en-dev", "delta"] == pytest.approx(-20.0) and delta.loc["cos-sim", "delta"] == -10.0  # de alone
+    assert delta.loc["en-dev", "targets"] == "de"
+    everything = aggregate.selection_summary(selection, ["ja"]).set_index("rule")  # none of them: every target
+    assert everything.loc["cos-sim", "delta"] == -5.0 and everything.loc["cos-sim", "targets"] == "de fr"
+
+
 def test_spearman_on_known_ranks(manifest):
     data = aggregate.load_measurements(manifest)
-    table = aggregate.spearman_table(data, ["de", "fr"])
-    assert table["rho"].iloc[0] == pytest.approx(0.8)
-    assert table["points"].iloc[0] == 4   # step 0 and the two-source run are not points
+    table = aggregate.spearman_table(data, "en", ["de", "fr"]).set_index("points_are")
+    pooled = table.loc["(checkpoint, target)"]
+    assert pooled["rho"] == pytest.approx(0.8) and pooled["source"] == "en"
+    assert pooled["points"] == 4   # step 0 and the two-source run are not points
+    assert table.loc["checkpoint, means over targets", "points"] == 2  # too few for a rho
+    assert pd.isna(table.loc["checkpoint, means over targets", "rho"])
+
+
+def test_spearman_of_target_means_per_checkpoint(tmp_path):
+    """Means over de and fr at 10, 20, 30: XLRS .2, .3, .25 (ranks 1 3 2), dev 1.5, 3.5, 0 (ranks 2 3 1):
+    rho = 1 - 6 * (1 + 0 + 1) / (3 * 8) = 0.5. A run on another source is left out, and a checkpoint
+    without XLRS for one of the targets is no mean."""
+    dev = {"en": {10: 0, 20: 0, 30: 0}, "de": {10: 1.0, 20: 3.0, 30: 0.0}, "fr": {10: 2.0, 20: 4.0, 30: 0.0}}
+    xlrs = {"de": {10: 0.1, 20: 0.2, 30: 0.15}, "fr": {10: 0.3, 20: 0.4, 30: 0.35}}
+    english = make_run(tmp_path, "tg-en-s1", ["en"], ["de", "fr"], dev, dev, {}, xlrs)
+    german = make_run(tmp_path, "tg-de-s1", ["de"], ["fr"], {**dev, "de": dev["en"]}, {**dev, "de": dev["en"]}, {},
+                      {"fr": {10: 0.9, 20: 0.1, 30: 0.5}})
+    data = aggregate.load_measurements({"runs": [english, german], "cast": {}})
+    table = aggregate.spearman_table(data, "en", ["de", "fr"]).set_index("points_are")
+    assert table.loc["checkpoint, means over targets", "rho"] == pytest.approx(0.5)
+    assert table.loc["(checkpoint, target)", "points"] == 6
+    xlrs["fr"].pop(30)
+    partial = make_run(tmp_path / "partial", "tg-en-s1", ["en"], ["de", "fr"], dev, dev, {}, xlrs)
+    table = aggregate.spearman_table(aggregate.load_measurements({"runs": [partial], "cast": {}}), "en", ["de", "fr"])
+    assert table.set_index("points_are").loc["checkpoint, means over targets", "points"] == 2
+    german_only = aggregate.spearman_table(data, "de", ["de", "fr"])
+    assert set(german_only["points"]) == {3} and set(german_only["targets"]) == {"fr"}
 
 
 def test_scores_at_en_dev_and_zero_shot_marks(manifest):
@@ -85,3 +119,26 @@ def test_figures_are_written(manifest, tmp_path):
     figures.write_figures(manifest, tmp_path / "figures")
     names = sorted(p.name for p in (tmp_path / "figures").iterdir())
     assert names == ["loss_tg.png", "xlrs_best_checkpoint.png", "xlrs_tg-en-s1.png"]
+
+
+def test_figures_5_and_6_show_xlrs_with_the_report_source(tmp_path, monkeypatch):
+    """A DE+EN run's first source is DE: Figure 6 must still draw its XLRS(en, fr), against the EN run's; a
+    run on DE alone is in neither figure."""
+    steps = {lang: {0: 0.0, 10: 1.0} for lang in ("en", "de", "fr")}
+    selections = {lang: {"en-dev": 10, "cos-sim": 10, "tgt-dev": 10} for lang in ("en", "de", "fr")}
+    english = make_run(tmp_path, "tg-en-s1", ["en"], ["de", "fr"], steps, steps, selections,
+                       {"fr": {0: 0.5, 10: 0.6}, "de": {0: 0.5, 10: 0.7}})
+    both = make_run(tmp_path, "tg-de+en-s1", ["de", "en"], ["fr"], steps, steps, selections, {})
+    write(tmp_path / "tg-de+en-s1" / "xlrs-fr.tsv", pd.DataFrame(
+        [{"step": s, "source": source, "target": "fr", "layer": 1, "last_layer": True, "xlrs": value}
+         for source, values in (("de", {0: 0.9, 10: 0.9}), ("en", {0: 0.5, 10: 0.3})) for s, value in values.items()]))
+    both["xlrs"] = {"fr": str(tmp_path / "tg-de+en-s1" / "xlrs-fr.tsv")}
+    german = make_run(tmp_path, "tg-de-s1", ["de"], ["fr"], steps, steps, selections, {"fr": {0: 0.8, 10: 0.1}})
+    drawn = {}
+    monkeypatch.setattr(figures, "save", lambda figure, path: drawn.update({path.name: figure}))
+    figures.write_figures({"runs": [english, both, german], "cast": {},
+                           "report": {"source": "en", "targets": ["de", "fr"]}}, tmp_path / "figures")
+    lines = {line.get_label(): list(line.get_ydata()) for line in drawn["xlrs_sources_tg.png"].axes[0].get_lines()}
+    assert lines == {"en": [0.5, 0.6], "de+en": [0.5, 0.3]}
+    bars = drawn["xlrs_best_checkpoint.png"].axes[0]
+    assert sorted(round(patch.get_height(), 2) for patch in bars.patches) == [0.5, 0.5, 0.6, 0.7]  # EN run only

@@ -47,6 +47,20 @@ def test_unknown_task():
     check(lambda c: c["experiments"][0].update(task="summarisation"), r"experiments\[0\].task: unknown task 'summarisation'")
 
 
+def test_report_languages_must_be_languages_of_a_task():
+    check(lambda c: c.update(report={"targets": ["de", "ko"]}), r"report.targets: language 'ko' is not a language of any")
+    check(lambda c: c.update(report={"source": "ko"}), r"report.source: language 'ko'")
+
+
+def test_report_defaults_are_the_papers_and_need_no_such_languages():
+    config = copy.deepcopy(demo_config())
+    for task in config["tasks"].values():
+        task["languages"] = [lang for lang in task["languages"] if lang != "zh"]
+    config["experiments"] = [{**e, "sources": [c for c in e["sources"] if "zh" not in c],
+                              "targets": [t for t in e["targets"] if t != "zh"]} for e in config["experiments"]]
+    assert validate(config)["report"] == {"source": "en", "targets": ["de", "es", "fr", "zh"]}
+
+
 @pytest.mark.parametrize("code", ["e n", "en;rm", "en'", "EN"])
 def test_language_codes_that_could_reach_a_shell_are_refused(code):
     check(lambda c: c["tasks"]["pos"]["languages"].append(code), r"tasks.pos.languages\[5\]: .* does not match")

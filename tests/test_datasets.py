@@ -70,7 +70,7 @@ def xtreme(tmp_path, name, **extra):
 def test_udpos_tags_are_upos_names_in_a_stable_order(tmp_path):
     write_udpos(tmp_path / "xtreme", "udpos.German", "train", SENTENCES)
     records, notes = loaders.load(xtreme(tmp_path, "udpos"), "de", "train")
-    expected = [{"id": f"train-{n:06d}", "tokens": tokens, "tags": tags}
+    expected = [{"id": f"de-train-{n:06d}", "tokens": tokens, "tags": tags}
                 for n, (tokens, tags) in enumerate(udpos_order(SENTENCES))]
     assert records == expected
     assert notes == {"upstream_split": "train"}
@@ -101,7 +101,7 @@ def test_udpos_without_feature_metadata_uses_the_hub_tag_order(tmp_path):
     path.parent.mkdir(parents=True)
     pq.write_table(pa.table({"tokens": [["Il", "pleut"]], "pos_tags": [[TAG["PRON"], TAG["VERB"]]]}), path)
     records, _ = loaders.load(xtreme(tmp_path, "udpos"), "fr", "test")
-    assert records == [{"id": "test-000000", "tokens": ["Il", "pleut"], "tags": ["PRON", "VERB"]}]
+    assert records == [{"id": "fr-test-000000", "tokens": ["Il", "pleut"], "tags": ["PRON", "VERB"]}]
 
 
 def test_udpos_unlabelled_test_split_is_refused(tmp_path):
@@ -272,7 +272,7 @@ def test_hub_code_path_through_load_dataset(tmp_path, monkeypatch):
     local = xtreme(tmp_path / "copy", "udpos")
     write_udpos(tmp_path / "copy" / "xtreme", "udpos.German", "train", SENTENCES[::-1])
     assert loaders.load(declaration, "de", "train") == loaders.load(local, "de", "train")
-    assert loaders.load(declaration, "de", "dev")[0] == [{"id": "validation-000000", "tokens": SENTENCES[0][0],
+    assert loaders.load(declaration, "de", "dev")[0] == [{"id": "de-validation-000000", "tokens": SENTENCES[0][0],
                                                           "tags": SENTENCES[0][1]}]
     with pytest.raises(DataError, match=r"split 'test'.*no split 'test'.*dataset.splits"):
         loaders.load(declaration, "de", "test")

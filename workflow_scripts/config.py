@@ -15,12 +15,14 @@ def validate(config: dict, source: str = "config") -> dict:
 
     from workflow_scripts.plan import ConfigError, check_config
 
+    # report's default languages are the paper's: only those a config names must be languages of its tasks
+    named_report_keys = set(config.get("report") or {}) if isinstance(config, dict) else set()
     try:
         snakemake_validate(config, str(SCHEMA), set_default=True)
     except WorkflowError as err:
         raise ConfigError(f"{source}: {schema_message(err)}") from None
     try:
-        check_config(config)
+        check_config(config, named_report_keys)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
     return config

@@ -3,6 +3,7 @@
 xlrs_<run>.png          XLRS over training steps, one line per target language (Figures 1-3)
 xlrs_best_checkpoint.png  XLRS at each task's en-dev checkpoint vs the model before fine-tuning (Figure 5)
 xlrs_sources_<task>.png  XLRS over training, one source vs two sources (Figure 6)
+Figures 5 and 6 show XLRS between report.source and report.targets, in the runs that report.source is in.
 loss_<task>.png          training loss of every run of a task
 """
 from __future__ import annotations
@@ -42,37 +43,46 @@ def xlrs_over_training(xlrs, out_dir: Path) -> None:
         save(figure, out_dir / f"xlrs_{run}.png")
 
 
-def xlrs_best_checkpoint(xlrs, selections, out_dir: Path) -> None:
+def xlrs_best_checkpoint(xlrs, selections, report: dict, out_dir: Path) -> None:
     last = last_layer(xlrs)
-    single = last[last["n_sources"] == 1]
+    alone = last[(last["n_sources"] == 1) & (last["source"] == report["source"]) & last["target"].isin(report["targets"])]
     # en-dev picks one checkpoint per run, whatever the target: also for targets that are only measured
     chosen = selections[selections["rule"] == "en-dev"].dropna(subset=["step"]).groupby("run")["step"].first()
-    best = single.merge(chosen.astype(int).reset_index(), on=["run", "step"])
-    before = single[single["step"] == 0].assign(task="before fine-tuning")
+    best = alone.merge(chosen.astype(int).reset_index(), on=["run", "step"])
+    before = alone[alone["step"] == 0].assign(task="before fine-tuning")
     bars = (best.groupby(["task", "target"])["xlrs"].mean().unstack("task")
             .join(before.groupby("target")["xlrs"].mean().rename("before fine-tuning"), how="outer"))
+    if bars.empty:
+        return
     figure, axis = plt.subplots(figsize=(7, 4))
     bars.plot.bar(ax=axis, rot=0)
-    axis.set(xlabel="target language (source: each run's single source)", ylabel="XLRS at the en-dev checkpoint",
-             title="XLRS of the best checkpoint per task")
+    axis.set(xlabel=f"target language (XLRS with {report['source']})", ylabel="XLRS at the en-dev checkpoint",
+             title=f"XLRS of the best checkpoint per task, fine-tuned on {report['source']}")
     axis.legend(fontsize=8)
     save(figure, out_dir / "xlrs_best_checkpoint.png")
 
 
-def xlrs_one_vs_two_sources(xlrs, out_dir: Path) -> None:
+def xlrs_one_vs_two_sources(xlrs, report: dict, out_dir: Path) -> None:
+    """XLRS(source, target) over training: the run on report.source alone against each two-source run that
+    includes it (Figure 6: EN against EN+DE, English-French)."""
+    source = report["source"]
     data = last_layer(xlrs)
+    data = data[data["combination"].str.split("+").map(lambda sources: source in sources) & (data["source"] == source)]
     for task, group in data.groupby("task"):
-        two = group[group["n_sources"] == 2]
-        if two.empty:
+        combinations = sorted(group["combination"].unique(), key=lambda c: (c.count("+"), c))
+        if len(combinations) < 2 or combinations[0] != source:
             continue
-        targets = sorted(set(two["target"]) - set(two["combination"].str.split("+").explode()))
-        figure, axes = plt.subplots(1, max(1, len(targets)), figsize=(4 * max(1, len(targets)), 3.5), squeeze=False)
+        trained = set("+".join(combinations).split("+"))
+        targets = [t for t in report["targets"] if t not in trained and t in set(group["target"])]
+        if not targets:
+            continue
+        figure, axes = plt.subplots(1, len(targets), figsize=(4 * len(targets), 3.5), squeeze=False)
         for axis, target in zip(axes[0], targets):
-            for combination, line in group[group["target"] == target].groupby("combination"):
-                first = combination.split("+")[0]
-                line = line[line["source"] == first].groupby("step")["xlrs"].mean()
+            for combination in combinations:
+                line = group[(group["combination"] == combination) & (group["target"] == target)]
+                line = line.groupby("step")["xlrs"].mean()
                 axis.plot(line.index, line.values, marker="o", label=combination)
-            axis.set(title=f"{task}: XLRS first source–{target}", xlabel="training step", ylabel="XLRS")
+            axis.set(title=f"{task}: XLRS {source}–{target}", xlabel="training step", ylabel="XLRS")
             axis.legend(title="trained on", fontsize=8)
         save(figure, out_dir / f"xlrs_sources_{task}.png")
 
@@ -92,8 +102,8 @@ def write_figures(manifest: dict, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     if not data["xlrs"].empty:
         xlrs_over_training(data["xlrs"], out_dir)
-        xlrs_best_checkpoint(data["xlrs"], data["select"], out_dir)
-        xlrs_one_vs_two_sources(data["xlrs"], out_dir)
+        xlrs_best_checkpoint(data["xlrs"], data["select"], manifest["report"], out_dir)
+        xlrs_one_vs_two_sources(data["xlrs"], manifest["report"], out_dir)
     loss_curves(data["loss"], out_dir)
 
 

@@ -20,6 +20,9 @@ from workflow_scripts.tasks import KINDS
 # Bump one when the code of its stage changes what it writes, so old outputs are not reused.
 VERSIONS = {"prepare": 1, "cast": 1, "model": 1, "finetune": 1, "xlrs": 1, "decode": 1, "score": 1,
             "select": 1, "aggregate": 1}
+# A loader whose records changed is versioned alone, so that only its datasets (and what follows) are rebuilt:
+# xtreme 2: UDPOS ids carry their language (UD treebanks are not parallel).
+LOADER_VERSIONS = {"xtreme": 2}
 SPLITS = ("train", "dev", "test")
 SELECTION_RULES = ("en-dev", "cos-sim", "tgt-dev")
 
@@ -46,9 +49,15 @@ class Run:
         return "+".join(self.sources)
 
 
-def check_config(config: dict) -> None:
+def check_config(config: dict, named_report_keys: set[str] = frozenset()) -> None:
     """Semantic checks the JSON schema cannot express."""
     tasks = config["tasks"]
+    known = sorted({lang for task in tasks.values() for lang in task["languages"]})
+    for key in sorted(named_report_keys & {"source", "targets"}):
+        named = config["report"][key]
+        for lang in [named] if isinstance(named, str) else named:
+            if lang not in known:
+                raise ConfigError(f"report.{key}: language {lang!r} is not a language of any task ({', '.join(known)})")
     for name, task in tasks.items():
         if task["dataset"]["loader"] == "demo":
             from workflow_scripts import demo_corpus
@@ -116,8 +125,10 @@ class Study:
     @functools.cache
     def data_spec(self, task: str, lang: str) -> dict:
         declaration = self.config["tasks"][task]
-        return {"stage": "prepare", "version": VERSIONS["prepare"], "task": task, "kind": declaration["kind"],
+        spec = {"stage": "prepare", "version": VERSIONS["prepare"], "task": task, "kind": declaration["kind"],
                 "dataset": declaration["dataset"], "lang": lang}
+        loader = declaration["dataset"]["loader"]
+        return {**spec, "loader_version": LOADER_VERSIONS[loader]} if loader in LOADER_VERSIONS else spec
 
     def data_dir(self, task: str, lang: str) -> str:
         return f"{self.results}/data/{task}/{lang}-{digest(self.data_spec(task, lang))}"
@@ -278,7 +289,7 @@ class Study:
         cast = {task: {lang: self.cast_dir(task, lang) for lang in declaration["languages"]}
                 for task, declaration in self.config["tasks"].items()}
         return {"stage": "aggregate", "version": VERSIONS["aggregate"], "runs": runs, "cast": cast,
-                "spearman_targets": self.config["report"]["spearman_targets"]}
+                "report": self.config["report"]}
 
     @property
     def summary_dir(self) -> str:

@@ -126,7 +126,9 @@ def load_xtreme(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]
         names = class_names(features.get("pos_tags")) or list(UPOS)
         marked = [_udpos_example(row, names) for row in rows]
         marked.sort(key=lambda item: _udpos_key(item[0]))
-        marked = [({"id": f"{up_split}-{n:06d}", **record}, problem) for n, (record, problem) in enumerate(marked)]
+        # UD treebanks are not translations of each other: an id of its own language pairs no sentence across
+        # languages (aggregate's label overlap pairs examples by id)
+        marked = [({"id": f"{lang}-{up_split}-{n:06d}", **record}, problem) for n, (record, problem) in enumerate(marked)]
         hint = "XTREME's own UDPOS test files carry no tags"
     elif name == "pawsx":
         names = class_names(features.get("label"))

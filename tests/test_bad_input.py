@@ -1,5 +1,6 @@
 """Bad input gets a clear error naming the file, key, language or step; nothing computed is lost."""
 import json
+import re
 
 import pytest
 import torch
@@ -65,11 +66,41 @@ def test_tokenizer_without_sentinels_is_refused(tmp_path):
     from transformers import PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    backend = Tokenizer(models.WordLevel({"<unk>": 0, "a": 1}, unk_token="<unk>"))
+    backend = Tokenizer(models.WordLevel({"<unk>": 0, "a": 1, "b": 2}, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>").save_pretrained(tmp_path / "tok")
     with pytest.raises(modeling.ModelError, match=r"lacks the sentinel token <extra_id_0>"):
         modeling.load_tokenizer(str(tmp_path / "tok"), sentinels=1)
+
+
+def test_a_model_directory_without_its_tokenizer_files_is_refused(tiny_model_dir, tmp_path):
+    import shutil
+
+    shutil.copytree(tiny_model_dir, tmp_path / "m")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / "m" / name).unlink()  # transformers would build a stand-in that maps every word to <unk>
+    with pytest.raises(modeling.ModelError, match=r"m': its tokenizer has no vocabulary beyond its 104 special"):
+        modeling.load_tokenizer(str(tmp_path / "m"))
+
+
+@pytest.mark.parametrize("field, value, problem", [
+    ("summary", None, "summary is empty (null)"), ("document", 3, "document is a int, not text"),
+    ("tags", "DET NOUN", "tags must be a list of strings, not 'DET NOUN'"), ("tokens", ["Der", None], "tokens must")])
+def test_null_or_mistyped_fields_name_the_example(field, value, problem):
+    from workflow_scripts import tasks
+
+    kind = tasks.kind("tagging" if field in ("tokens", "tags") else "generation")
+    record = {"id": "7", "document": "d", "summary": "s", "tokens": ["Der", "Hund"], "tags": ["DET", "NOUN"]}
+    with pytest.raises(DataError, match=rf"where: example .7.: {re.escape(problem)}"):
+        tasks.validate_records(kind, [{**record, field: value}], "where")
+
+
+def test_a_qa_answer_start_that_is_not_a_number_is_named():
+    from workflow_scripts import tasks
+
+    record = {"id": "q1", "context": "c", "question": "q", "answer_text": "c", "answer_start": "one"}
+    with pytest.raises(DataError, match=r"example 'q1': answer_start 'one' is not a character offset"):
+        tasks.validate_records(tasks.kind("qa"), [record], "where")
 
 
 def test_tagging_needs_all_100_sentinels(tiny_model_dir):
@@ -104,6 +135,43 @@ def test_nan_loss_stops_with_run_step_and_last_good_checkpoint_kept(tiny_model_d
     kept = tmp_path / "run" / "checkpoints" / "step-000004"
     assert str(caught.value) == f"run tg-en-s1-abc: loss is nan at step 7 (epoch 0); last good checkpoint: {kept} (kept)"
     assert (kept / "model.safetensors").exists()
+
+
+def test_an_unreadable_resume_state_is_named(tiny_model_dir, tmp_path):
+    state = tmp_path / "run" / "resume" / "state.pt"
+    state.parent.mkdir(parents=True)
+    state.write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(DataError, match=rf"{re.escape(str(state))}: this run's resume state cannot be read .*delete it"):
+        finetune.train(title_generation_run(tmp_path), str(tiny_model_dir), {"en": tmp_path / "en"}, tmp_path / "run",
+                       "tg-en-s1-abc")
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_missing_or_truncated_weights_name_the_model(tiny_model_dir, tmp_path, damage):
+    import shutil
+
+    shutil.copytree(tiny_model_dir, tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    if damage == "missing":
+        weights.unlink()
+    else:
+        weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(modeling.ModelError, match=rf"model '{re.escape(str(tmp_path / 'm'))}': its weights cannot be"):
+        modeling.load_model(str(tmp_path / "m"), device=torch.device("cpu"))
+    if damage == "truncated":
+        model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu"))
+        with pytest.raises(modeling.ModelError, match=r"its weights cannot be read"):
+            modeling.load_weights_into(model, str(tmp_path / "m"))
+
+
+def test_an_empty_or_broken_table_names_its_file(tmp_path):
+    from workflow_scripts.files import read_tsv
+
+    (tmp_path / "empty.tsv").write_text("\n")
+    (tmp_path / "ragged.tsv").write_text("step\tf1\n1\t2\n3\t4\t5\t6\n")
+    for name in ("empty.tsv", "ragged.tsv", "absent.tsv"):
+        with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / name))}: "):
+            read_tsv(tmp_path / name)
 
 
 def test_over_long_inputs_are_truncated_and_counted(tiny_model_dir):

@@ -66,5 +66,17 @@ def test_language_codes_that_could_reach_a_shell_are_refused(code):
     check(lambda c: c["tasks"]["pos"]["languages"].append(code), r"tasks.pos.languages\[5\]: .* does not match")
 
 
+def test_local_loaders_need_a_path_and_file_is_for_xlrs_only():
+    check(lambda c: c["xlrs"].update(parallel={"loader": "file"}), r"xlrs.parallel.path: missing; the file loader")
+    check(lambda c: c["tasks"]["pos"].update(dataset={"loader": "files"}), r"tasks.pos.dataset.path: missing")
+    check(lambda c: c["tasks"]["pos"].update(dataset={"loader": "file", "path": "x.tsv"}),
+          r"tasks.pos.dataset.loader: 'file' reads xlrs.parallel's table")
+
+
+def test_every_source_of_a_combination_needs_a_training_example():
+    check(lambda c: c["train"].update(n_train=1), r"experiments\[0\]: n_train 1 leaves no training example for each "
+                                                  r"source of en\+zh; raise train.n_train to at least 2")
+
+
 def test_micro_batch_must_divide_batch():
     check(lambda c: c["train"].update(micro_batch_size=5), r"train.micro_batch_size: 5 does not divide batch_size 16")

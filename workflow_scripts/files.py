@@ -92,7 +92,13 @@ def read_tsv(path):
     """A TSV table another stage wrote, as a pandas DataFrame."""
     import pandas as pd
 
-    return pd.read_csv(path, sep="\t")
+    if not Path(path).exists():
+        raise DataError(f"{path}: file does not exist")
+    try:
+        return pd.read_csv(path, sep="\t")
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable table ({str(err).strip()}); delete it to have the job that "
+                        "wrote it run again") from err
 
 
 def write_tsv(path, frame) -> None:

@@ -118,11 +118,19 @@ def save_state(path: Path, model, optimizer, step: int, log_rows: list[dict]) ->
 
 
 def load_state(path: Path, model, optimizer) -> tuple[int, list[dict]]:
+    import pickle
+
     import torch
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    from workflow_scripts.files import DataError
+
+    try:  # written atomically, so only a damaged disk or a hand copy leaves it unreadable
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as err:
+        raise DataError(f"{path}: this run's resume state cannot be read ({str(err).splitlines()[0]}); delete it "
+                        "to train the run again from its start") from err
     torch.set_rng_state(state["torch_rng"])
     if state["cuda_rng"]:
         torch.cuda.set_rng_state_all(state["cuda_rng"])

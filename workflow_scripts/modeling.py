@@ -207,6 +207,13 @@ def load_tokenizer(ref: str, sentinels: int = 0):
     except (OSError, ValueError) as err:
         raise _explain_load_error(ref, err) from err
     vocabulary = tokenizer.get_vocab()
+    # Without its vocabulary files transformers builds a stand-in of special tokens alone, mapping every word to
+    # <unk>, and training and decoding would run on that without an error.
+    special = set(tokenizer.all_special_tokens)
+    if sum(token not in special for token in vocabulary) < 2:
+        raise ModelError(f"model {ref!r}: its tokenizer has no vocabulary beyond its {len(vocabulary)} special "
+                         "tokens: the tokenizer files (tokenizer.json, spiece.model) are missing or broken; copy "
+                         "them from the model it came from")
     missing = [f"<extra_id_{i}>" for i in range(sentinels) if f"<extra_id_{i}>" not in vocabulary]
     if missing:
         raise ModelError(f"tokenizer of {ref!r} lacks the sentinel token {missing[0]} that the task templates "
@@ -230,11 +237,25 @@ def load_model(ref: str, device: torch.device | None = None, dtype: torch.dtype 
     if not getattr(config, "is_encoder_decoder", False):
         raise ModelError(f"model {ref!r} is a {config.model_type} model without an encoder; "
                          "this pipeline needs an encoder-decoder (seq2seq) model such as mT5")
-    with quiet_transformers():
+    with unreadable_weights_named(ref), quiet_transformers():
         model = AutoModelForSeq2SeqLM.from_pretrained(ref, dtype=dtype or torch.float32, attn_implementation=attention)
-    if stores_own_lm_head(ref):
+        own_head = stores_own_lm_head(ref)
+    if own_head:
         assert_head_untied(model, ref)
     return model.to(device or resolve_device())
+
+
+@contextlib.contextmanager
+def unreadable_weights_named(ref: str):
+    """A missing or truncated weights file (a copy cut short, a full disk) as a ModelError naming the model."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (OSError, SafetensorError) as err:
+        raise ModelError(f"model {ref!r}: its weights cannot be read ({str(err).splitlines()[0]}); the "
+                         "safetensors files are missing or damaged: copy them again, or for a checkpoint of a run, "
+                         "delete the run's directory and rerun its fine-tuning") from err
 
 
 def load_weights_into(model, ref: str, only: torch.nn.Module | None = None) -> None:
@@ -252,10 +273,11 @@ def load_weights_into(model, ref: str, only: torch.nn.Module | None = None) -> N
         part = {tensor.data_ptr() for tensor in only.state_dict().values()}
         names = {name for name, tensor in tensors.items() if tensor.data_ptr() in part}
     state, unexpected = {}, []
-    for path in files:
-        with safe_open(str(path), "pt") as handle:
-            unexpected += [key for key in handle.keys() if key not in known]
-            state.update({key: handle.get_tensor(key) for key in handle.keys() if key in names})
+    with unreadable_weights_named(ref):
+        for path in files:
+            with safe_open(str(path), "pt") as handle:
+                unexpected += [key for key in handle.keys() if key not in known]
+                state.update({key: handle.get_tensor(key) for key in handle.keys() if key in names})
     try:
         missing, _ = model.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shapes differ: another architecture

@@ -96,12 +96,30 @@ def check_config(config: dict, named_report_keys: set[str] = frozenset()) -> Non
                                   f"tasks.{experiment['task']}.languages ({', '.join(languages)})")
     if "parallel" not in config["xlrs"]:
         raise ConfigError("xlrs.parallel: missing; name the aligned sentences XLRS is measured on")
+    check_dataset_paths(config)
     train = config["train"]
     for where, params in [("train", train)] + [(f"experiments[{i}].train", e.get("train", {}))
                                                for i, e in enumerate(config["experiments"])]:
         batch, micro = params.get("batch_size", train["batch_size"]), params.get("micro_batch_size")
         if micro is not None and batch % micro:
             raise ConfigError(f"{where}.micro_batch_size: {micro} does not divide batch_size {batch}")
+    for i, experiment in enumerate(config["experiments"]):
+        n_train = experiment.get("train", {}).get("n_train", train["n_train"])
+        widest = max(experiment["sources"], key=len)
+        if n_train < len(widest):  # a k-source combination takes n_train // k examples of each source
+            raise ConfigError(f"experiments[{i}]: n_train {n_train} leaves no training example for each source of "
+                              f"{'+'.join(widest)}; raise train.n_train to at least {len(widest)}")
+
+
+def check_dataset_paths(config: dict) -> None:
+    """Loaders that read local files need a path; 'file' (one table, a column per language) is xlrs.parallel's."""
+    declarations = [(f"tasks.{name}.dataset", task["dataset"]) for name, task in config["tasks"].items()]
+    for where, dataset in declarations + [("xlrs.parallel", config["xlrs"]["parallel"])]:
+        if dataset["loader"] == "file" and where != "xlrs.parallel":
+            raise ConfigError(f"{where}.loader: 'file' reads xlrs.parallel's table; a task's local files use "
+                              "'files' (or 'jsonl')")
+        if dataset["loader"] in ("file", "files", "jsonl") and not dataset.get("path"):
+            raise ConfigError(f"{where}.path: missing; the {dataset['loader']} loader reads local files")
 
 
 def model_family(path: str) -> str | None:

@@ -54,7 +54,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
     spec = args.spec
-    decodes = read_jsonl(args.decodes, required=("step", "prediction", "record"), allow_empty=True)
+    decodes = read_jsonl(args.decodes, required=("step", "prediction", "record"))
     tokenizer = lid_model = None
     if spec["kind"] == "generation":
         from workflow_scripts.modeling import load_tokenizer

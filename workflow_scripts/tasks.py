@@ -54,7 +54,10 @@ def check_tagging(record: dict) -> str | None:
 
 
 def check_qa(record: dict) -> str | None:
-    start, answer = int(record["answer_start"]), record["answer_text"]
+    try:
+        start, answer = int(record["answer_start"]), record["answer_text"]
+    except (TypeError, ValueError):
+        return f"answer_start {record['answer_start']!r} is not a character offset"
     if not 0 <= start <= len(record["context"]) - len(answer) \
             or record["context"][start:start + len(answer)] != answer:
         return f"answer {answer!r} at {start} is not a span of its context"
@@ -92,12 +95,28 @@ def kind(name: str) -> TaskKind:
         raise ValueError(f"unknown task kind {name!r}; known: {', '.join(KINDS)}") from None
 
 
+TEXT_FIELDS = ("document", "summary", "sentence1", "sentence2", "context", "question", "answer_text")
+WORD_FIELDS = ("tokens", "tags")
+
+
+def field_problem(record: dict, fields: tuple[str, ...]) -> str | None:
+    """A null, a number or a string where the templates want text or a list of words: cast would write
+    'None' into the text, or count the characters of a string as its words."""
+    for field in fields:
+        value = record[field]
+        if field in TEXT_FIELDS and not isinstance(value, str):
+            return f"{field} is {'empty (null)' if value is None else f'a {type(value).__name__}, not text'}"
+        if field in WORD_FIELDS and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            return f"{field} must be a list of strings, not {value!r:.60}"
+    return None
+
+
 def validate_records(task_kind: TaskKind, records: list[dict], where: str) -> None:
     """Raise DataError naming `where` and the example id for the first malformed record."""
     for number, record in enumerate(records, start=1):
         missing = [f for f in task_kind.fields if f not in record]
         if missing:
             raise DataError(f"{where}: record {number} lacks column(s) {', '.join(missing)}")
-        problem = task_kind.check(record)
+        problem = field_problem(record, task_kind.fields) or task_kind.check(record)
         if problem:
             raise DataError(f"{where}: example {record['id']!r}: {problem}")

@@ -117,7 +117,7 @@ def title_generation_run(tmp_path) -> dict:
     return {"task": "title_generation", "kind": "generation", "sources": ["en"], "seed": 1,
             "train": {"n_train": 64, "epochs": 2, "batch_size": 8, "micro_batch_size": 8, "learning_rate": 1e-3,
                       "weight_decay": 0.0, "max_source_length": 64, "max_target_length": 16, "checkpoints": 4,
-                      "max_grad_norm": 1.0}}
+                      "max_grad_norm": 1.0, "lr_schedule": "linear"}}
 
 
 def test_nan_loss_stops_with_run_step_and_last_good_checkpoint_kept(tiny_model_dir, tmp_path, monkeypatch):

@@ -73,6 +73,15 @@ def test_local_loaders_need_a_path_and_file_is_for_xlrs_only():
           r"tasks.pos.dataset.loader: 'file' reads xlrs.parallel's table")
 
 
+def test_xlrs_on_the_demo_corpus_needs_its_languages_and_a_lid_model_path_must_exist(tmp_path):
+    def jsonl_task_in_japanese(config):
+        config["tasks"]["pos"].update(languages=["en", "ja"], dataset={"loader": "jsonl", "path": "d/{lang}/{split}"})
+        config["experiments"][2].update(targets=["ja"])
+
+    check(jsonl_task_in_japanese, r"experiments\[2\].targets: XLRS of 'ja' needs parallel sentences in it")
+    check(lambda c: c["score"].update(lid_model=str(tmp_path / "lid.176.bin")), r"score.lid_model: no file '.*lid.176")
+
+
 def test_every_source_of_a_combination_needs_a_training_example():
     check(lambda c: c["train"].update(n_train=1), r"experiments\[0\]: n_train 1 leaves no training example for each "
                                                   r"source of en\+zh; raise train.n_train to at least 2")

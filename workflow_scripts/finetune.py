@@ -1,8 +1,9 @@
 """Stage 3, finetune: one run = (task, source-language combination, seed).
 
 A plain training loop on `accelerate` (CPU, one GPU, or several under `accelerate launch`): AdamW, its learning
-rate decayed linearly to 0 (Seq2SeqTrainer's default) or constant (train.lr_schedule), bf16 autocast on CUDA and fp32 on CPU, gradient accumulation when
-micro_batch_size < batch_size, K evenly spaced checkpoints saved as safetensors with their tokenizer.
+rate decayed linearly to 0 (Seq2SeqTrainer's default) or constant (train.lr_schedule), bf16 autocast on CUDA
+and fp32 on CPU, gradient accumulation when micro_batch_size < batch_size, K evenly spaced checkpoints saved
+as safetensors with their tokenizer.
 At each checkpoint, and on SIGTERM/SIGUSR1, the state to resume from (weights, optimizer, step, RNG)
 goes to resume/state.pt (newest only); a restarted job continues from it and ends bit-identical (CPU).
 Checkpoints and resume/ are not Snakemake outputs, so an interrupted job's work survives its cleanup;

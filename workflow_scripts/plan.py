@@ -123,8 +123,9 @@ def check_xlrs_languages(config: dict) -> None:
     from workflow_scripts import demo_corpus
 
     for i, experiment in enumerate(config["experiments"]):
-        for key in ("sources", "targets", "xlrs_targets"):
-            named = experiment.get(key, [])
+        measured = "xlrs_targets" if "xlrs_targets" in experiment else "targets"  # as Study.xlrs_languages
+        for key in ("sources", measured):
+            named = experiment[key]
             for lang in [lang for combination in named for lang in combination] if key == "sources" else named:
                 if lang not in demo_corpus.LANGUAGES:
                     raise ConfigError(f"experiments[{i}].{key}: XLRS of {lang!r} needs parallel sentences in it, "

@@ -128,7 +128,8 @@ def load_xtreme(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]
         marked.sort(key=lambda item: _udpos_key(item[0]))
         # UD treebanks are not translations of each other: an id of its own language pairs no sentence across
         # languages (aggregate's label overlap pairs examples by id)
-        marked = [({"id": f"{lang}-{up_split}-{n:06d}", **record}, problem) for n, (record, problem) in enumerate(marked)]
+        marked = [({"id": f"{lang}-{up_split}-{n:06d}", **record}, problem)
+                  for n, (record, problem) in enumerate(marked)]
         hint = "XTREME's own UDPOS test files carry no tags"
     elif name == "pawsx":
         names = class_names(features.get("label"))

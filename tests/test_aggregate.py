@@ -1,10 +1,12 @@
 """Aggregation on hand-made measurements with known answers: selection Δ, Spearman's ρ, LID reduction."""
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from workflow_scripts import aggregate, figures
+from workflow_scripts.files import DataError
 
 
 def write(path, frame):
@@ -70,6 +72,16 @@ def test_selection_delta_averages_the_report_targets(manifest):
     assert delta.loc["en-dev", "targets"] == "de"
     everything = aggregate.selection_summary(selection, ["ja"]).set_index("rule")  # none of them: every target
     assert everything.loc["cos-sim", "delta"] == -5.0 and everything.loc["cos-sim", "targets"] == "de fr"
+
+
+def test_a_score_table_without_its_metric_or_a_selected_step_is_named(manifest):
+    de_test = Path(manifest["runs"][0]["languages"]["de"]["test"])
+    write(de_test, pd.DataFrame([{"step": 10, "lang": "de", "accuracy": 1.0}]))
+    with pytest.raises(DataError, match=r"test-de.tsv: no 'step' and 'rougeL' columns \(it has step, lang, accuracy\)"):
+        aggregate.load_measurements(manifest)
+    write(de_test, pd.DataFrame([{"step": 20, "lang": "de", "rougeL": 1.0}]))  # en-dev selected step 10
+    with pytest.raises(DataError, match=r"run tg-en-s1: no test score of 'de' at step 10, the checkpoint en-dev"):
+        aggregate.score_table(aggregate.load_measurements(manifest))
 
 
 def test_spearman_on_known_ranks(manifest):

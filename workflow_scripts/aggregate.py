@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from workflow_scripts import cli
-from workflow_scripts.files import atomic_path, read_json, read_jsonl, read_tsv, write_text
+from workflow_scripts.files import DataError, atomic_path, read_json, read_jsonl, read_tsv, write_text
 
 RULES = ("en-dev", "cos-sim", "tgt-dev")
 
@@ -33,12 +33,20 @@ def load_measurements(manifest: dict) -> dict[str, pd.DataFrame]:
             is_target = lang in run["targets"]
             zero_shot = lang not in run["sources"]
             for split in ("dev", "test"):
-                frames[split].append(read_tsv(files[split]).assign(**tag, target=lang, metric=run["metric"],
-                                                                   is_target=is_target, zero_shot=zero_shot))
+                frames[split].append(read_scores(files[split], run["metric"]).assign(
+                    **tag, target=lang, metric=run["metric"], is_target=is_target, zero_shot=zero_shot))
             chosen = read_json(files["select"])["selection"]
             frames["select"].append(pd.DataFrame([{**tag, "target": lang, "rule": rule, "step": step,
                                                    "zero_shot": zero_shot} for rule, step in chosen.items()]))
     return {name: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame() for name, parts in frames.items()}
+
+
+def read_scores(path: str, metric: str) -> pd.DataFrame:
+    scores = read_tsv(path)
+    if not {"step", metric} <= set(scores.columns):
+        raise DataError(f"{path}: no 'step' and {metric!r} columns (it has {', '.join(scores.columns)}); delete it "
+                        "to have its score job run again")
+    return scores
 
 
 def metric_values(scores: pd.DataFrame) -> pd.Series:
@@ -50,7 +58,13 @@ def at_selected(scores: pd.DataFrame, selections: pd.DataFrame, rule: str) -> pd
     """Test scores of the checkpoint that `rule` picked, per run and target."""
     chosen = selections[selections["rule"] == rule].dropna(subset=["step"])
     chosen = chosen.assign(step=chosen["step"].astype(int))[["run", "target", "step"]]
-    return scores.merge(chosen, on=["run", "target", "step"])
+    found = scores.merge(chosen, on=["run", "target", "step"])
+    if len(found) < len(chosen):  # a table would lose its row without a word
+        lost = chosen.merge(found[["run", "target", "step"]], how="left", indicator=True).query("_merge == 'left_only'")
+        run, target, step = lost.iloc[0][["run", "target", "step"]]
+        raise DataError(f"run {run}: no test score of {target!r} at step {step}, the checkpoint {rule} selected: "
+                        "its test decodes and scores do not match its selection; delete them to have them made again")
+    return found
 
 
 def seed_mean(frame: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:

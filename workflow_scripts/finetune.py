@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime
 import logging
 import math
-import pickle
 import random
 import shutil
 import signal
@@ -129,7 +128,7 @@ def load_state(path: Path, model, optimizer) -> tuple[int, list[dict]]:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-    except (RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as err:
+    except Exception as err:  # what torch.load raises differs with the damage: a zip's, unpickling's, a key's
         raise DataError(f"{path}: this run's resume state cannot be read ({str(err).splitlines()[0]}); delete it "
                         "to train the run again from its start") from err
     torch.set_rng_state(state["torch_rng"])

@@ -174,6 +174,27 @@ def test_an_empty_or_broken_table_names_its_file(tmp_path):
             read_tsv(tmp_path / name)
 
 
+def test_score_and_select_name_inputs_of_another_kind_or_metric(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from workflow_scripts import cli, score, select
+
+    decodes = tmp_path / "decodes.jsonl"
+    write_jsonl(decodes, [{"step": 1, "prediction": "<extra_id_0>Yes.", "record": {"id": "1", "label": 1}}])
+    monkeypatch.setattr(sys, "argv", ["score", "--spec", json.dumps({"kind": "tagging", "lang": "de"}), "--decodes",
+                                      str(decodes), "--model", "unused", "--out", str(tmp_path / "s.tsv")])
+    with pytest.raises(SystemExit):
+        cli.run(score.main)
+    assert f"error: {decodes}: its examples are not tagging examples (they lack tokens, tags)" in capsys.readouterr().err
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("step\tlang\taccuracy\n1\tde\t0.5\n")
+    monkeypatch.setattr(sys, "argv", ["select", "--spec", json.dumps({"metric": "f1"}), "--source-dev", str(dev),
+                                      "--target-dev", str(dev), "--out", str(tmp_path / "sel.json")])
+    with pytest.raises(SystemExit):
+        cli.run(select.main)
+    assert f"error: {dev}: no column 'f1' (it has step, lang, accuracy)" in capsys.readouterr().err
+
+
 def test_over_long_inputs_are_truncated_and_counted(tiny_model_dir):
     model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu")).eval()
     tokenizer = modeling.load_tokenizer(str(tiny_model_dir))

@@ -33,20 +33,12 @@ def load_measurements(manifest: dict) -> dict[str, pd.DataFrame]:
             is_target = lang in run["targets"]
             zero_shot = lang not in run["sources"]
             for split in ("dev", "test"):
-                frames[split].append(read_scores(files[split], run["metric"]).assign(
+                frames[split].append(read_tsv(files[split], required=("step", run["metric"])).assign(
                     **tag, target=lang, metric=run["metric"], is_target=is_target, zero_shot=zero_shot))
             chosen = read_json(files["select"])["selection"]
             frames["select"].append(pd.DataFrame([{**tag, "target": lang, "rule": rule, "step": step,
                                                    "zero_shot": zero_shot} for rule, step in chosen.items()]))
     return {name: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame() for name, parts in frames.items()}
-
-
-def read_scores(path: str, metric: str) -> pd.DataFrame:
-    scores = read_tsv(path)
-    if not {"step", metric} <= set(scores.columns):
-        raise DataError(f"{path}: no 'step' and {metric!r} columns (it has {', '.join(scores.columns)}); delete it "
-                        "to have its score job run again")
-    return scores
 
 
 def metric_values(scores: pd.DataFrame) -> pd.Series:

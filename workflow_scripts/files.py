@@ -88,17 +88,22 @@ def read_jsonl(path, required: Iterable[str] = (), allow_empty: bool = False) ->
     return records
 
 
-def read_tsv(path):
-    """A TSV table another stage wrote, as a pandas DataFrame."""
+def read_tsv(path, required: Iterable[str] = ()):
+    """A TSV table another stage wrote, as a pandas DataFrame, holding the `required` columns."""
     import pandas as pd
 
     if not Path(path).exists():
         raise DataError(f"{path}: file does not exist")
     try:
-        return pd.read_csv(path, sep="\t")
+        table = pd.read_csv(path, sep="\t")
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not a readable table ({str(err).strip()}); delete it to have the job that "
                         "wrote it run again") from err
+    missing = [column for column in required if column not in table.columns]
+    if missing:
+        raise DataError(f"{path}: no column {', '.join(map(repr, missing))} (it has {', '.join(table.columns)}); "
+                        "delete it to have the job that wrote it run again")
+    return table
 
 
 def write_tsv(path, frame) -> None:

@@ -42,8 +42,9 @@ def main() -> None:
     p.add_argument("--xlrs", type=Path)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
-    chosen = select([read_tsv(p) for p in args.source_dev], read_tsv(args.target_dev),
-                    read_tsv(args.xlrs) if args.xlrs else None, args.spec["metric"])
+    columns = ("step", args.spec["metric"])
+    chosen = select([read_tsv(p, columns) for p in args.source_dev], read_tsv(args.target_dev, columns),
+                    read_tsv(args.xlrs, ("step", "last_layer", "xlrs")) if args.xlrs else None, args.spec["metric"])
     chosen = {rule: (None if step is None else int(step)) for rule, step in chosen.items()}
     write_json(args.out, {"spec": args.spec, "selection": chosen})
 

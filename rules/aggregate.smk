@@ -43,6 +43,11 @@ rule tables:
             caption="../report/label_overlap.rst",
             category="Tables",
         ),
+        numeric_answers=report(
+            f"{R}/summary-{{digest}}/tables/numeric_answers.csv",
+            caption="../report/label_overlap.rst",
+            category="Tables",
+        ),
     params:
         out_dir=lambda w, output: os.path.dirname(output.readme),
     conda:

@@ -154,3 +154,16 @@ def test_figures_5_and_6_show_xlrs_with_the_report_source(tmp_path, monkeypatch)
     assert lines == {"en": [0.5, 0.6], "de+en": [0.5, 0.3]}
     bars = drawn["xlrs_best_checkpoint.png"].axes[0]
     assert sorted(round(patch.get_height(), 2) for patch in bars.patches) == [0.5, 0.5, 0.6, 0.7]  # EN run only
+
+
+def test_numeric_answers_of_a_qa_task(tmp_path):
+    from workflow_scripts.files import write_jsonl
+
+    answers = ["1990", "3,000", "12:30", "March 5, 1990", "Paris", "١٩٩٠"]  # Arabic-Indic digits are digits too
+    write_jsonl(tmp_path / "ar" / "test.jsonl",
+                [{"id": str(i), "input": "q", "target": f"<extra_id_0>{a}"} for i, a in enumerate(answers)])
+    manifest = {"runs": [{"task": "tydiqa", "kind": "qa"}, {"task": "tg", "kind": "generation"}],
+                "cast": {"tydiqa": {"ar": str(tmp_path / "ar")}, "tg": {"ar": str(tmp_path / "ar")}}}
+    table = aggregate.numeric_answers(manifest)
+    assert table.to_dict("records") == [{"task": "tydiqa", "language": "ar", "answers": 6,
+                                         "number_alone": pytest.approx(400 / 6), "with_digits": pytest.approx(500 / 6)}]

@@ -26,7 +26,7 @@ def test_fresh_config_plans_every_stage(tmp_path):
     assert counts["xlrs"] == 2 + 3 + 1
     # dev and test per eval language: 3 + 3 + 2 languages
     assert counts["decode"] == 2 * 8 and counts["score"] == 2 * 8 and counts["select"] == 8
-    assert counts["aggregate"] == 8 + 1 + 1  # seven tables and their README, one figures directory, the manifest
+    assert counts["aggregate"] == 9 + 1 + 1  # eight tables and their README, one figures directory, the manifest
 
 
 def test_second_run_plans_no_job(finished_study):
@@ -50,7 +50,7 @@ def test_adding_a_target_language_plans_no_finetuning_and_no_existing_decode(fin
     planned = dry_run(finished_study, config)
     counts = stages(planned)
     assert counts["finetune"] == 0 and counts["build_model"] == 0
-    assert counts == Counter({"xlrs": 1, "decode": 2, "score": 2, "select": 1, "aggregate": 10})
+    assert counts == Counter({"xlrs": 1, "decode": 2, "score": 2, "select": 1, "aggregate": 11})
     assert all("/pos-en-s1-" in path and "/zh-" in path for path in planned if stage_of(path) != "aggregate")
 
 
@@ -60,7 +60,7 @@ def test_adding_a_combination_plans_only_its_run_and_downstream(finished_study):
     planned = dry_run(finished_study, config)
     assert {Path(p).parts[2] for p in planned if Path(p).parts[1] == "runs"} == \
            {next(Path(p).parts[2] for p in planned if "pos-en+de-" in p)}
-    assert stages(planned)["aggregate"] == 10
+    assert stages(planned)["aggregate"] == 11
     assert stages(planned)["finetune"] == 2
 
 

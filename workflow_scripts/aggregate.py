@@ -5,6 +5,7 @@ language_id  LID of target and sources, accidental translation, two- vs one-sour
 selection    en-dev / cos-sim / tgt-dev per target with the mean gap to tgt-dev (Tables 7, 8)
 spearman     Spearman's rho (and p) between XLRS and the zero-shot score (Table 4)
 label_overlap  d per task and language pair from parallel labelled data, and per task (section 5.1)
+numeric_answers  QA answers that are numbers, the overlap of a non-parallel dataset (section 5.4)
 Table 4, the Δ of Tables 7-8 and Figures 5-6 are anchored on report.source and report.targets (English and
 DE, ES, FR, ZH in the paper).
 Each table is written as CSV (for machines) and Markdown (for people).
@@ -183,6 +184,30 @@ def label_overlap_per_task(overlap: pd.DataFrame) -> pd.DataFrame:
             .agg(d=("d", "mean"), targets=("target", lambda t: " ".join(sorted(t)))).reset_index())
 
 
+def numeric_answers(manifest: dict) -> pd.DataFrame:
+    """§5.4: TyDiQA is not parallel, so the paper counts answers that overlap across languages anyway, numbers:
+    per QA task and language, the share of test answers that are a number alone (digits and separators) and
+    the share that hold a digit (dates and times among them; the paper's 'mainly composed of numbers' has no
+    exact definition)."""
+    import re
+
+    from workflow_scripts.metrics import strip_sentinels
+
+    kinds = {run["task"]: run["kind"] for run in manifest["runs"]}
+    rows = []
+    for task, languages in manifest["cast"].items():
+        if kinds.get(task) != "qa":
+            continue
+        for lang, directory in languages.items():
+            answers = [strip_sentinels(r["target"]) for r in read_jsonl(f"{directory}/test.jsonl")]
+            digits = [any(c.isdigit() for c in answer) for answer in answers]
+            alone = [d and re.fullmatch(r"[\d\s.,:/-]+", answer) is not None for d, answer in zip(digits, answers)]
+            rows.append({"task": task, "language": lang, "answers": len(answers),
+                         "number_alone": 100.0 * sum(alone) / len(answers),
+                         "with_digits": 100.0 * sum(digits) / len(answers)})
+    return pd.DataFrame(rows)
+
+
 def markdown(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_no rows_\n"
@@ -213,6 +238,7 @@ def write_tables(manifest: dict, out_dir: Path) -> None:
         "spearman": spearman_table(data, report["source"], report["targets"]),
         "label_overlap": overlap,
         "label_overlap_task": label_overlap_per_task(overlap),
+        "numeric_answers": numeric_answers(manifest),
     }
     sections = ["# Results\n", "Averaged over seeds. Scores ×100. The demo's tiny model makes its numbers "
                 "illustrative only.\n", "## Scores (Tables 3, 5, 6)\n", score_markdown(tables["scores"])]
@@ -221,7 +247,8 @@ def write_tables(manifest: dict, out_dir: Path) -> None:
               "selection_delta": "Checkpoint selection: mean Δ to tgt-dev",
               "spearman": "Spearman's ρ between XLRS and zero-shot score (Table 4)",
               "label_overlap": "Label overlap d (§5.1)",
-              "label_overlap_task": "Label overlap d per task: the mean over targets (§5.1)"}
+              "label_overlap_task": "Label overlap d per task: the mean over targets (§5.1)",
+              "numeric_answers": "Answers that are numbers, the overlap of a non-parallel QA set (§5.4)"}
     for name, frame in tables.items():
         with atomic_path(out_dir / f"{name}.csv") as tmp:
             frame.to_csv(tmp, index=False, float_format="%.4f")

@@ -84,7 +84,7 @@ def test_a_model_directory_without_its_tokenizer_files_is_refused(tiny_model_dir
 
 
 @pytest.mark.parametrize("field, value, problem", [
-    ("summary", None, "summary is empty (null)"), ("document", 3, "document is a int, not text"),
+    ("summary", None, "summary is empty (null)"), ("document", 3, "document is not text but int 3"),
     ("tags", "DET NOUN", "tags must be a list of strings, not 'DET NOUN'"), ("tokens", ["Der", None], "tokens must")])
 def test_null_or_mistyped_fields_name_the_example(field, value, problem):
     from workflow_scripts import tasks

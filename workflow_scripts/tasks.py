@@ -104,8 +104,10 @@ def field_problem(record: dict, fields: tuple[str, ...]) -> str | None:
     'None' into the text, or count the characters of a string as its words."""
     for field in fields:
         value = record[field]
+        if field in TEXT_FIELDS and value is None:
+            return f"{field} is empty (null)"
         if field in TEXT_FIELDS and not isinstance(value, str):
-            return f"{field} is {'empty (null)' if value is None else f'not text but {type(value).__name__} {value!r:.40}'}"
+            return f"{field} is not text but {type(value).__name__} {value!r:.40}"
         if field in WORD_FIELDS and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             return f"{field} must be a list of strings, not {value!r:.60}"
     return None

@@ -62,6 +62,27 @@ def test_hub_id_offline_says_how_to_fix_it():
         modeling.load_model("google/mt5-base")
 
 
+def test_a_hub_model_cached_without_its_weights_gets_the_cache_advice(tiny_model_dir, tmp_path):
+    """Its config is cached, its weights are not: the OSError of from_pretrained is the cache's, not a damaged
+    file's, and the advice must not be to delete a run."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    snapshot = tmp_path / "hub" / "models--org--cached-config" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    shutil.copy(tiny_model_dir / "config.json", snapshot)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    code = "from workflow_scripts import modeling\ntry:\n    modeling.load_model('org/cached-config')\n" \
+           "except modeling.ModelError as err:\n    print(err)"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}).stdout
+    assert "model 'org/cached-config': it is neither a local directory nor in the Hugging Face cache" in found
+    assert "delete" not in found
+
+
 def test_tokenizer_without_sentinels_is_refused(tmp_path):
     from transformers import PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models, pre_tokenizers

@@ -237,9 +237,15 @@ def load_model(ref: str, device: torch.device | None = None, dtype: torch.dtype 
     if not getattr(config, "is_encoder_decoder", False):
         raise ModelError(f"model {ref!r} is a {config.model_type} model without an encoder; "
                          "this pipeline needs an encoder-decoder (seq2seq) model such as mT5")
-    with unreadable_weights_named(ref), quiet_transformers():
-        model = AutoModelForSeq2SeqLM.from_pretrained(ref, dtype=dtype or torch.float32, attn_implementation=attention)
-        own_head = stores_own_lm_head(ref)
+    # A directory's unreadable weights are damaged files; a hub id's OSError is the cache or the network.
+    local = unreadable_weights_named(ref) if Path(ref).is_dir() else contextlib.nullcontext()
+    try:
+        with local, quiet_transformers():
+            model = AutoModelForSeq2SeqLM.from_pretrained(ref, dtype=dtype or torch.float32,
+                                                          attn_implementation=attention)
+            own_head = stores_own_lm_head(ref)
+    except OSError as err:
+        raise _explain_load_error(ref, err) from err
     if own_head:
         assert_head_untied(model, ref)
     return model.to(device or resolve_device())

@@ -78,10 +78,12 @@ def test_xlrs_on_the_demo_corpus_needs_its_languages_and_a_lid_model_path_must_e
         config["tasks"]["pos"].update(languages=["en", "ja"], dataset={"loader": "jsonl", "path": "d/{lang}/{split}"})
         config["experiments"][2].update(targets=["ja"])
 
-    check(jsonl_task_in_japanese, r"experiments\[2\].targets: XLRS of 'ja' needs parallel sentences in it")
+    check(jsonl_task_in_japanese, r"experiments\[2\]: XLRS of en needs parallel sentences in 'ja'")
     config = copy.deepcopy(demo_config())
     jsonl_task_in_japanese(config)
     config["experiments"][2]["xlrs_targets"] = ["de"]  # XLRS leaves ja out: nothing to refuse
+    validate(config)
+    config["experiments"][2].update(sources=[["ja"]], targets=["ja"], xlrs_targets=[])  # no XLRS job at all
     validate(config)
     check(lambda c: c["score"].update(lid_model=str(tmp_path / "lid.176.bin")), r"score.lid_model: no file '.*lid.176")
 
@@ -93,3 +95,16 @@ def test_every_source_of_a_combination_needs_a_training_example():
 
 def test_micro_batch_must_divide_batch():
     check(lambda c: c["train"].update(micro_batch_size=5), r"train.micro_batch_size: 5 does not divide batch_size 16")
+
+
+def test_an_experiments_train_section_overrides_only_what_it_sets():
+    from workflow_scripts.plan import Study
+
+    config = copy.deepcopy(demo_config())
+    config["train"].update(lr_schedule="constant", n_train=900)
+    config["experiments"][1]["train"] = {"epochs": 2}
+    study = Study(validate(config))
+    paraphrase = next(run for run in study.runs.values() if run.task == "paraphrase")
+    title = next(run for run in study.runs.values() if run.task == "title_generation")
+    assert paraphrase.spec["train"] == {**title.spec["train"], "epochs": 2}
+    assert paraphrase.spec["train"]["lr_schedule"] == "constant" and paraphrase.spec["train"]["n_train"] == 900

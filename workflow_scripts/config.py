@@ -17,15 +17,29 @@ def validate(config: dict, source: str = "config") -> dict:
 
     # report's default languages are the paper's: only those a config names must be languages of its tasks
     named_report_keys = set(config.get("report") or {}) if isinstance(config, dict) else set()
+    overrides = experiment_train_keys(config)
     try:
         snakemake_validate(config, str(SCHEMA), set_default=True)
     except WorkflowError as err:
         raise ConfigError(f"{source}: {schema_message(err)}") from None
+    # The schema's defaults also fill experiments[i].train, which would override the top-level train section
+    # with them: an experiment keeps only the keys it sets.
+    for experiment, keys in zip(config["experiments"], overrides):
+        if "train" in experiment:
+            experiment["train"] = {key: value for key, value in experiment["train"].items() if key in keys}
     try:
         check_config(config, named_report_keys)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
     return config
+
+
+def experiment_train_keys(config) -> list[set[str]]:
+    experiments = config.get("experiments") if isinstance(config, dict) else None
+    if not isinstance(experiments, list):
+        return []
+    return [set(e["train"]) if isinstance(e, dict) and isinstance(e.get("train"), dict) else set()
+            for e in experiments]
 
 
 def schema_message(err: Exception) -> str:

@@ -123,13 +123,16 @@ def check_xlrs_languages(config: dict) -> None:
     from workflow_scripts import demo_corpus
 
     for i, experiment in enumerate(config["experiments"]):
-        measured = "xlrs_targets" if "xlrs_targets" in experiment else "targets"  # as Study.xlrs_languages
-        for key in ("sources", measured):
-            named = experiment[key]
-            for lang in [lang for combination in named for lang in combination] if key == "sources" else named:
+        key = "xlrs_targets" if "xlrs_targets" in experiment else "targets"
+        for combination in experiment["sources"]:
+            # as Study.xlrs_languages: each measured language against each source other than itself
+            measured = [lang for lang in dict.fromkeys([*combination, *experiment[key]])
+                        if any(source != lang for source in combination)]
+            for lang in dict.fromkeys([*measured, *(combination if measured else [])]):
                 if lang not in demo_corpus.LANGUAGES:
-                    raise ConfigError(f"experiments[{i}].{key}: XLRS of {lang!r} needs parallel sentences in it, "
-                                      f"and xlrs.parallel is the demo corpus ({', '.join(demo_corpus.LANGUAGES)})")
+                    raise ConfigError(f"experiments[{i}]: XLRS of {'+'.join(combination)} needs parallel sentences "
+                                      f"in {lang!r}, and xlrs.parallel is the demo corpus "
+                                      f"({', '.join(demo_corpus.LANGUAGES)})")
 
 
 def check_dataset_paths(config: dict) -> None:

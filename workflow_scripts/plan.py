@@ -123,16 +123,20 @@ def check_xlrs_languages(config: dict) -> None:
     from workflow_scripts import demo_corpus
 
     for i, experiment in enumerate(config["experiments"]):
-        key = "xlrs_targets" if "xlrs_targets" in experiment else "targets"
         for combination in experiment["sources"]:
-            # as Study.xlrs_languages: each measured language against each source other than itself
-            measured = [lang for lang in dict.fromkeys([*combination, *experiment[key]])
-                        if any(source != lang for source in combination)]
+            measured = xlrs_languages(combination, experiment)
             for lang in dict.fromkeys([*measured, *(combination if measured else [])]):
                 if lang not in demo_corpus.LANGUAGES:
                     raise ConfigError(f"experiments[{i}]: XLRS of {'+'.join(combination)} needs parallel sentences "
                                       f"in {lang!r}, and xlrs.parallel is the demo corpus "
                                       f"({', '.join(demo_corpus.LANGUAGES)})")
+
+
+def xlrs_languages(sources, experiment: dict) -> list[str]:
+    """Languages whose XLRS is measured: xlrs_targets (default: targets) and the sources, each against every
+    source other than itself."""
+    languages = experiment.get("xlrs_targets", experiment["targets"])
+    return [lang for lang in dict.fromkeys([*sources, *languages]) if any(source != lang for source in sources)]
 
 
 def check_dataset_paths(config: dict) -> None:
@@ -244,21 +248,13 @@ class Study:
         return list(self.experiment_of(run)["targets"])
 
     def xlrs_languages(self, run: Run) -> list[str]:
-        """Languages whose XLRS is measured: xlrs_targets (default: targets), each against the sources."""
-        experiment = self.experiment_of(run)
-        languages = experiment.get("xlrs_targets", experiment["targets"])
-        return [lang for lang in dict.fromkeys([*run.sources, *languages]) if self.has_xlrs(run, lang)]
+        return xlrs_languages(run.sources, self.experiment_of(run))
 
     def eval_languages(self, run: Run) -> list[str]:
         """Targets plus the run's sources: en-dev selection needs the source dev scores."""
         return list(dict.fromkeys([*run.sources, *self.targets_of(run)]))
 
     # --- measurement ----------------------------------------------------------------------------
-    @staticmethod
-    def has_xlrs(run: Run, lang: str) -> bool:
-        """XLRS compares a language with each source other than itself."""
-        return any(source != lang for source in run.sources)
-
     def xlrs_spec(self, run: Run, lang: str) -> dict:
         xlrs = self.config["xlrs"]
         return {"stage": "xlrs", "version": VERSIONS["xlrs"], "run": run.digest, "model": digest(self.model_spec),

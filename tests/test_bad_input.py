@@ -207,7 +207,7 @@ def test_score_and_select_name_inputs_of_another_kind_or_metric(tmp_path, monkey
     with pytest.raises(SystemExit):
         cli.run(score.main)
     error = capsys.readouterr().err
-    assert f"error: {decodes}: its examples are not tagging examples (they lack tokens, tags)" in error
+    assert f"error: {decodes} (tagging examples): record 1 lacks column(s) tokens, tags" in error
     dev = tmp_path / "dev.tsv"
     dev.write_text("step\tlang\taccuracy\n1\tde\t0.5\n")
     monkeypatch.setattr(sys, "argv", ["select", "--spec", json.dumps({"metric": "f1"}), "--source-dev", str(dev),

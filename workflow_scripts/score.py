@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from workflow_scripts import cli, metrics
-from workflow_scripts.files import DataError, read_jsonl
-from workflow_scripts.tasks import MAX_TAGGED_TOKENS, kind as task_kind
+from workflow_scripts.files import read_jsonl
+from workflow_scripts.tasks import MAX_TAGGED_TOKENS, kind as task_kind, validate_records
 
 
 def score_step(kind: str, records: list[dict], spec: dict, tokenizer=None, lid_model=None) -> dict:
@@ -55,11 +55,8 @@ def main() -> None:
     args = p.parse_args()
     spec = args.spec
     decodes = read_jsonl(args.decodes, required=("step", "prediction", "record"))
-    fields = task_kind(spec["kind"]).fields
-    unlike = next((r["record"] for r in decodes if not set(fields) <= set(r["record"])), None)
-    if unlike is not None:
-        raise DataError(f"{args.decodes}: its examples are not {spec['kind']} examples (they lack "
-                        f"{', '.join(f for f in fields if f not in unlike)})")
+    gold = [r["record"] for r in decodes]
+    validate_records(task_kind(spec["kind"]), gold, f"{args.decodes} ({spec['kind']} examples)")
     tokenizer = lid_model = None
     if spec["kind"] == "generation":
         from workflow_scripts.modeling import load_tokenizer

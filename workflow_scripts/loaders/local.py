@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from workflow_scripts.files import DataError, read_jsonl
+from workflow_scripts.tasks import WORD_FIELDS
 from workflow_scripts.loaders.common import (class_names, describe, finish, json_records, parquet_features,
                                              upstream_split)
 
@@ -71,7 +72,7 @@ def _coerce(field: str, value, names: list[str] | None):
             value = [names[v] if isinstance(v, int) and 0 <= v < len(names) else v for v in value]
         elif isinstance(value, int) and 0 <= value < len(names):
             value = names[value]
-    if field in ("tokens", "tags") and isinstance(value, str):
+    if field in WORD_FIELDS and isinstance(value, str):
         value = json.loads(value) if value.lstrip().startswith("[") else value.split()
     elif field in ("label", "answer_start") and isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
         value = int(value)

@@ -34,7 +34,7 @@ def make_run(root, run_id, sources, targets, test, dev, selections, xlrs, lid=No
         (run_dir / f"select-{lang}.json").write_text(json.dumps({"selection": selections.get(lang, {})}))
         languages[lang] = files
     return {"id": run_id, "task": "tg", "kind": "generation", "sources": sources, "seed": 1, "metric": "rougeL",
-            "targets": targets, "run_dir": str(run_dir), "languages": languages, "xlrs": xlrs_files}
+            "cos_sim": "lowest", "targets": targets, "run_dir": str(run_dir), "languages": languages, "xlrs": xlrs_files}
 
 
 @pytest.fixture
@@ -62,6 +62,16 @@ def test_selection_delta_is_the_mean_gap_to_the_oracle(manifest):
     assert delta["en-dev"] == pytest.approx(-20.0)    # (10-30 + 5-25) / 2
     assert delta["cos-sim"] == pytest.approx(-5.0)    # (20-30 + 25-25) / 2
     assert delta["tgt-dev"] == 0.0
+
+
+def test_the_selection_tables_say_what_each_rule_picks(manifest):
+    manifest["runs"] = manifest["runs"][:1]
+    manifest["runs"][0]["cos_sim"] = "highest"
+    selection = aggregate.selection_table(aggregate.load_measurements(manifest))
+    summary = aggregate.selection_summary(selection, ["de", "fr"]).set_index("rule")["picks"]
+    assert summary.to_dict() == {"cos-sim": "highest XLRS", "en-dev": "best source dev score",
+                                 "tgt-dev": "best target dev score"}
+    assert set(selection[selection["rule"] == "cos-sim"]["picks"]) == {"highest XLRS"}
 
 
 def test_selection_delta_averages_the_report_targets(manifest):

@@ -74,3 +74,17 @@ def test_the_model_family_is_in_the_run_digest(tmp_path):
     umt5 = study(use_local)
     assert family == "mt5" and umt5.model_spec["family"] == "umt5"
     assert runs.isdisjoint(umt5.runs)
+
+
+def test_the_cos_sim_end_moves_selections_and_test_decodes_only():
+    default = study()
+    paper_rule = study(lambda c: c["tasks"]["pos"].update(cos_sim="lowest"))
+    (pos,) = [run for run in default.runs.values() if run.task == "pos"]
+    assert default.select_spec(pos, "de")["cos_sim"] == "highest"  # tagging transfers better at high XLRS
+    assert "cos_sim" not in paper_rule.select_spec(pos, "de")       # the paper's rule keeps its old digest
+    assert set(default.runs) == set(paper_rule.runs)
+    assert default.xlrs_path(pos, "de") == paper_rule.xlrs_path(pos, "de")
+    assert default.decode_path(pos, "de", "dev") == paper_rule.decode_path(pos, "de", "dev")
+    assert default.decode_path(pos, "de", "test") != paper_rule.decode_path(pos, "de", "test")
+    title = next(run for run in default.runs.values() if run.task == "title_generation")
+    assert default.select_path(title, "de") == paper_rule.select_path(title, "de")

@@ -1,5 +1,6 @@
 """Scoring a decode file per checkpoint, and the three checkpoint-selection rules, on hand-made inputs."""
 import pandas as pd
+import pytest
 
 from workflow_scripts import score, select
 
@@ -45,6 +46,14 @@ def test_three_rules_pick_their_checkpoints():
                            xlrs_table({0: 0.5, 100: 0.7, 200: 0.6, 300: 0.9}), "rougeL")
     # cos-sim ignores step 0 (the model before fine-tuning is not a candidate)
     assert chosen == {"en-dev": 200, "cos-sim": 200, "tgt-dev": 300}
+
+
+def test_cos_sim_picks_the_highest_xlrs_where_the_task_transfers_better_at_high_xlrs():
+    dev, xlrs = table({100: 1.0, 200: 1.0, 300: 1.0}), xlrs_table({0: 0.95, 100: 0.7, 200: 0.6, 300: 0.9})
+    assert select.select([dev], dev, xlrs, "rougeL", "highest")["cos-sim"] == 300
+    assert select.select([dev], dev, xlrs, "rougeL", "lowest")["cos-sim"] == 200
+    with pytest.raises(ValueError, match="'middle'"):
+        select.select([dev], dev, xlrs, "rougeL", "middle")
 
 
 def test_two_sources_average_their_dev_scores_and_ties_go_to_the_earliest():

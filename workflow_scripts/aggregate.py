@@ -20,6 +20,7 @@ from workflow_scripts import cli
 from workflow_scripts.files import DataError, atomic_path, read_json, read_jsonl, read_tsv, write_text
 
 RULES = ("en-dev", "cos-sim", "tgt-dev")
+PICKS = {"en-dev": "best source dev score", "tgt-dev": "best target dev score"}
 
 
 def load_measurements(manifest: dict) -> dict[str, pd.DataFrame]:
@@ -38,7 +39,8 @@ def load_measurements(manifest: dict) -> dict[str, pd.DataFrame]:
                     **tag, target=lang, metric=run["metric"], is_target=is_target, zero_shot=zero_shot))
             chosen = read_json(files["select"])["selection"]
             frames["select"].append(pd.DataFrame([{**tag, "target": lang, "rule": rule, "step": step,
-                                                   "zero_shot": zero_shot} for rule, step in chosen.items()]))
+                                                   "zero_shot": zero_shot, "cos_sim": run["cos_sim"]}
+                                                  for rule, step in chosen.items()]))
     return {name: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame() for name, parts in frames.items()}
 
 
@@ -115,6 +117,9 @@ def selection_table(data: dict) -> pd.DataFrame:
     per_target = per_target.merge(oracle[["task", "combination", "target", "oracle"]],
                                   on=["task", "combination", "target"], how="left")
     per_target["delta"] = per_target["score"] - per_target["oracle"]
+    cos_sim_end = data["select"].groupby("task")["cos_sim"].first()
+    per_target["picks"] = [PICKS.get(rule) or f"{cos_sim_end[task]} XLRS"
+                           for task, rule in zip(per_target["task"], per_target["rule"])]
     return per_target.drop(columns="oracle")
 
 
@@ -125,8 +130,8 @@ def selection_summary(selection: pd.DataFrame, targets: list[str]) -> pd.DataFra
     for (task, combination, rule), group in selection.groupby(["task", "combination", "rule"]):
         chosen = group[group["target"].isin(targets)]
         chosen = group if chosen.empty else chosen
-        rows.append({"task": task, "combination": combination, "rule": rule, "delta": chosen["delta"].mean(),
-                     "targets": " ".join(sorted(chosen["target"]))})
+        rows.append({"task": task, "combination": combination, "rule": rule, "picks": group["picks"].iloc[0],
+                     "delta": chosen["delta"].mean(), "targets": " ".join(sorted(chosen["target"]))})
     return pd.DataFrame(rows)
 
 

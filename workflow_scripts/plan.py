@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workflow_scripts.digest import digest
+from workflow_scripts.select import PAPER_COS_SIM
 from workflow_scripts.tasks import KINDS
 
 # Bump one when the code of its stage changes what it writes, so old outputs are not reused.
@@ -288,14 +289,19 @@ class Study:
         return f"{self.run_dir(run)}/scores/{split}/{lang}-{digest(self.score_spec(run, lang, split))}.tsv"
 
     def select_spec(self, run: Run, lang: str) -> dict:
-        return {"stage": "select", "version": VERSIONS["select"], "metric": self.metric(run),
+        spec = {"stage": "select", "version": VERSIONS["select"], "metric": self.metric(run),
                 "source_dev": {src: digest(self.score_spec(run, src, "dev")) for src in run.sources},
                 "target_dev": digest(self.score_spec(run, lang, "dev")),
                 "xlrs": digest(self.xlrs_spec(run, lang)) if lang in self.xlrs_languages(run) else None,
                 "target": lang, "sources": list(run.sources)}
+        cos_sim_end = self.cos_sim_end(run)
+        return spec if cos_sim_end == PAPER_COS_SIM else {**spec, "cos_sim": cos_sim_end}
 
     def select_path(self, run: Run, lang: str) -> str:
         return f"{self.run_dir(run)}/select/{lang}-{digest(self.select_spec(run, lang))}.json"
+
+    def cos_sim_end(self, run: Run) -> str:
+        return self.config["tasks"][run.task].get("cos_sim", KINDS[run.spec["kind"]].cos_sim)
 
     def metric(self, run: Run) -> str:
         metric = KINDS[run.spec["kind"]].metric
@@ -321,7 +327,8 @@ class Study:
                                 "select": self.select_path(run, lang)}
                          for lang in self.eval_languages(run)}
             runs.append({"id": run.id, "task": run.task, "kind": run.spec["kind"], "sources": list(run.sources),
-                         "seed": run.seed, "metric": self.metric(run), "targets": self.targets_of(run),
+                         "seed": run.seed, "metric": self.metric(run), "cos_sim": self.cos_sim_end(run),
+                         "targets": self.targets_of(run),
                          "run_dir": self.run_dir(run), "languages": languages,
                          "xlrs": {lang: self.xlrs_path(run, lang) for lang in self.xlrs_languages(run)}})
         cast = {task: {lang: self.cast_dir(task, lang) for lang in declaration["languages"]}

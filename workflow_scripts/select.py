@@ -1,7 +1,8 @@
 """Stage 7, select: which checkpoint to test on a target language, by three rules (paper §6.2).
 
 en-dev: the best score on the source languages' dev sets (true zero-shot; mean over sources);
-cos-sim: the lowest last-layer XLRS between the sources and the target (no target data needed);
+cos-sim: the lowest last-layer XLRS between the sources and the target (no target data needed); the highest
+         for tasks that transfer better as XLRS rises (tasks.TaskKind.cos_sim, or a task's `cos_sim` key);
 tgt-dev: the best score on the target's own dev set (an oracle upper bound).
 Ties go to the earliest checkpoint. cos-sim is undefined when the target is the only source.
 """
@@ -13,6 +14,11 @@ from workflow_scripts import cli
 from workflow_scripts.files import read_tsv, write_json
 
 
+# The paper's rule. A select spec names its end only when it differs, so the digests of generation runs,
+# which use this end, are the ones they had before the end could be chosen.
+PAPER_COS_SIM = "lowest"
+
+
 def best_step(scores: dict[int, float], lowest: bool = False) -> int | None:
     if not scores:
         return None
@@ -20,19 +26,23 @@ def best_step(scores: dict[int, float], lowest: bool = False) -> int | None:
     return min(scores, key=lambda step: (sign * scores[step], step))
 
 
-def select(source_dev: list, target_dev, xlrs, metric: str) -> dict:
-    """source_dev: one score table per source; target_dev: a score table; xlrs: the XLRS table or None."""
+def select(source_dev: list, target_dev, xlrs, metric: str, cos_sim_end: str = PAPER_COS_SIM) -> dict:
+    """source_dev: one score table per source; target_dev: a score table; xlrs: the XLRS table or None;
+    cos_sim_end: "lowest" or "highest", the end of the XLRS range cos-sim picks."""
     import pandas as pd
 
+    if cos_sim_end not in ("lowest", "highest"):
+        raise ValueError(f"cos_sim must be 'lowest' or 'highest', not {cos_sim_end!r}")
     sources = pd.concat(source_dev)
     en_dev = sources.groupby("step")[metric].mean().to_dict()
     tgt_dev = target_dev.set_index("step")[metric].to_dict()
-    cos_sim = {}
+    mean_xlrs = {}
     if xlrs is not None:
         last = xlrs[xlrs["last_layer"].astype(str).str.lower() == "true"]
         last = last[last["step"].isin(list(tgt_dev))]
-        cos_sim = last.groupby("step")["xlrs"].mean().to_dict()
-    return {"en-dev": best_step(en_dev), "cos-sim": best_step(cos_sim, lowest=True), "tgt-dev": best_step(tgt_dev)}
+        mean_xlrs = last.groupby("step")["xlrs"].mean().to_dict()
+    return {"en-dev": best_step(en_dev), "cos-sim": best_step(mean_xlrs, lowest=cos_sim_end == "lowest"),
+            "tgt-dev": best_step(tgt_dev)}
 
 
 def main() -> None:
@@ -43,10 +53,12 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
     columns = ("step", args.spec["metric"])
+    cos_sim_end = args.spec.get("cos_sim", PAPER_COS_SIM)
     chosen = select([read_tsv(p, columns) for p in args.source_dev], read_tsv(args.target_dev, columns),
-                    read_tsv(args.xlrs, ("step", "last_layer", "xlrs")) if args.xlrs else None, args.spec["metric"])
+                    read_tsv(args.xlrs, ("step", "last_layer", "xlrs")) if args.xlrs else None, args.spec["metric"],
+                    cos_sim_end)
     chosen = {rule: (None if step is None else int(step)) for rule, step in chosen.items()}
-    write_json(args.out, {"spec": args.spec, "selection": chosen})
+    write_json(args.out, {"spec": args.spec, "selection": chosen, "cos_sim": cos_sim_end})
 
 
 if __name__ == "__main__":

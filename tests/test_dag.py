@@ -83,3 +83,18 @@ def test_invalid_config_stops_before_any_job_naming_the_key(tmp_path):
     assert "experiments[0].targets: language 'ko' is not among tasks.title_generation.languages" in \
            result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_a_table_deleted_by_hand_is_made_again(finished_study):
+    from workflow_scripts.config import validate
+    from workflow_scripts.plan import Study
+
+    table = finished_study / Study(validate(tiny_config())).summary_dir / "tables" / "spearman.csv"
+    kept = table.read_bytes()
+    table.unlink()
+    try:
+        planned = dry_run(finished_study, tiny_config())
+    finally:
+        table.write_bytes(kept)
+    assert any(path.endswith("/tables/spearman.csv") for path in planned)
+    assert {stage_of(path) for path in planned} == {"aggregate"}

@@ -337,8 +337,12 @@ class Study:
                 "report": self.config["report"]}
 
     @property
+    def summary_digest(self) -> str:
+        return digest(self.manifest())
+
+    @property
     def summary_dir(self) -> str:
-        return f"{self.results}/summary-{digest(self.manifest())}"
+        return f"{self.results}/summary-{self.summary_digest}"
 
     def manifest_inputs(self) -> list[str]:
         manifest = self.manifest()

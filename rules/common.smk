@@ -13,7 +13,7 @@ min_version("9.0")
 # the Snakefile itself imports it from the repository.
 sys.path.insert(0, workflow.basedir)
 
-from workflow_scripts.cli import SPEED_VARIABLE
+from workflow_scripts.cli import BATCH_SIZE_VARIABLE, SPEED_VARIABLE
 from workflow_scripts.config import validate as validate_config
 from workflow_scripts.digest import digest
 from workflow_scripts.plan import ConfigError, Study
@@ -25,10 +25,17 @@ except ConfigError as err:
 STUDY = Study(config)
 
 R = STUDY.results
-# The GPU stages read the speed settings from the environment, which their jobs inherit (on SLURM through
-# sbatch --export=ALL), not from params: Snakemake reruns a job whose params changed, and these settings change
-# how fast, not what.
+# The GPU stages read the speed settings and batch sizes from the environment, which their jobs inherit (on SLURM
+# through sbatch --export=ALL), not from params: Snakemake reruns a job whose params changed, and these settings
+# change how fast, not what.
 os.environ[SPEED_VARIABLE] = json.dumps(config["speed"], sort_keys=True)
+os.environ[BATCH_SIZE_VARIABLE] = json.dumps({stage: config[stage]["batch_size"] for stage in ("decode", "xlrs")})
+
+
+# The model as the GPU stages' command lines name it: a hub id with the revision its digests were computed for.
+MODEL_ARGS = f"--model {shlex.quote(STUDY.model_ref)}"
+if STUDY.model_revision:
+    MODEL_ARGS += f" --model-revision {shlex.quote(STUDY.model_revision)}"
 
 
 def spec_json(spec, expected_digest=None):

@@ -8,7 +8,6 @@ rule decode:
         run_dir=lambda w: f"{R}/runs/{w.run}",
         data_dir=lambda w, input: os.path.dirname(input.data),
         selection=lambda w, input: f"--selection {quoted(input.selection)}" if w.split == "test" else "",
-        batch_size=config["decode"]["batch_size"],
     resources:
         gpu=1,
     conda:
@@ -17,5 +16,5 @@ rule decode:
         f"{R}/logs/decode/{{run}}/{{split}}/{{lang}}-{{digest}}.log",
     shell:
         "python -m workflow_scripts.decode --spec {params.spec:q} --run-dir {params.run_dir:q}"
-        " --data-dir {params.data_dir:q} {params.selection} --batch-size {params.batch_size}"
+        " --data-dir {params.data_dir:q} {params.selection}"
         " --out {output:q} > {log:q} 2>&1"

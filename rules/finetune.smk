@@ -9,7 +9,7 @@ rule finetune:
         meta=f"{R}/runs/{{run}}/run.json",
     params:
         spec=lambda w: spec_json(run_of(w).spec),
-        model=STUDY.model_ref,
+        model=MODEL_ARGS,
         data=lambda w: quoted(*[f"{lang}={STUDY.cast_dir(run_of(w).task, lang)}" for lang in run_of(w).sources]),
         out_dir=lambda w: f"{R}/runs/{w.run}",
     threads: 2
@@ -21,4 +21,4 @@ rule finetune:
         f"{R}/logs/finetune/{{run}}.log",
     shell:
         "python -m workflow_scripts.finetune --spec {params.spec:q} --run-id {wildcards.run:q}"
-        " --model {params.model:q} --data {params.data} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " {params.model} --data {params.data} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -6,11 +6,11 @@ rule score:
         f"{R}/runs/{{run}}/scores/{{split}}/{{lang}}-{{digest}}.tsv",
     params:
         spec=lambda w: spec_json(STUDY.score_spec(run_of(w), w.lang, w.split), w.digest),
-        model=STUDY.model_ref,
+        model=MODEL_ARGS,
     conda:
         "../envs/pipeline.yaml"
     log:
         f"{R}/logs/score/{{run}}/{{split}}/{{lang}}-{{digest}}.log",
     shell:
         "python -m workflow_scripts.score --spec {params.spec:q} --decodes {input.decodes:q}"
-        " --model {params.model:q} --out {output:q} > {log:q} 2>&1"
+        " {params.model} --out {output:q} > {log:q} 2>&1"

@@ -98,3 +98,10 @@ def test_a_table_deleted_by_hand_is_made_again(finished_study):
         table.write_bytes(kept)
     assert any(path.endswith("/tables/spearman.csv") for path in planned)
     assert {stage_of(path) for path in planned} == {"aggregate"}
+
+
+def test_batch_sizes_of_decoding_and_xlrs_plan_nothing(finished_study):
+    config = tiny_config()
+    config["decode"]["batch_size"] = 3
+    config["xlrs"]["batch_size"] = 5
+    assert dry_run(finished_study, config) == []

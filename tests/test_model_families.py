@@ -49,3 +49,34 @@ def test_the_stages_run_on_another_model_family(family, build, tiny_model_dir, t
     assert run["model_type"] == family
     assert list((tmp_path / "results").glob("summary-*/tables/scores.csv"))
     assert len(list((tmp_path / "results" / "runs").glob("*/xlrs/de-*.tsv"))) == 1
+
+
+def test_a_hub_model_is_loaded_at_the_revision_its_digests_name(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from transformers import AutoTokenizer
+
+    from conftest import REPO, write_config
+
+    config = tiny_config()
+    config["model"] = {"name": "google/mt5-base", "revision": "0123abcd"}
+    write_config(tmp_path, config)
+    planned = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "-n", "-p",
+                              "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")],
+                             capture_output=True, text=True)
+    commands = [line for line in planned.stdout.splitlines()
+                if any(f"workflow_scripts.{stage} " in line for stage in ("finetune", "xlrs", "score"))]
+    assert commands and all("--model google/mt5-base --model-revision 0123abcd " in line for line in commands)
+
+    asked = {}
+
+    def from_pretrained(ref, **kwargs):
+        asked.update(kwargs)
+        raise OSError("not in the cache")
+
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", from_pretrained)
+    with pytest.raises(modeling.ModelError, match="google/mt5-base"):
+        modeling.load_tokenizer("google/mt5-base", revision="0123abcd")
+    assert asked["revision"] == "0123abcd"
+    assert modeling.at_revision(str(tmp_path), "0123abcd") == {}  # a local directory has no revisions

@@ -11,6 +11,7 @@ from pathlib import Path
 
 
 SPEED_VARIABLE = "XLGEN_SPEED"
+BATCH_SIZE_VARIABLE = "XLGEN_BATCH_SIZE"
 # read when huggingface_hub (transformers' loading and saving bars) and datasets are imported, after cli.run starts
 PROGRESS_BAR_VARIABLES = ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS")
 
@@ -30,6 +31,21 @@ def add_speed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed", type=json.loads, default=os.environ.get(SPEED_VARIABLE, "{}"),
                    help=f"JSON object overriding the speed settings {json.dumps(SPEED_DEFAULTS)} "
                         f"(default: ${SPEED_VARIABLE}, which the workflow sets from the config's speed section)")
+
+
+def add_batch_size(p: argparse.ArgumentParser, section: str) -> None:
+    """--batch-size of decoding and XLRS: like the speed settings, how fast, not what (padding is masked), so
+    the workflow passes `decode.batch_size` and `xlrs.batch_size` in BATCH_SIZE_VARIABLE, not as params."""
+    sizes = json.loads(os.environ.get(BATCH_SIZE_VARIABLE, "{}"))
+    p.add_argument("--batch-size", type=int, default=sizes.get(section, 64),
+                   help=f"sequences per forward pass (default: the config's {section}.batch_size, which the "
+                        f"workflow passes in ${BATCH_SIZE_VARIABLE}; else 64)")
+
+
+def add_model(p: argparse.ArgumentParser, role: str) -> None:
+    """--model (a directory or hub id for from_pretrained) and, for a hub id, --model-revision."""
+    p.add_argument("--model", required=True, help=f"{role}: a directory or hub id for from_pretrained")
+    p.add_argument("--model-revision", help="the hub id's branch, tag or commit (default: the hub's main)")
 
 
 def language_and_directory(item: str) -> tuple[str, str]:

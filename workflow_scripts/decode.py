@@ -100,7 +100,7 @@ def main() -> None:
     p.add_argument("--run-dir", type=Path, required=True)
     p.add_argument("--data-dir", type=Path, required=True, help="cast directory of the language")
     p.add_argument("--selection", type=Path, help="test split: the selection JSON whose checkpoints to decode")
-    p.add_argument("--batch-size", type=int, default=64)
+    cli.add_batch_size(p, "decode")
     p.add_argument("--out", type=Path, required=True)
     cli.add_speed(p)
     args = p.parse_args()

@@ -266,7 +266,7 @@ class ProgressLog:
 
 
 def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path, run_id: str,
-          speed: dict | None = None) -> dict:
+          speed: dict | None = None, revision: str | None = None) -> dict:
     import torch
     from accelerate.utils import set_seed
 
@@ -278,9 +278,10 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
         raise DataError(f"run {run_id}: no training examples in {', '.join(spec['sources'])}")
     set_seed(spec["seed"])
     speed = modeling.speed_settings(speed)
-    tokenizer = modeling.load_tokenizer(model_ref, sentinels=TEMPLATE_SENTINELS[spec["kind"]])
+    tokenizer = modeling.load_tokenizer(model_ref, sentinels=TEMPLATE_SENTINELS[spec["kind"]], revision=revision)
     encoded = encode_pairs(tokenizer, examples, params)
-    training = setup_training(modeling.load_model(model_ref, device=torch.device("cpu")), params, speed)
+    base_model = modeling.load_model(model_ref, device=torch.device("cpu"), revision=revision)
+    training = setup_training(base_model, params, speed)
     accelerator, model, optimizer = training.accelerator, training.model, training.optimizer
 
     steps_per_epoch = math.ceil(len(examples) / params["batch_size"])
@@ -344,7 +345,7 @@ def main() -> None:
 
     p = cli.parser(__doc__)
     p.add_argument("--run-id", required=True)
-    p.add_argument("--model", required=True, help="directory or hub id for from_pretrained")
+    cli.add_model(p, "the model to fine-tune")
     p.add_argument("--data", nargs="+", required=True, type=cli.language_and_directory, metavar="LANG=DIR",
                    help="cast directory of each source")
     p.add_argument("--out-dir", type=Path, required=True)
@@ -352,7 +353,7 @@ def main() -> None:
     args = p.parse_args()
     cast_dirs = dict(args.data)
     try:
-        result = train(args.spec, args.model, cast_dirs, args.out_dir, args.run_id, args.speed)
+        result = train(args.spec, args.model, cast_dirs, args.out_dir, args.run_id, args.speed, args.model_revision)
     except Stop as stop:
         print(f"stopped: {stop}", file=sys.stderr)
         sys.exit(EXIT_STOPPED)

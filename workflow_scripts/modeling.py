@@ -152,27 +152,32 @@ def quiet_transformers():
         hf_logging.set_verbosity(level)
 
 
-def _checkpoint_files(ref: str) -> list[Path]:
+def at_revision(ref: str, revision: str | None) -> dict:
+    """from_pretrained's revision argument for a hub id; a local directory has no revisions."""
+    return {"revision": revision} if revision and not Path(ref).exists() else {}
+
+
+def _checkpoint_files(ref: str, revision: str | None = None) -> list[Path]:
     local = Path(ref)
     if local.is_dir():
         return sorted(local.glob("*.safetensors"))
     from huggingface_hub import try_to_load_from_cache
 
     files = []
-    index = try_to_load_from_cache(ref, "model.safetensors.index.json")
+    index = try_to_load_from_cache(ref, "model.safetensors.index.json", **at_revision(ref, revision))
     if isinstance(index, str):
         names = set(json.loads(Path(index).read_text())["weight_map"].values())
-        files = [try_to_load_from_cache(ref, name) for name in sorted(names)]
+        files = [try_to_load_from_cache(ref, name, **at_revision(ref, revision)) for name in sorted(names)]
     else:
-        files = [try_to_load_from_cache(ref, "model.safetensors")]
+        files = [try_to_load_from_cache(ref, "model.safetensors", **at_revision(ref, revision))]
     return [Path(f) for f in files if isinstance(f, str)]
 
 
-def stores_own_lm_head(ref: str) -> bool:
+def stores_own_lm_head(ref: str, revision: str | None = None) -> bool:
     """Whether the checkpoint's files hold an lm_head distinct from the input embeddings."""
     from safetensors import safe_open
 
-    for path in _checkpoint_files(ref):
+    for path in _checkpoint_files(ref, revision):
         with safe_open(str(path), "pt") as handle:
             if "lm_head.weight" in handle.keys():
                 return True
@@ -198,12 +203,13 @@ def _explain_load_error(ref: str, err: Exception) -> ModelError:
     return ModelError(f"model {ref!r}: {hint}")
 
 
-def load_tokenizer(ref: str, sentinels: int = 0):
-    """The tokenizer of `ref`; with sentinels=N, refuse one that lacks <extra_id_0> .. <extra_id_N-1>."""
+def load_tokenizer(ref: str, sentinels: int = 0, revision: str | None = None):
+    """The tokenizer of `ref` (at `revision`, for a hub id); with sentinels=N, refuse one that lacks
+    <extra_id_0> .. <extra_id_N-1>."""
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(ref)
+        tokenizer = AutoTokenizer.from_pretrained(ref, **at_revision(ref, revision))
     except (OSError, ValueError) as err:
         raise _explain_load_error(ref, err) from err
     vocabulary = tokenizer.get_vocab()
@@ -223,15 +229,15 @@ def load_tokenizer(ref: str, sentinels: int = 0):
 
 
 def load_model(ref: str, device: torch.device | None = None, dtype: torch.dtype | None = None,
-               attention: str | None = None):
-    """A seq2seq model from a directory or hub id, checked for an untied head where it has one.
+               attention: str | None = None, revision: str | None = None):
+    """A seq2seq model from a directory or hub id (at `revision`), checked for an untied head where it has one.
 
     attention: "eager" or "sdpa" (transformers' default). T5's relative position bias is a float mask that
     keeps sdpa off its flash kernel, and eager measured faster for mT5 training (benchmarks/anchors.json)."""
     from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
     try:
-        config = AutoConfig.from_pretrained(ref)
+        config = AutoConfig.from_pretrained(ref, **at_revision(ref, revision))
     except (OSError, ValueError) as err:
         raise _explain_load_error(ref, err) from err
     if not getattr(config, "is_encoder_decoder", False):
@@ -242,8 +248,8 @@ def load_model(ref: str, device: torch.device | None = None, dtype: torch.dtype 
     try:
         with local, quiet_transformers():
             model = AutoModelForSeq2SeqLM.from_pretrained(ref, dtype=dtype or torch.float32,
-                                                          attn_implementation=attention)
-            own_head = stores_own_lm_head(ref)
+                                                          attn_implementation=attention, **at_revision(ref, revision))
+            own_head = stores_own_lm_head(ref, revision)
     except OSError as err:
         raise _explain_load_error(ref, err) from err
     if own_head:

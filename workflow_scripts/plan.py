@@ -212,6 +212,11 @@ class Study:
             return f"{self.results}/models/{self.config['model']['name']}-{digest(self.model_spec)}"
         return self.model_spec["path"]
 
+    @property
+    def model_revision(self) -> str | None:
+        """The hub revision from_pretrained loads; None for a built model or a local directory."""
+        return None if self.builds_model or Path(self.model_ref).exists() else self.config["model"]["revision"]
+
     # --- fine-tuning ----------------------------------------------------------------------------
     def train_params(self, experiment: dict) -> dict:
         params = {**copy.deepcopy(self.config["train"]), **experiment.get("train", {})}

@@ -50,7 +50,7 @@ def main() -> None:
 
     p = cli.parser(__doc__)
     p.add_argument("--decodes", type=Path, required=True)
-    p.add_argument("--model", required=True, help="whose tokenizer SP-ROUGE uses")
+    cli.add_model(p, "whose tokenizer SP-ROUGE uses")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
     spec = args.spec
@@ -61,7 +61,7 @@ def main() -> None:
     if spec["kind"] == "generation":
         from workflow_scripts.modeling import load_tokenizer
 
-        tokenizer = load_tokenizer(args.model)
+        tokenizer = load_tokenizer(args.model, revision=args.model_revision)
         lid_model = metrics.load_lid_model(spec["lid_model"])
     write_tsv(args.out, pd.DataFrame(score_file(decodes, spec, tokenizer, lid_model)))
     write_json(args.out.with_suffix(".meta.json"), {"spec": spec})

@@ -143,9 +143,9 @@ def main() -> None:
 
     p = cli.parser(__doc__)
     p.add_argument("--run-dir", type=Path, required=True)
-    p.add_argument("--model", required=True, help="the model before fine-tuning (step 0)")
+    cli.add_model(p, "the model before fine-tuning (step 0)")
     p.add_argument("--targets", nargs="+", help="target languages (default: the spec's target)")
-    p.add_argument("--batch-size", type=int, default=64)
+    cli.add_batch_size(p, "xlrs")
     p.add_argument("--out", type=Path, required=True)
     cli.add_speed(p)
     args = p.parse_args()
@@ -153,13 +153,13 @@ def main() -> None:
     targets = args.targets or [spec["target"]]
     parallel = load_parallel(spec["parallel"], list(dict.fromkeys([*spec["sources"], *targets])),
                              spec["n_pairs"], spec["seed"])
-    tokenizer = modeling.load_tokenizer(args.model)
+    tokenizer = modeling.load_tokenizer(args.model, revision=args.model_revision)
     parallel_ids = tokenize_parallel(tokenizer, parallel, spec["max_length"])
     rows, model = [], None
     for step, ref in checkpoints_of(args.run_dir, args.model):
         started = time.monotonic()
         if model is None:  # step 0: the base model, in whatever format it comes
-            model = modeling.load_model(ref, attention=speed["attention"]).eval()
+            model = modeling.load_model(ref, attention=speed["attention"], revision=args.model_revision).eval()
         else:  # the run's own safetensors checkpoints: XLRS reads the encoder's half of each
             modeling.load_weights_into(model, ref, only=model.get_encoder())
         with modeling.lower_on_out_of_memory(f"{args.out}: XLRS at step {step}", "xlrs.batch_size", args.batch_size):

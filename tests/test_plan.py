@@ -88,3 +88,47 @@ def test_the_cos_sim_end_moves_selections_and_test_decodes_only():
     assert default.decode_path(pos, "de", "test") != paper_rule.decode_path(pos, "de", "test")
     title = next(run for run in default.runs.values() if run.task == "title_generation")
     assert default.select_path(title, "de") == paper_rule.select_path(title, "de")
+
+
+def test_a_users_own_files_are_in_the_digests_by_size_and_time(tmp_path):
+    import os
+
+    model_dir, lid_model = tmp_path / "model", tmp_path / "lid.176.bin"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text('{"model_type": "mt5"}')
+    lid_model.write_bytes(b"v1")
+    for lang in ("en", "de", "zh"):
+        for split in ("train", "dev", "test"):
+            (tmp_path / f"{lang}.{split}.jsonl").write_text("{}\n")
+
+    def local(config):
+        config["model"] = {"name": "mine", "path": str(model_dir)}
+        config["score"]["lid_model"] = str(lid_model)
+        config["tasks"]["pos"]["dataset"] = {"loader": "jsonl", "path": str(tmp_path / "{lang}.{split}.jsonl")}
+
+    def rewrite(path, content):
+        path.write_bytes(content)
+        stat = path.stat()
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+
+    before = study(local)
+    title = next(run for run in before.runs.values() if run.task == "title_generation")
+    score, data = before.score_path(title, "de", "dev"), {lang: before.data_dir("pos", lang) for lang in ("en", "de")}
+    rewrite(lid_model, b"v2")
+    after_lid = study(local)
+    assert after_lid.score_path(title, "de", "dev") != score
+    assert set(after_lid.runs) == set(before.runs)
+    rewrite(tmp_path / "de.test.jsonl", b"{}\n{}\n")
+    after_data = study(local)
+    assert after_data.data_dir("pos", "de") != data["de"] and after_data.data_dir("pos", "en") == data["en"]
+    rewrite(model_dir / "config.json", b'{"model_type": "mt5", "d_model": 8}')
+    assert set(study(local).runs).isdisjoint(before.runs)
+
+
+def test_rouge_and_language_id_settings_move_generation_scores_only():
+    before, after = study(), study(lambda c: c["score"].update(rouge_l="rougeLsum"))
+    pos = next(run for run in before.runs.values() if run.task == "pos")
+    title = next(run for run in before.runs.values() if run.task == "title_generation")
+    assert before.score_path(pos, "de", "dev") == after.score_path(pos, "de", "dev")
+    assert before.decode_path(pos, "de", "test") == after.decode_path(pos, "de", "test")
+    assert before.score_path(title, "de", "dev") != after.score_path(title, "de", "dev")

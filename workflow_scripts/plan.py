@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from workflow_scripts.digest import digest
+from workflow_scripts.digest import digest, fingerprint
 from workflow_scripts.select import PAPER_COS_SIM
 from workflow_scripts.tasks import KINDS
 
@@ -151,6 +151,14 @@ def check_dataset_paths(config: dict) -> None:
             raise ConfigError(f"{where}.path: missing; the {dataset['loader']} loader reads local files")
 
 
+def local_files(dataset: dict, lang: str = "*", key: str = "files") -> dict:
+    """For a dataset read from local files, {key: their fingerprint}, else nothing: its path template names the
+    files of every split and, with lang="*", of every language."""
+    if not dataset.get("path"):
+        return {}
+    return {key: fingerprint(dataset["path"].replace("{lang}", lang).replace("{split}", "*"))}
+
+
 def model_family(path: str) -> str | None:
     """The model_type of a local checkpoint (mt5, umt5, t5, mbart...); a hub id is identified by its name."""
     config = Path(path) / "config.json"
@@ -173,7 +181,7 @@ class Study:
     def data_spec(self, task: str, lang: str) -> dict:
         declaration = self.config["tasks"][task]
         spec = {"stage": "prepare", "version": VERSIONS["prepare"], "task": task, "kind": declaration["kind"],
-                "dataset": declaration["dataset"], "lang": lang}
+                "dataset": declaration["dataset"], "lang": lang, **local_files(declaration["dataset"], lang)}
         loader = declaration["dataset"]["loader"]
         return {**spec, "loader_version": LOADER_VERSIONS[loader]} if loader in LOADER_VERSIONS else spec
 
@@ -202,8 +210,9 @@ class Study:
             return {"stage": "model", "version": VERSIONS["model"], "name": model["name"], "build": model["build"],
                     "tokenizer_languages": list(demo_corpus.LANGUAGES), "family": "mt5"}
         path = model.get("path", model["name"])
-        return {"stage": "model", "name": model["name"], "path": path, "revision": model["revision"],
-                "family": model_family(path)}
+        # a local directory by its files, a hub id by its revision
+        source = {"files": fingerprint(path)} if Path(path).exists() else {"revision": model["revision"]}
+        return {"stage": "model", "name": model["name"], "path": path, **source, "family": model_family(path)}
 
     @property
     def model_ref(self) -> str:
@@ -264,7 +273,8 @@ class Study:
     def xlrs_spec(self, run: Run, lang: str) -> dict:
         xlrs = self.config["xlrs"]
         return {"stage": "xlrs", "version": VERSIONS["xlrs"], "run": run.digest, "model": digest(self.model_spec),
-                "parallel": xlrs["parallel"], "n_pairs": xlrs["n_pairs"], "seed": xlrs["seed"],
+                "parallel": xlrs["parallel"], **local_files(xlrs["parallel"], key="parallel_files"),
+                "n_pairs": xlrs["n_pairs"], "seed": xlrs["seed"],
                 "max_length": xlrs["max_length"], "sources": list(run.sources), "target": lang}
 
     def xlrs_path(self, run: Run, lang: str) -> str:
@@ -285,10 +295,13 @@ class Study:
         return f"{self.run_dir(run)}/decode/{split}/{lang}-{digest(self.decode_spec(run, lang, split))}.jsonl"
 
     def score_spec(self, run: Run, lang: str, split: str) -> dict:
-        score = self.config["score"]
-        return {"stage": "score", "version": VERSIONS["score"], "decode": digest(self.decode_spec(run, lang, split)),
-                "kind": run.spec["kind"], "lang": lang, "sources": list(run.sources),
-                "rouge_l": score["rouge_l"], "lid_model": score["lid_model"], "model": digest(self.model_spec)}
+        spec = {"stage": "score", "version": VERSIONS["score"], "decode": digest(self.decode_spec(run, lang, split)),
+                "kind": run.spec["kind"], "lang": lang, "sources": list(run.sources), "model": digest(self.model_spec)}
+        if run.spec["kind"] != "generation":  # ROUGE and language ID measure generated text only
+            return spec
+        lid_model = self.config["score"]["lid_model"]
+        lid_files = {"lid_files": fingerprint(lid_model)} if lid_model else {}
+        return {**spec, "rouge_l": self.config["score"]["rouge_l"], "lid_model": lid_model, **lid_files}
 
     def score_path(self, run: Run, lang: str, split: str) -> str:
         return f"{self.run_dir(run)}/scores/{split}/{lang}-{digest(self.score_spec(run, lang, split))}.tsv"

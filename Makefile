@@ -58,7 +58,7 @@ lint: $(STAMP)
 	$(SNAKEMAKE) --lint
 
 dryrun: $(STAMP)
-	$(SNAKEMAKE) -n --quiet rules
+	$(SNAKEMAKE) --profile profiles/local -n --quiet rules
 
 clean-venv:
 	rm -rf $(VENV)

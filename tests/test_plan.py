@@ -62,8 +62,10 @@ def test_multi_source_run_names_its_sources():
     assert sorted(r.combination for r in runs if r.task == "title_generation") == ["en", "en+zh"]
 
 
-def test_the_model_family_is_in_the_run_digest(tmp_path):
+def test_the_model_family_is_in_the_run_digest(tmp_path, monkeypatch):
     import json
+
+    monkeypatch.chdir(tmp_path)  # the plan keeps its file hashes under results/
 
     config_file = tmp_path / "config.json"
     use_local = lambda c: c.update(model={"name": "local", "path": str(tmp_path)})
@@ -90,39 +92,47 @@ def test_the_cos_sim_end_moves_selections_and_test_decodes_only():
     assert default.select_path(title, "de") == paper_rule.select_path(title, "de")
 
 
-def test_a_users_own_files_are_in_the_digests_by_size_and_time(tmp_path):
+def test_a_users_own_files_are_in_the_digests_by_content(tmp_path, monkeypatch):
     import os
+    import shutil
 
-    model_dir, lid_model = tmp_path / "model", tmp_path / "lid.176.bin"
+    monkeypatch.chdir(tmp_path)
+    model_dir, lid_model, data = tmp_path / "model", tmp_path / "lid.176.bin", tmp_path / "data[v1]"
     model_dir.mkdir()
+    data.mkdir()
     (model_dir / "config.json").write_text('{"model_type": "mt5"}')
     lid_model.write_bytes(b"v1")
     for lang in ("en", "de", "zh"):
         for split in ("train", "dev", "test"):
-            (tmp_path / f"{lang}.{split}.jsonl").write_text("{}\n")
+            (data / f"{lang}.{split}.jsonl").write_text("{}\n")
 
     def local(config):
         config["model"] = {"name": "mine", "path": str(model_dir)}
         config["score"]["lid_model"] = str(lid_model)
-        config["tasks"]["pos"]["dataset"] = {"loader": "jsonl", "path": str(tmp_path / "{lang}.{split}.jsonl")}
+        config["tasks"]["pos"]["dataset"] = {"loader": "jsonl", "path": str(data / "{lang}.{split}.jsonl")}
 
-    def rewrite(path, content):
-        path.write_bytes(content)
-        stat = path.stat()
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    def paths(plan):
+        title = next(run for run in plan.runs.values() if run.task == "title_generation")
+        return {"runs": set(plan.runs), "score": plan.score_path(title, "de", "dev"),
+                **{lang: plan.data_dir("pos", lang) for lang in ("en", "de")}}
 
-    before = study(local)
-    title = next(run for run in before.runs.values() if run.task == "title_generation")
-    score, data = before.score_path(title, "de", "dev"), {lang: before.data_dir("pos", lang) for lang in ("en", "de")}
-    rewrite(lid_model, b"v2")
-    after_lid = study(local)
-    assert after_lid.score_path(title, "de", "dev") != score
-    assert set(after_lid.runs) == set(before.runs)
-    rewrite(tmp_path / "de.test.jsonl", b"{}\n{}\n")
-    after_data = study(local)
-    assert after_data.data_dir("pos", "de") != data["de"] and after_data.data_dir("pos", "en") == data["en"]
-    rewrite(model_dir / "config.json", b'{"model_type": "mt5", "d_model": 8}')
-    assert set(study(local).runs).isdisjoint(before.runs)
+    before = paths(study(local))
+    assert (tmp_path / "results" / ".file_hashes.json").is_file()
+    shutil.copy(data / "de.test.jsonl", tmp_path / "copy")  # same bytes, a newer time: nothing moves
+    os.replace(tmp_path / "copy", data / "de.test.jsonl")
+    assert paths(study(local)) == before
+    (data / "de.test.jsonl").write_text("{}\n{}\n")
+    lid_model.write_bytes(b"v2")
+    after = paths(study(local))
+    assert after["de"] != before["de"] and after["en"] == before["en"]  # brackets in the path are no glob
+    assert after["score"] != before["score"] and after["runs"] == before["runs"]
+    (model_dir / "config.json").write_text('{"model_type": "mt5", "d_model": 8}')
+    assert paths(study(local))["runs"].isdisjoint(before["runs"])
+
+
+def test_a_directory_of_many_languages_is_known_by_its_path():
+    plan = study(lambda c: c["tasks"]["pos"].update(dataset={"loader": "mtg", "name": "SG", "path": "."}))
+    assert "files" not in plan.data_spec("pos", "de")
 
 
 def test_rouge_and_language_id_settings_move_generation_scores_only():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 DIGEST_LENGTH = 10
 
@@ -16,17 +17,52 @@ def digest(obj) -> str:
     return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()[:DIGEST_LENGTH]
 
 
-def fingerprint(path: str) -> str:
-    """What stands in a spec for the content of a user's own file, directory or glob pattern (a local model, a
-    dataset, the LID model): each file's name, size and modification time, as Snakemake itself judges files.
-    Replacing such a file then gives new paths instead of reusing results computed from the old one; hashing
-    gigabytes of weights every time the workflow starts would cost more than it protects."""
-    import glob
-    from pathlib import Path
+class FileHashes:
+    """The content of a user's own files (a local model, dataset files, the LID model) for the digests: the
+    sha256 of each file, kept in a JSON file by path, size and modification time, so that a file is read again
+    only after it changed or was copied, and a copy with the same bytes keeps its results."""
 
-    stats = []
-    for match in sorted(glob.glob(path)) if glob.has_magic(path) else [path]:
-        root = Path(match)
-        files = sorted(f for f in root.rglob("*") if f.is_file()) if root.is_dir() else [root]
-        stats += [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.is_file()]
-    return digest(stats)
+    def __init__(self, cache: Path):
+        self.cache = cache
+        try:
+            self.known = json.loads(cache.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.known = {}
+
+    def fingerprint(self, pattern: str) -> str:
+        """The digest of every file a path, directory or glob pattern names: names relative to what matched,
+        and contents. A pattern that matches nothing has a fingerprint too, so it is never an error here."""
+        import glob
+        import os
+
+        files = []
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        for match in map(Path, matches):
+            if match.is_dir():  # os.walk, unlike Path.rglob, follows a linked directory (HF caches link files)
+                files += sorted((Path(top) / name, (Path(top) / name).relative_to(match).as_posix())
+                                for top, _, names in os.walk(match, followlinks=True) for name in names)
+            elif match.is_file():
+                files.append((match, match.name))
+        return digest([[name, self.sha256(path)] for path, name in files])
+
+    def sha256(self, path: Path) -> str:
+        stat, key = path.stat(), str(path.resolve())
+        if self.known.get(key, [None, None])[:2] == [stat.st_size, stat.st_mtime_ns]:
+            return self.known[key][2]
+        content = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 24), b""):
+                content.update(block)
+        self.known[key] = [stat.st_size, stat.st_mtime_ns, content.hexdigest()]
+        self.save()
+        return self.known[key][2]
+
+    def save(self) -> None:
+        import os
+        import tempfile
+
+        self.cache.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=self.cache.parent, prefix=f".{self.cache.name}.")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(self.known, out)
+        os.replace(tmp, self.cache)  # jobs that plan at once each write whole files

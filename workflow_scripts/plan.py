@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import copy
 import functools
+import glob
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from workflow_scripts.digest import digest, fingerprint
-from workflow_scripts.select import PAPER_COS_SIM
-from workflow_scripts.tasks import KINDS
+from workflow_scripts.digest import FileHashes, digest
+from workflow_scripts.tasks import KINDS, PAPER_COS_SIM
 
 # Bump one when the code of its stage changes what it writes, so old outputs are not reused.
 VERSIONS = {"prepare": 1, "cast": 1, "model": 1, "finetune": 1, "xlrs": 1, "decode": 1, "score": 1,
@@ -151,14 +151,6 @@ def check_dataset_paths(config: dict) -> None:
             raise ConfigError(f"{where}.path: missing; the {dataset['loader']} loader reads local files")
 
 
-def local_files(dataset: dict, lang: str = "*", key: str = "files") -> dict:
-    """For a dataset read from local files, {key: their fingerprint}, else nothing: its path template names the
-    files of every split and, with lang="*", of every language."""
-    if not dataset.get("path"):
-        return {}
-    return {key: fingerprint(dataset["path"].replace("{lang}", lang).replace("{split}", "*"))}
-
-
 def model_family(path: str) -> str | None:
     """The model_type of a local checkpoint (mt5, umt5, t5, mbart...); a hub id is identified by its name."""
     config = Path(path) / "config.json"
@@ -172,6 +164,22 @@ class Study:
         """`config` as workflow_scripts.config.validate returns it: defaults filled in, checked."""
         self.config = config
         self.results = config["results"].rstrip("/")
+        self.file_hashes = FileHashes(Path(self.results) / ".file_hashes.json")
+
+    @functools.cache
+    def fingerprint(self, pattern: str) -> str:
+        return self.file_hashes.fingerprint(pattern)
+
+    def local_files(self, dataset: dict, languages: list[str], key: str = "files") -> dict:
+        """{key: the fingerprint of the files a local dataset reads for `languages`, every split}, or nothing.
+        A directory of many languages (an unpacked MTG archive, a local copy of a hub dataset) is known by its
+        path alone: its fingerprint would change every language's data when one language's files change."""
+        path = dataset.get("path")
+        if not path or Path(path).is_dir():
+            return {}
+        patterns = sorted({"*".join(glob.escape(part.replace("{lang}", lang)) for part in path.split("{split}"))
+                           for lang in languages})
+        return {key: digest([self.fingerprint(pattern) for pattern in patterns])}
 
     # --- data -----------------------------------------------------------------------------------
     def task_kind(self, task: str) -> str:
@@ -181,7 +189,8 @@ class Study:
     def data_spec(self, task: str, lang: str) -> dict:
         declaration = self.config["tasks"][task]
         spec = {"stage": "prepare", "version": VERSIONS["prepare"], "task": task, "kind": declaration["kind"],
-                "dataset": declaration["dataset"], "lang": lang, **local_files(declaration["dataset"], lang)}
+                "dataset": declaration["dataset"], "lang": lang,
+                **self.local_files(declaration["dataset"], [lang])}
         loader = declaration["dataset"]["loader"]
         return {**spec, "loader_version": LOADER_VERSIONS[loader]} if loader in LOADER_VERSIONS else spec
 
@@ -211,7 +220,8 @@ class Study:
                     "tokenizer_languages": list(demo_corpus.LANGUAGES), "family": "mt5"}
         path = model.get("path", model["name"])
         # a local directory by its files, a hub id by its revision
-        source = {"files": fingerprint(path)} if Path(path).exists() else {"revision": model["revision"]}
+        local = Path(path).exists()
+        source = {"files": self.fingerprint(glob.escape(path))} if local else {"revision": model["revision"]}
         return {"stage": "model", "name": model["name"], "path": path, **source, "family": model_family(path)}
 
     @property
@@ -273,8 +283,8 @@ class Study:
     def xlrs_spec(self, run: Run, lang: str) -> dict:
         xlrs = self.config["xlrs"]
         return {"stage": "xlrs", "version": VERSIONS["xlrs"], "run": run.digest, "model": digest(self.model_spec),
-                "parallel": xlrs["parallel"], **local_files(xlrs["parallel"], key="parallel_files"),
-                "n_pairs": xlrs["n_pairs"], "seed": xlrs["seed"],
+                "parallel": xlrs["parallel"], "n_pairs": xlrs["n_pairs"], "seed": xlrs["seed"],
+                **self.local_files(xlrs["parallel"], [*run.sources, lang], "parallel_files"),
                 "max_length": xlrs["max_length"], "sources": list(run.sources), "target": lang}
 
     def xlrs_path(self, run: Run, lang: str) -> str:
@@ -300,7 +310,7 @@ class Study:
         if run.spec["kind"] != "generation":  # ROUGE and language ID measure generated text only
             return spec
         lid_model = self.config["score"]["lid_model"]
-        lid_files = {"lid_files": fingerprint(lid_model)} if lid_model else {}
+        lid_files = {"lid_files": self.fingerprint(glob.escape(lid_model))} if lid_model else {}
         return {**spec, "rouge_l": self.config["score"]["rouge_l"], "lid_model": lid_model, **lid_files}
 
     def score_path(self, run: Run, lang: str, split: str) -> str:

@@ -138,7 +138,8 @@ def main() -> None:
                                 expect_graphs=model.device.type == "cuda")
     write_jsonl(args.out, records)
     write_json(args.out.with_suffix(".meta.json"), {"spec": spec, "examples": len(examples),
-                                                    "truncated_inputs": truncated, "speed": speed})
+                                                    "truncated_inputs": truncated, "speed": speed,
+                                                    "batch_size": args.batch_size})
 
 
 if __name__ == "__main__":

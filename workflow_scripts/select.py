@@ -12,11 +12,7 @@ from pathlib import Path
 
 from workflow_scripts import cli
 from workflow_scripts.files import read_tsv, write_json
-
-
-# The paper's rule. A select spec names its end only when it differs, so the digests of generation runs,
-# which use this end, are the ones they had before the end could be chosen.
-PAPER_COS_SIM = "lowest"
+from workflow_scripts.tasks import PAPER_COS_SIM
 
 
 def best_step(scores: dict[int, float], lowest: bool = False) -> int | None:

@@ -170,7 +170,8 @@ def main() -> None:
                  len(parallel[targets[0]]), time.monotonic() - started)
         rows += found
     write_tsv(args.out, pd.DataFrame(rows))
-    write_json(args.out.with_suffix(".meta.json"), {"spec": spec, "targets": targets, "speed": speed})
+    write_json(args.out.with_suffix(".meta.json"), {"spec": spec, "targets": targets, "speed": speed,
+                                                    "batch_size": args.batch_size})
 
 
 if __name__ == "__main__":

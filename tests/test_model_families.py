@@ -55,7 +55,7 @@ def test_a_hub_model_is_loaded_at_the_revision_its_digests_name(tmp_path, monkey
     import subprocess
     import sys
 
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     from conftest import REPO, write_config
 
@@ -65,6 +65,7 @@ def test_a_hub_model_is_loaded_at_the_revision_its_digests_name(tmp_path, monkey
     planned = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "-n", "-p",
                               "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")],
                              capture_output=True, text=True)
+    assert planned.returncode == 0, planned.stderr[-2000:]
     commands = [line for line in planned.stdout.splitlines()
                 if any(f"workflow_scripts.{stage} " in line for stage in ("finetune", "xlrs", "score"))]
     assert commands and all("--model google/mt5-base --model-revision 0123abcd " in line for line in commands)
@@ -75,8 +76,10 @@ def test_a_hub_model_is_loaded_at_the_revision_its_digests_name(tmp_path, monkey
         asked.update(kwargs)
         raise OSError("not in the cache")
 
-    monkeypatch.setattr(AutoTokenizer, "from_pretrained", from_pretrained)
-    with pytest.raises(modeling.ModelError, match="google/mt5-base"):
-        modeling.load_tokenizer("google/mt5-base", revision="0123abcd")
-    assert asked["revision"] == "0123abcd"
+    for auto, load in ((AutoTokenizer, modeling.load_tokenizer), (AutoConfig, modeling.load_model)):
+        monkeypatch.setattr(auto, "from_pretrained", from_pretrained)
+        asked.clear()
+        with pytest.raises(modeling.ModelError, match="google/mt5-base"):
+            load("google/mt5-base", revision="0123abcd")
+        assert asked["revision"] == "0123abcd"
     assert modeling.at_revision(str(tmp_path), "0123abcd") == {}  # a local directory has no revisions

@@ -130,8 +130,11 @@ def test_a_users_own_files_are_in_the_digests_by_content(tmp_path, monkeypatch):
     assert paths(study(local))["runs"].isdisjoint(before["runs"])
 
 
-def test_a_directory_of_many_languages_is_known_by_its_path():
+def test_a_directory_of_many_languages_and_files_not_there_yet_are_known_by_their_path():
     plan = study(lambda c: c["tasks"]["pos"].update(dataset={"loader": "mtg", "name": "SG", "path": "."}))
+    assert "files" not in plan.data_spec("pos", "de")
+    # a study planned before its data is copied keeps the paths of one planned without the data
+    plan = study(lambda c: c["tasks"]["pos"].update(dataset={"loader": "jsonl", "path": "nowhere/{lang}.{split}"}))
     assert "files" not in plan.data_spec("pos", "de")
 
 

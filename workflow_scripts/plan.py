@@ -179,6 +179,8 @@ class Study:
             return {}
         patterns = sorted({"*".join(glob.escape(part.replace("{lang}", lang)) for part in path.split("{split}"))
                            for lang in languages})
+        if not any(glob.glob(pattern) for pattern in patterns):  # no data here (yet): planning only
+            return {}
         return {key: digest([self.fingerprint(pattern) for pattern in patterns])}
 
     # --- data -----------------------------------------------------------------------------------

@@ -133,7 +133,7 @@ def test_a_users_own_files_are_in_the_digests_by_content(tmp_path, monkeypatch):
 def test_a_directory_of_many_languages_and_files_not_there_yet_are_known_by_their_path():
     plan = study(lambda c: c["tasks"]["pos"].update(dataset={"loader": "mtg", "name": "SG", "path": "."}))
     assert "files" not in plan.data_spec("pos", "de")
-    # a study planned before its data is copied keeps the paths of one planned without the data
+    # a template that matches no file adds nothing: planned where its data is not, a study keeps its old paths
     plan = study(lambda c: c["tasks"]["pos"].update(dataset={"loader": "jsonl", "path": "nowhere/{lang}.{split}"}))
     assert "files" not in plan.data_spec("pos", "de")
 

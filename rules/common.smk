@@ -43,7 +43,9 @@ def spec_json(spec, expected_digest=None):
     if expected_digest is not None and digest(spec) != expected_digest:
         raise WorkflowError(
             f"{expected_digest} is not the digest of the current config's {spec['stage']} spec "
-            f"({digest(spec)}): this output belongs to another configuration"
+            f"({digest(spec)}): this output belongs to another configuration, or a local file the spec "
+            "fingerprints (model directory, dataset files, score.lid_model) changed since the workflow started "
+            "or differs on the host this job runs on"
         )
     return json.dumps(spec, sort_keys=True)
 

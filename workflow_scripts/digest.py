@@ -58,11 +58,15 @@ class FileHashes:
         return self.known[key][2]
 
     def save(self) -> None:
+        """Write the cache; where it cannot be written (a read-only results directory) files are hashed again."""
         import os
         import tempfile
 
-        self.cache.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=self.cache.parent, prefix=f".{self.cache.name}.")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(self.known, out)
-        os.replace(tmp, self.cache)  # jobs that plan at once each write whole files
+        try:
+            self.cache.parent.mkdir(parents=True, exist_ok=True)
+            handle, tmp = tempfile.mkstemp(dir=self.cache.parent, prefix=f".{self.cache.name}.")
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(self.known, out)
+            os.replace(tmp, self.cache)  # jobs that plan at once each write whole files
+        except OSError:
+            pass

@@ -72,7 +72,12 @@ def test_tiny_benchmark_on_cpu(tmp_path, options, monkeypatch):
         assert agreement["fp32_check"]["identical_share"] == 1.0 and record["targets"]["decode_identical_fp32"]
         assert set(agreement) == {"baseline", "baseline_bf16_weights", "bf16_weights_vs_baseline", "fp32_check"}
         assert "| greedy outputs identical, generate on bf16 weights vs the baseline;" in result.stdout
-        assert agreement["baseline_bf16_weights"]["identical_share"] == 1.0  # decode_attention sdpa, as generate
+        # The same bf16 weights and attention (sdpa, as generate) on the same batch: where our bucket padding gives
+        # other shapes, some CPUs' bf16 kernels round differently and break a near-tie (AVX2-only EPYC: 1 of 16
+        # sequences, at a logit gap of 0.05 against a usual top-2 gap of 1.1). A real difference is no near-tie.
+        same_weights = agreement["baseline_bf16_weights"]
+        assert same_weights["identical_share"] == 1.0 or \
+            same_weights["gap_at_first_difference"]["max"] < 0.1 * same_weights["top2_gap"]["median"]
     else:
         assert math["first_loss"]["relative_difference"] <= 1e-5 and math["curve"]["max_relative_difference"] <= 1e-4
         assert record["decode"]["identical_share"] == 1.0  # greedy, fp32: token for token

@@ -28,6 +28,7 @@ class FileHashes:
             self.known = json.loads(cache.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             self.known = {}
+        self.stale: set[str] = set()  # files hashed since the cache was last written
 
     def fingerprint(self, pattern: str) -> str:
         """The digest of every file a path, directory or glob pattern names: names relative to what matched,
@@ -43,30 +44,30 @@ class FileHashes:
                                 for top, _, names in os.walk(match, followlinks=True) for name in names)
             elif match.is_file():
                 files.append((match, match.name))
-        return digest([[name, self.sha256(path)] for path, name in files])
+        found = digest([[name, self.sha256(path)] for path, name in files])
+        if self.stale:  # one write per pattern, not per file
+            self.save()
+        return found
 
     def sha256(self, path: Path) -> str:
         stat, key = path.stat(), str(path.resolve())
         if self.known.get(key, [None, None])[:2] == [stat.st_size, stat.st_mtime_ns]:
             return self.known[key][2]
+        self.stale.add(key)
         content = hashlib.sha256()
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 24), b""):
                 content.update(block)
         self.known[key] = [stat.st_size, stat.st_mtime_ns, content.hexdigest()]
-        self.save()
         return self.known[key][2]
 
     def save(self) -> None:
-        """Write the cache; where it cannot be written (a read-only results directory) files are hashed again."""
-        import os
-        import tempfile
+        """Write the cache (whole, so jobs that plan at once never mix theirs); where it cannot be written (a
+        read-only results directory) files are hashed again."""
+        from workflow_scripts.files import write_json
 
         try:
-            self.cache.parent.mkdir(parents=True, exist_ok=True)
-            handle, tmp = tempfile.mkstemp(dir=self.cache.parent, prefix=f".{self.cache.name}.")
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(self.known, out)
-            os.replace(tmp, self.cache)  # jobs that plan at once each write whole files
+            write_json(self.cache, self.known)
         except OSError:
             pass
+        self.stale.clear()

@@ -236,7 +236,7 @@ class Study:
     @property
     def model_revision(self) -> str | None:
         """The hub revision from_pretrained loads; None for a built model or a local directory."""
-        return None if self.builds_model or Path(self.model_ref).exists() else self.config["model"]["revision"]
+        return self.model_spec.get("revision")
 
     # --- fine-tuning ----------------------------------------------------------------------------
     def train_params(self, experiment: dict) -> dict:

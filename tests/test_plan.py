@@ -113,7 +113,7 @@ def test_a_users_own_files_are_in_the_digests_by_content(tmp_path, monkeypatch):
 
     def paths(plan):
         title = next(run for run in plan.runs.values() if run.task == "title_generation")
-        return {"runs": set(plan.runs), "score": plan.score_path(title, "de", "dev"),
+        return {"runs": set(plan.runs), "score": plan.score_path(title, "de", "test"),
                 **{lang: plan.data_dir("pos", lang) for lang in ("en", "de")}}
 
     before = paths(study(local))
@@ -145,3 +145,15 @@ def test_rouge_and_language_id_settings_move_generation_scores_only():
     assert before.score_path(pos, "de", "dev") == after.score_path(pos, "de", "dev")
     assert before.decode_path(pos, "de", "test") == after.decode_path(pos, "de", "test")
     assert before.score_path(title, "de", "dev") != after.score_path(title, "de", "dev")
+
+
+def test_another_language_id_model_rescores_test_sets_and_re_decodes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lid.176.bin").write_bytes(b"fastText")
+    before, after = study(), study(lambda c: c["score"].update(lid_model=str(tmp_path / "lid.176.bin")))
+    title = next(run for run in before.runs.values() if run.task == "title_generation")
+    assert before.score_path(title, "de", "test") != after.score_path(title, "de", "test")
+    for same in (lambda plan: plan.score_path(title, "de", "dev"), lambda plan: plan.select_path(title, "de"),
+                 lambda plan: plan.decode_path(title, "de", "test")):
+        assert same(before) == same(after)
+    assert "lid_model" not in before.score_spec(title, "de", "dev")

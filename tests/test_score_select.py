@@ -31,6 +31,23 @@ def test_qa_strips_the_sentinel_before_matching():
     assert rows[0]["exact_match"] == 100.0 and rows[0]["f1"] == 100.0
 
 
+class WordTokenizer:
+    def tokenize(self, text):
+        return text.split()
+
+
+def test_generation_measures_language_id_on_test_sets_only():
+    from workflow_scripts.metrics import load_lid_model
+
+    rows = decodes("generation", [(3, "<extra_id_0>Der Hund schläft im Garten.", {"summary": "Der Hund schläft."})])
+    dev_spec = {"kind": "generation", "lang": "de", "sources": ["en"], "rouge_l": "rougeL"}
+    dev = score.score_file(rows, dev_spec, WordTokenizer())
+    test = score.score_file(rows, {**dev_spec, "lid_model": None}, WordTokenizer(), load_lid_model())
+    assert dev[0]["rouge1"] == test[0]["rouge1"] == pytest.approx(100 * 2 * (2 / 5 * 2 / 3) / (2 / 5 + 2 / 3))
+    assert not [c for c in dev[0] if c.startswith("lid_") or c == "accidental_translation"]
+    assert test[0]["lid_de"] > 50 and test[0]["accidental_translation"] == 0.0
+
+
 def table(scores, metric="rougeL"):
     return pd.DataFrame({"step": list(scores), metric: list(scores.values())})
 

@@ -311,9 +311,12 @@ class Study:
                 "kind": run.spec["kind"], "lang": lang, "sources": list(run.sources), "model": digest(self.model_spec)}
         if run.spec["kind"] != "generation":  # ROUGE and language ID measure generated text only
             return spec
+        spec["rouge_l"] = self.config["score"]["rouge_l"]
+        if split != "test":  # dev scores pick checkpoints: another LID model must not re-decode every test set
+            return spec
         lid_model = self.config["score"]["lid_model"]
         lid_files = {"lid_files": self.fingerprint(glob.escape(lid_model))} if lid_model else {}
-        return {**spec, "rouge_l": self.config["score"]["rouge_l"], "lid_model": lid_model, **lid_files}
+        return {**spec, "lid_model": lid_model, **lid_files}
 
     def score_path(self, run: Run, lang: str, split: str) -> str:
         return f"{self.run_dir(run)}/scores/{split}/{lang}-{digest(self.score_spec(run, lang, split))}.tsv"

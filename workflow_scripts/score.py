@@ -1,7 +1,7 @@
 """Stage 6, score: task metrics, SP-ROUGE and language ID of one language's decodes, per checkpoint.
 
-generation: SP-ROUGE-1/2/L (F x100, pieces of the model's own tokenizer) and fastText LID of the target
-and each source language with the accidental-translation share; tagging: token accuracy; paraphrase:
+generation: SP-ROUGE-1/2/L (F x100, pieces of the model's own tokenizer) and, on test sets, fastText LID of the
+target and each source language with the accidental-translation share; tagging: token accuracy; paraphrase:
 accuracy and F1; qa: SQuAD-style F1/EM. Empty predictions score zero and never crash.
 """
 from __future__ import annotations
@@ -21,8 +21,9 @@ def score_step(kind: str, records: list[dict], spec: dict, tokenizer=None, lid_m
         texts = [metrics.strip_sentinels(p) for p in predictions]
         row.update(metrics.sp_rouge(texts, [g["summary"] for g in gold], tokenizer,
                                     variants=("rouge1", "rouge2", spec["rouge_l"])))
-        lid = metrics.lid_summary(lid_model, texts, spec["lang"], spec["sources"])
-        row.update({k: v for k, v in lid.items() if k != "n"})
+        if "lid_model" in spec:  # test sets only: Table 9 reads the selected checkpoints' test outputs
+            lid = metrics.lid_summary(lid_model, texts, spec["lang"], spec["sources"])
+            row.update({k: v for k, v in lid.items() if k != "n"})
     elif kind == "tagging":
         row.update(metrics.pos_accuracy(predictions, [g["tags"][:MAX_TAGGED_TOKENS] for g in gold]))
     elif kind == "paraphrase":
@@ -62,7 +63,8 @@ def main() -> None:
         from workflow_scripts.modeling import load_tokenizer
 
         tokenizer = load_tokenizer(args.model, revision=args.model_revision)
-        lid_model = metrics.load_lid_model(spec["lid_model"])
+        if "lid_model" in spec:
+            lid_model = metrics.load_lid_model(spec["lid_model"])
     write_tsv(args.out, pd.DataFrame(score_file(decodes, spec, tokenizer, lid_model)))
     write_json(args.out.with_suffix(".meta.json"), {"spec": spec})
 

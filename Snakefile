@@ -20,7 +20,8 @@ wildcard_constraints:
     lang="[A-Za-z0-9-]+",
     digest="[0-9a-f]{10}",
     run="[^/]+",
-    split="dev|test",
+    split="dev|test",  # what is decoded and scored
+    data_split="train|dev|test",
 
 
 include: "rules/data.smk"

@@ -69,7 +69,7 @@ def quoted(*items):
 
 def decode_inputs(w):
     run = run_of(w)
-    inputs = {"run": f"{R}/runs/{w.run}/run.json", "data": f"{STUDY.cast_dir(run.task, w.lang)}/{w.split}.jsonl"}
+    inputs = {"run": f"{R}/runs/{w.run}/run.json", "data": STUDY.cast_path(run.task, w.lang, w.split)}
     if w.split == "test":
         inputs["selection"] = STUDY.select_path(run, w.lang)
     return inputs

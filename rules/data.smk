@@ -1,30 +1,29 @@
 rule prepare:
     output:
-        multiext(f"{R}/data/{{task}}/{{lang}}-{{digest}}/", "train.jsonl", "dev.jsonl", "test.jsonl", "meta.json"),
+        records=f"{R}/data/{{task}}/{{lang}}/{{data_split}}-{{digest}}.jsonl",
+        meta=f"{R}/data/{{task}}/{{lang}}/{{data_split}}-{{digest}}.meta.json",
     params:
-        spec=lambda w: spec_json(STUDY.data_spec(w.task, w.lang), w.digest),
-        out_dir=lambda w, output: os.path.dirname(output[0]),
+        spec=lambda w: spec_json(STUDY.data_spec(w.task, w.lang, w.data_split), w.digest),
     conda:
         "../envs/pipeline.yaml"
     log:
-        f"{R}/logs/prepare/{{task}}/{{lang}}-{{digest}}.log",
+        f"{R}/logs/prepare/{{task}}/{{lang}}/{{data_split}}-{{digest}}.log",
     shell:
-        "python -m workflow_scripts.prepare --spec {params.spec:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "python -m workflow_scripts.prepare --spec {params.spec:q} --out {output.records:q} > {log:q} 2>&1"
 
 
 rule cast:
     input:
-        lambda w: [f"{STUDY.data_dir(w.task, w.lang)}/{split}.jsonl" for split in ("train", "dev", "test")],
+        lambda w: STUDY.data_path(w.task, w.lang, w.data_split),
     output:
-        multiext(f"{R}/cast/{{task}}/{{lang}}-{{digest}}/", "train.jsonl", "dev.jsonl", "test.jsonl", "meta.json"),
+        records=f"{R}/cast/{{task}}/{{lang}}/{{data_split}}-{{digest}}.jsonl",
+        meta=f"{R}/cast/{{task}}/{{lang}}/{{data_split}}-{{digest}}.meta.json",
     params:
-        spec=lambda w: spec_json(STUDY.cast_spec(w.task, w.lang), w.digest),
-        in_dir=lambda w, input: os.path.dirname(input[0]),
-        out_dir=lambda w, output: os.path.dirname(output[0]),
+        spec=lambda w: spec_json(STUDY.cast_spec(w.task, w.lang, w.data_split), w.digest),
+    localrule: True  # a template over one split's records: seconds, not worth a cluster job
     conda:
         "../envs/pipeline.yaml"
     log:
-        f"{R}/logs/cast/{{task}}/{{lang}}-{{digest}}.log",
+        f"{R}/logs/cast/{{task}}/{{lang}}/{{data_split}}-{{digest}}.log",
     shell:
-        "python -m workflow_scripts.cast --spec {params.spec:q} --in-dir {params.in_dir:q}"
-        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "python -m workflow_scripts.cast --spec {params.spec:q} --in {input:q} --out {output.records:q} > {log:q} 2>&1"

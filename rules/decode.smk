@@ -6,7 +6,6 @@ rule decode:
     params:
         spec=lambda w: spec_json(STUDY.decode_spec(run_of(w), w.lang, w.split), w.digest),
         run_dir=lambda w: f"{R}/runs/{w.run}",
-        data_dir=lambda w, input: os.path.dirname(input.data),
         selection=lambda w, input: f"--selection {quoted(input.selection)}" if w.split == "test" else "",
     resources:
         gpu=1,
@@ -16,5 +15,5 @@ rule decode:
         f"{R}/logs/decode/{{run}}/{{split}}/{{lang}}-{{digest}}.log",
     shell:
         "python -m workflow_scripts.decode --spec {params.spec:q} --run-dir {params.run_dir:q}"
-        " --data-dir {params.data_dir:q} {params.selection}"
+        " --data {input.data:q} {params.selection}"
         " --out {output:q} > {log:q} 2>&1"

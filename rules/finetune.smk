@@ -1,7 +1,7 @@
 rule finetune:
     input:
         model=model_input,
-        data=lambda w: [f"{STUDY.cast_dir(run_of(w).task, lang)}/train.jsonl" for lang in run_of(w).sources],
+        data=lambda w: [STUDY.cast_path(run_of(w).task, lang, "train") for lang in run_of(w).sources],
     # checkpoints/ and resume/ are written beside these but are not outputs: Snakemake deletes the outputs
     # of an interrupted job, and a restarted one resumes from them. run.json, written last, marks completion.
     output:
@@ -10,7 +10,7 @@ rule finetune:
     params:
         spec=lambda w: spec_json(run_of(w).spec),
         model=MODEL_ARGS,
-        data=lambda w: quoted(*[f"{lang}={STUDY.cast_dir(run_of(w).task, lang)}" for lang in run_of(w).sources]),
+        data=lambda w, input: quoted(*[f"{lang}={path}" for lang, path in zip(run_of(w).sources, input.data)]),
         out_dir=lambda w: f"{R}/runs/{w.run}",
     threads: 2
     resources:

@@ -52,7 +52,7 @@ def manifest(tmp_path):
     lid_two = {"de": {"lid_de": 70.0, "lid_en": 20.0, "lid_zh": 5.0, "accidental_translation": 20.0}}
     two = make_run(tmp_path, "tg-en+zh-s1", ["en", "zh"], ["de"], {**test, "zh": steps["en"]},
                    {**dev, "zh": steps["en"]}, {"de": {"en-dev": 10, "cos-sim": 10, "tgt-dev": 10}}, {}, lid_two)
-    return {"runs": [one, two], "cast": {}, "report": {"source": "en", "targets": ["de", "fr"]}}
+    return {"runs": [one, two], "cast_test": {}, "report": {"source": "en", "targets": ["de", "fr"]}}
 
 
 def test_selection_delta_is_the_mean_gap_to_the_oracle(manifest):
@@ -113,13 +113,13 @@ def test_spearman_of_target_means_per_checkpoint(tmp_path):
     english = make_run(tmp_path, "tg-en-s1", ["en"], ["de", "fr"], dev, dev, {}, xlrs)
     german = make_run(tmp_path, "tg-de-s1", ["de"], ["fr"], {**dev, "de": dev["en"]}, {**dev, "de": dev["en"]}, {},
                       {"fr": {10: 0.9, 20: 0.1, 30: 0.5}})
-    data = aggregate.load_measurements({"runs": [english, german], "cast": {}})
+    data = aggregate.load_measurements({"runs": [english, german], "cast_test": {}})
     table = aggregate.spearman_table(data, "en", ["de", "fr"]).set_index("points_are")
     assert table.loc["checkpoint, means over targets", "rho"] == pytest.approx(0.5)
     assert table.loc["(checkpoint, target)", "points"] == 6
     xlrs["fr"].pop(30)
     partial = make_run(tmp_path / "partial", "tg-en-s1", ["en"], ["de", "fr"], dev, dev, {}, xlrs)
-    table = aggregate.spearman_table(aggregate.load_measurements({"runs": [partial], "cast": {}}), "en", ["de", "fr"])
+    table = aggregate.spearman_table(aggregate.load_measurements({"runs": [partial], "cast_test": {}}), "en", ["de", "fr"])
     assert table.set_index("points_are").loc["checkpoint, means over targets", "points"] == 2
     german_only = aggregate.spearman_table(data, "de", ["de", "fr"])
     assert set(german_only["points"]) == {3} and set(german_only["targets"]) == {"fr"}
@@ -158,7 +158,7 @@ def test_figures_5_and_6_show_xlrs_with_the_report_source(tmp_path, monkeypatch)
     german = make_run(tmp_path, "tg-de-s1", ["de"], ["fr"], steps, steps, selections, {"fr": {0: 0.8, 10: 0.1}})
     drawn = {}
     monkeypatch.setattr(figures, "save", lambda figure, path: drawn.update({path.name: figure}))
-    figures.write_figures({"runs": [english, both, german], "cast": {},
+    figures.write_figures({"runs": [english, both, german], "cast_test": {},
                            "report": {"source": "en", "targets": ["de", "fr"]}}, tmp_path / "figures")
     lines = {line.get_label(): list(line.get_ydata()) for line in drawn["xlrs_sources_tg.png"].axes[0].get_lines()}
     assert lines == {"en": [0.5, 0.6], "de+en": [0.5, 0.3]}
@@ -173,7 +173,7 @@ def test_numeric_answers_of_a_qa_task(tmp_path):
     write_jsonl(tmp_path / "ar" / "test.jsonl",
                 [{"id": str(i), "input": "q", "target": f"<extra_id_0>{a}"} for i, a in enumerate(answers)])
     manifest = {"runs": [{"task": "tydiqa", "kind": "qa"}, {"task": "tg", "kind": "generation"}],
-                "cast": {"tydiqa": {"ar": str(tmp_path / "ar")}, "tg": {"ar": str(tmp_path / "ar")}}}
+                "cast_test": {"tydiqa": {"ar": str(tmp_path / "ar" / "test.jsonl")}, "tg": {"ar": "not read"}}}
     table = aggregate.numeric_answers(manifest)
     assert table.to_dict("records") == [{"task": "tydiqa", "language": "ar", "answers": 6,
                                          "number_alone": pytest.approx(400 / 6), "with_digits": pytest.approx(500 / 6)}]

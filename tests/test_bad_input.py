@@ -9,8 +9,8 @@ from workflow_scripts import decode, finetune, modeling, prepare
 from workflow_scripts.files import DataError, write_jsonl
 
 
-def prepare_spec(tmp_path, task="pos", kind="tagging"):
-    return {"task": task, "kind": kind, "lang": "de",
+def prepare_spec(tmp_path, split, task="pos", kind="tagging"):
+    return {"task": task, "kind": kind, "lang": "de", "split": split,
             "dataset": {"loader": "jsonl", "path": str(tmp_path / "{lang}" / "{split}.jsonl")}}
 
 
@@ -26,27 +26,27 @@ def test_empty_split_names_task_language_and_split(tmp_path):
     write_splits(tmp_path, GOOD_POS)
     (tmp_path / "de" / "dev.jsonl").write_text("")
     with pytest.raises(DataError, match=r"task 'pos', language 'de', split 'dev': .*dev.jsonl: empty"):
-        prepare.prepare(prepare_spec(tmp_path))
+        prepare.prepare(prepare_spec(tmp_path, "dev"))
 
 
 def test_non_utf8_bytes_name_the_file(tmp_path):
     write_splits(tmp_path, GOOD_POS)
     (tmp_path / "de" / "train.jsonl").write_bytes(b'{"id": "1", "tokens": ["M\xfcnchen"], "tags": ["PROPN"]}\n')
     with pytest.raises(DataError, match=r"split 'train': .*train.jsonl: not UTF-8"):
-        prepare.prepare(prepare_spec(tmp_path))
+        prepare.prepare(prepare_spec(tmp_path, "train"))
 
 
 def test_malformed_json_names_file_and_line(tmp_path):
     write_splits(tmp_path, GOOD_POS)
     (tmp_path / "de" / "test.jsonl").write_text(json.dumps(GOOD_POS[0]) + "\n{oops\n")
     with pytest.raises(DataError, match=r"test.jsonl:2: malformed JSON"):
-        prepare.prepare(prepare_spec(tmp_path))
+        prepare.prepare(prepare_spec(tmp_path, "test"))
 
 
 def test_missing_column_is_named(tmp_path):
     write_splits(tmp_path, [{"id": "1", "tokens": ["a"]}])
     with pytest.raises(DataError, match=r"lacks column\(s\) tags"):
-        prepare.prepare(prepare_spec(tmp_path))
+        prepare.prepare(prepare_spec(tmp_path, "train"))
 
 
 def test_decoder_only_model_is_refused(tmp_path):
@@ -141,6 +141,10 @@ def title_generation_run(tmp_path) -> dict:
                       "max_grad_norm": 1.0, "lr_schedule": "linear"}}
 
 
+def english_train_file(tmp_path) -> dict:
+    return {"en": tmp_path / "en" / "train.jsonl"}
+
+
 def test_nan_loss_stops_with_run_step_and_last_good_checkpoint_kept(tiny_model_dir, tmp_path, monkeypatch):
     real_cross_entropy, calls = torch.nn.functional.cross_entropy, []
 
@@ -151,7 +155,8 @@ def test_nan_loss_stops_with_run_step_and_last_good_checkpoint_kept(tiny_model_d
 
     monkeypatch.setattr(torch.nn.functional, "cross_entropy", diverging)
     with pytest.raises(FloatingPointError) as caught:
-        finetune.train(title_generation_run(tmp_path), str(tiny_model_dir), {"en": tmp_path / "en"}, tmp_path / "run", "tg-en-s1-abc")
+        finetune.train(title_generation_run(tmp_path), str(tiny_model_dir), english_train_file(tmp_path),
+                       tmp_path / "run", "tg-en-s1-abc")
     # 16 steps, checkpoints at 4, 8, 12, 16: step 7 diverges, step 4 is the last good one
     kept = tmp_path / "run" / "checkpoints" / "step-000004"
     assert str(caught.value) == f"run tg-en-s1-abc: loss is nan at step 7 (epoch 0); last good checkpoint: {kept} (kept)"
@@ -163,8 +168,8 @@ def test_an_unreadable_resume_state_is_named(tiny_model_dir, tmp_path):
     state.parent.mkdir(parents=True)
     state.write_bytes(b"PK\x03\x04 cut short")
     with pytest.raises(DataError, match=rf"{re.escape(str(state))}: this run's resume state cannot be read .*delete"):
-        finetune.train(title_generation_run(tmp_path), str(tiny_model_dir), {"en": tmp_path / "en"}, tmp_path / "run",
-                       "tg-en-s1-abc")
+        finetune.train(title_generation_run(tmp_path), str(tiny_model_dir), english_train_file(tmp_path),
+                       tmp_path / "run", "tg-en-s1-abc")
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated"])
@@ -252,7 +257,7 @@ def decode_job(tmp_path, model_dir, inputs: list[str], steps: list[int], batch_s
     spec = {"split": "dev", "size": len(inputs), "num_beams": 1, "max_new_tokens": 4, "max_source_length": 16}
     out = tmp_path / "decode.out"
     return ["decode", "--spec", json.dumps(spec), "--run-dir", str(run_of_copies(tmp_path, model_dir, steps)),
-            "--data-dir", str(tmp_path / "cast"), "--batch-size", str(batch_size), "--out", str(out)], out
+            "--data", str(tmp_path / "cast" / "dev.jsonl"), "--batch-size", str(batch_size), "--out", str(out)], out
 
 
 def test_a_decode_job_tokenizes_its_inputs_once_for_all_checkpoints(tiny_model_dir, tmp_path, monkeypatch):
@@ -282,7 +287,8 @@ def out_of_memory(*args, **kwargs):
 def test_out_of_memory_in_training_names_the_micro_batch_size(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(finetune, "train_step", out_of_memory)
     with pytest.raises(modeling.ModelError) as caught:
-        finetune.train(title_generation_run(tmp_path), str(tiny_model_dir), {"en": tmp_path / "en"}, tmp_path / "run", "tg-en-s1-abc")
+        finetune.train(title_generation_run(tmp_path), str(tiny_model_dir), english_train_file(tmp_path),
+                       tmp_path / "run", "tg-en-s1-abc")
     assert str(caught.value) == (
         "run tg-en-s1-abc at step 1: out of GPU memory at train.micro_batch_size 8 (CUDA out of memory. Tried to "
         "allocate 2.00 GiB. GPU 0 has a total capacity of 23.6 GiB of which 1.1 GiB is free.); lower "

@@ -19,7 +19,7 @@ def stages(planned):
 def test_fresh_config_plans_every_stage(tmp_path):
     counts = stages(dry_run(tmp_path, tiny_config()))
     # 2 tasks x 3 languages; 3 runs: title en, title en+zh, pos en
-    assert counts["prepare"] == 6 * 4 and counts["cast"] == 6 * 4
+    assert counts["prepare"] == 6 * 3 * 2 and counts["cast"] == 6 * 3 * 2  # a job per split: records and meta
     assert counts["build_model"] == 1
     assert counts["finetune"] == 3 * 2
     # XLRS: every eval language except a run's only source (title/en: de zh, title/en+zh: en de zh, pos: de)
@@ -70,6 +70,17 @@ def test_changing_a_decoding_option_plans_no_finetuning_and_no_xlrs(finished_stu
     counts = stages(dry_run(finished_study, config))
     assert counts["finetune"] == counts["xlrs"] == 0
     assert counts["decode"] == 16 and counts["score"] == 16
+
+
+def test_a_smaller_test_set_plans_its_data_test_decodes_and_scores_and_no_training(finished_study):
+    config = tiny_config()
+    config["tasks"]["pos"]["dataset"]["sizes"]["test"] = 10
+    planned = dry_run(finished_study, config)
+    # pos in en, de, zh: one prepare and one cast job (records and meta) each; the pos run decodes en and de
+    assert stages(planned) == Counter({"prepare": 3 * 2, "cast": 3 * 2, "decode": 2, "score": 2, "aggregate": 11})
+    assert all("/test-" in path for path in planned if stage_of(path) in ("prepare", "cast"))
+    assert all("/decode/test/" in path or "/scores/test/" in path for path in planned
+               if stage_of(path) in ("decode", "score"))
 
 
 def test_invalid_config_stops_before_any_job_naming_the_key(tmp_path):

@@ -461,6 +461,19 @@ def test_mtg_needs_a_local_path():
 # ---------------------------------------------------------------------------------------------- module
 
 
+def test_jsonl_reads_the_mapped_split_sliced_and_the_plan_knows_its_file(tmp_path):
+    from workflow_scripts.files import write_jsonl
+
+    write_jsonl(tmp_path / "de.train.jsonl", [{"id": str(i)} for i in range(5)])
+    declaration = {"loader": "jsonl", "path": str(tmp_path / "{lang}.{split}.jsonl"),
+                   "splits": {"test": "train[3:]"}, "sizes": {"test": 1}}
+    records, _ = loaders.load(declaration, "de", "test")
+    assert records == [{"id": "3"}]
+    assert loaders.upstream_names(declaration, "test") == ("train",)
+    assert loaders.upstream_names(declaration, "dev") == ("dev",)
+    assert loaders.upstream_names({"loader": "mtg"}, "dev") == ("dev", "valid", "validation", "val")
+
+
 def test_unknown_loader_is_a_data_error():
     with pytest.raises(DataError, match="cannot load task data"):
         loaders.load({"loader": "file", "path": "x.tsv"}, "en", "train")

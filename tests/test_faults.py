@@ -68,7 +68,7 @@ def test_paths_with_spaces_quotes_and_semicolons_reach_no_shell_unquoted(tmp_pat
                                "dataset": {"loader": "jsonl", "path": str(data / "{lang}" / "{split}.jsonl")}}}
     config["experiments"] = [{"task": "pos", "sources": [["en"]], "targets": ["de"]}]
     run_workflow(tmp_path, config, "--until", "cast")
-    cast = list((tmp_path / "results" / "cast" / "pos").glob("de-*/test.jsonl"))
+    cast = list((tmp_path / "results" / "cast" / "pos" / "de").glob("test-*.jsonl"))
     assert len(cast) == 1 and cast[0].read_text().count("\n") == 20
     assert data.exists()
 

@@ -8,11 +8,10 @@ from workflow_scripts import finetune, modeling
 from workflow_scripts.files import write_jsonl
 
 
-def cast_dir(tmp_path, lang, n):
-    directory = tmp_path / lang
-    write_jsonl(directory / "train.jsonl", [{"id": f"{lang}-{i}", "input": f"{lang} in {i}", "target": f"{lang} {i}"}
-                                            for i in range(n)])
-    return directory
+def train_file(tmp_path, lang, n):
+    path = tmp_path / lang / "train.jsonl"
+    write_jsonl(path, [{"id": f"{lang}-{i}", "input": f"{lang} in {i}", "target": f"{lang} {i}"} for i in range(n)])
+    return path
 
 
 def spec(sources, n_train=10, seed=3):
@@ -20,23 +19,23 @@ def spec(sources, n_train=10, seed=3):
 
 
 def test_two_sources_share_the_same_total_equally(tmp_path):
-    dirs = {"en": cast_dir(tmp_path, "en", 20), "zh": cast_dir(tmp_path, "zh", 20)}
-    examples, counts, warnings = finetune.training_examples(spec(["en", "zh"]), dirs)
+    files = {"en": train_file(tmp_path, "en", 20), "zh": train_file(tmp_path, "zh", 20)}
+    examples, counts, warnings = finetune.training_examples(spec(["en", "zh"]), files)
     assert counts == {"en": 5, "zh": 5} and not warnings
     # the FIRST n/k of each source
     assert sorted(e["target"] for e in examples) == sorted([f"en {i}" for i in range(5)] + [f"zh {i}" for i in range(5)])
 
 
 def test_shuffle_is_the_seeds(tmp_path):
-    dirs = {"en": cast_dir(tmp_path, "en", 20), "zh": cast_dir(tmp_path, "zh", 20)}
-    first = finetune.training_examples(spec(["en", "zh"]), dirs)[0]
-    assert first == finetune.training_examples(spec(["en", "zh"]), dirs)[0]
-    assert first != finetune.training_examples(spec(["en", "zh"], seed=4), dirs)[0]
+    files = {"en": train_file(tmp_path, "en", 20), "zh": train_file(tmp_path, "zh", 20)}
+    first = finetune.training_examples(spec(["en", "zh"]), files)[0]
+    assert first == finetune.training_examples(spec(["en", "zh"]), files)[0]
+    assert first != finetune.training_examples(spec(["en", "zh"], seed=4), files)[0]
 
 
 def test_a_short_source_is_used_whole_with_a_warning(tmp_path):
-    dirs = {"en": cast_dir(tmp_path, "en", 3)}
-    examples, counts, warnings = finetune.training_examples(spec(["en"]), dirs)
+    files = {"en": train_file(tmp_path, "en", 3)}
+    examples, counts, warnings = finetune.training_examples(spec(["en"]), files)
     assert counts == {"en": 3} and len(examples) == 3
     assert "only 3 training examples of the 10" in warnings[0]
 

@@ -20,8 +20,27 @@ def test_learning_rate_moves_runs_and_everything_after_them_only():
     before, after = study(), study(lambda c: c["train"].update(learning_rate=5e-4))
     assert set(before.runs).isdisjoint(after.runs)
     assert before.model_ref == after.model_ref
-    assert [before.cast_dir(t, l) for t, l in before.prepared_pairs()] == \
-           [after.cast_dir(t, l) for t, l in after.prepared_pairs()]
+    assert [p for p in before.final_outputs() if "/cast/" in p] == [p for p in after.final_outputs() if "/cast/" in p]
+
+
+def test_a_new_test_set_moves_test_decodes_and_scores_and_trains_nothing():
+    def test_split(config):
+        config["tasks"]["pos"]["dataset"].update(sizes={"train": 64, "dev": 12, "test": 50}, splits={"test": "dev"})
+
+    before, after = study(), study(test_split)
+    pos = next(run for run in before.runs.values() if run.task == "pos")
+    assert set(before.runs) == set(after.runs)
+    for split, moved in (("train", False), ("dev", False), ("test", True)):
+        assert (before.cast_path("pos", "de", split) != after.cast_path("pos", "de", split)) == moved
+    assert before.decode_path(pos, "de", "dev") == after.decode_path(pos, "de", "dev")
+    assert before.select_path(pos, "de") == after.select_path(pos, "de")
+    assert before.decode_path(pos, "de", "test") != after.decode_path(pos, "de", "test")
+    assert after.data_spec("pos", "de", "test")["dataset"] == {"loader": "demo", "name": "pos", "seed": 0,
+                                                               "sizes": {"test": 50}, "splits": {"test": "dev"}}
+    # a new training set moves the runs trained on it only
+    moved = study(lambda c: c["tasks"]["pos"]["dataset"]["sizes"].update(train=60))
+    assert {r for r in before.runs if r.startswith("pos-")}.isdisjoint(moved.runs)
+    assert {r for r in before.runs if r.startswith("title_")} < set(moved.runs)
 
 
 def test_adding_a_target_changes_no_run_and_no_existing_path():
@@ -114,7 +133,8 @@ def test_a_users_own_files_are_in_the_digests_by_content(tmp_path, monkeypatch):
     def paths(plan):
         title = next(run for run in plan.runs.values() if run.task == "title_generation")
         return {"runs": set(plan.runs), "score": plan.score_path(title, "de", "test"),
-                **{lang: plan.data_dir("pos", lang) for lang in ("en", "de")}}
+                **{f"{lang} {split}": plan.data_path("pos", lang, split) for lang in ("en", "de")
+                   for split in ("train", "test")}}
 
     before = paths(study(local))
     assert (tmp_path / "results" / ".file_hashes.json").is_file()
@@ -124,18 +144,17 @@ def test_a_users_own_files_are_in_the_digests_by_content(tmp_path, monkeypatch):
     (data / "de.test.jsonl").write_text("{}\n{}\n")
     lid_model.write_bytes(b"v2")
     after = paths(study(local))
-    assert after["de"] != before["de"] and after["en"] == before["en"]  # brackets in the path are no glob
-    assert after["score"] != before["score"] and after["runs"] == before["runs"]
+    assert [key for key in after if after[key] != before[key]] == ["score", "de test"]  # brackets are no glob
     (model_dir / "config.json").write_text('{"model_type": "mt5", "d_model": 8}')
     assert paths(study(local))["runs"].isdisjoint(before["runs"])
 
 
 def test_a_directory_of_many_languages_and_files_not_there_yet_are_known_by_their_path():
     plan = study(lambda c: c["tasks"]["pos"].update(dataset={"loader": "mtg", "name": "SG", "path": "."}))
-    assert "files" not in plan.data_spec("pos", "de")
+    assert "files" not in plan.data_spec("pos", "de", "train")
     # a template that matches no file adds nothing: planned where its data is not, a study keeps its old paths
     plan = study(lambda c: c["tasks"]["pos"].update(dataset={"loader": "jsonl", "path": "nowhere/{lang}.{split}"}))
-    assert "files" not in plan.data_spec("pos", "de")
+    assert "files" not in plan.data_spec("pos", "de", "test")
 
 
 def test_rouge_and_language_id_settings_move_generation_scores_only():

@@ -23,17 +23,16 @@ SPEC = {"task": "title_generation", "kind": "generation", "sources": ["en"], "se
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("cast") / "en"
-    records = demo_corpus.generate("title_generation", "en", "train", 800)
-    write_jsonl(directory / "train.jsonl", cast_records("generation", records))
-    return directory
+def train_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cast") / "en" / "train.jsonl"
+    write_jsonl(path, cast_records("generation", demo_corpus.generate("title_generation", "en", "train", 800)))
+    return path
 
 
-def start(model_dir, data_dir, out_dir):
+def start(model_dir, train_file, out_dir):
     return subprocess.Popen(
         [sys.executable, "-m", "workflow_scripts.finetune", "--spec", json.dumps(SPEC), "--run-id", "resume-test",
-         "--model", str(model_dir), "--data", f"en={data_dir}", "--out-dir", str(out_dir)],
+         "--model", str(model_dir), "--data", f"en={train_file}", "--out-dir", str(out_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
@@ -58,9 +57,9 @@ def weights(out_dir):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tiny_model_dir, data_dir, tmp_path_factory):
+def uninterrupted(tiny_model_dir, train_file, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("uninterrupted")
-    code, output = finish(start(tiny_model_dir, data_dir, out_dir))
+    code, output = finish(start(tiny_model_dir, train_file, out_dir))
     assert code == 0, output
     assert not (out_dir / "resume").exists()  # removed once the run is complete
     rates = pd.read_csv(out_dir / "train_log.tsv", sep="\t")["learning_rate"]  # linear decay: a resume must keep it
@@ -77,22 +76,22 @@ def assert_identical(out_dir, reference, steps=("step-000133", "step-000267", "s
     assert (out_dir / "train_log.tsv").read_text() == (reference / "train_log.tsv").read_text()
 
 
-def test_sigkill_after_a_checkpoint_then_rerun_is_bit_identical(tiny_model_dir, data_dir, uninterrupted, tmp_path):
-    code, _ = interrupt_after_first_checkpoint(start(tiny_model_dir, data_dir, tmp_path), tmp_path, signal.SIGKILL)
+def test_sigkill_after_a_checkpoint_then_rerun_is_bit_identical(tiny_model_dir, train_file, uninterrupted, tmp_path):
+    code, _ = interrupt_after_first_checkpoint(start(tiny_model_dir, train_file, tmp_path), tmp_path, signal.SIGKILL)
     assert code == -signal.SIGKILL
     assert not (tmp_path / "run.json").exists() and (tmp_path / "resume" / "state.pt").exists()
-    code, output = finish(start(tiny_model_dir, data_dir, tmp_path))
+    code, output = finish(start(tiny_model_dir, train_file, tmp_path))
     assert code == 0, output
     assert "resumed from" in output
     assert_identical(tmp_path, uninterrupted)
 
 
-def test_sigterm_saves_state_exits_non_zero_and_resumes(tiny_model_dir, data_dir, uninterrupted, tmp_path):
-    code, output = interrupt_after_first_checkpoint(start(tiny_model_dir, data_dir, tmp_path), tmp_path,
+def test_sigterm_saves_state_exits_non_zero_and_resumes(tiny_model_dir, train_file, uninterrupted, tmp_path):
+    code, output = interrupt_after_first_checkpoint(start(tiny_model_dir, train_file, tmp_path), tmp_path,
                                                     signal.SIGTERM)
     assert code == 75, output
     assert "stopped by signal 15" in output
-    code, output = finish(start(tiny_model_dir, data_dir, tmp_path))
+    code, output = finish(start(tiny_model_dir, train_file, tmp_path))
     assert code == 0, output
     assert_identical(tmp_path, uninterrupted)
 

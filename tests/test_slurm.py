@@ -362,7 +362,7 @@ def test_small_demo_runs_as_slurm_jobs(slurm_cluster, tmp_path):
     remote_rules = re.findall(r"^rule (\w+):", text, flags=re.M)
     assert submitted and len(submitted) == len(remote_rules), (submitted, remote_rules)
     assert {"prepare", "build_model", "finetune", "xlrs", "decode", "score", "tables"} <= set(remote_rules)
-    assert {"manifest", "select"} <= set(re.findall(r"^localrule (\w+):", text, flags=re.M))  # seconds: no queue
+    assert {"cast", "manifest", "select"} <= set(re.findall(r"^localrule (\w+):", text, flags=re.M))  # no queue
     jobids = set(submitted.values())
     squeue = sh("squeue", "-h", "--states=all", "-o", "%i %T", timeout=15).stdout
     states = dict(line.split() for line in squeue.splitlines() if line.strip())

@@ -167,12 +167,12 @@ def label_overlap(manifest: dict) -> pd.DataFrame:
     rows = []
     sources = sorted({(run["task"], run["sources"][0]) for run in manifest["runs"] if len(run["sources"]) == 1})
     for task, source in sources:
-        languages = manifest["cast"][task]
-        labels = {r["id"]: r["target"] for r in read_jsonl(f"{languages[source]}/test.jsonl")}
-        for target, directory in languages.items():
+        languages = manifest["cast_test"][task]
+        labels = {r["id"]: r["target"] for r in read_jsonl(languages[source])}
+        for target, test_file in languages.items():
             if target == source:
                 continue
-            other = {r["id"]: r["target"] for r in read_jsonl(f"{directory}/test.jsonl")}
+            other = {r["id"]: r["target"] for r in read_jsonl(test_file)}
             shared = sorted(set(labels) & set(other))
             if shared:
                 same = sum(labels[i] == other[i] for i in shared)
@@ -200,11 +200,11 @@ def numeric_answers(manifest: dict) -> pd.DataFrame:
 
     kinds = {run["task"]: run["kind"] for run in manifest["runs"]}
     rows = []
-    for task, languages in manifest["cast"].items():
+    for task, languages in manifest["cast_test"].items():
         if kinds.get(task) != "qa":
             continue
-        for lang, directory in languages.items():
-            answers = [strip_sentinels(r["target"]) for r in read_jsonl(f"{directory}/test.jsonl")]
+        for lang, test_file in languages.items():
+            answers = [strip_sentinels(r["target"]) for r in read_jsonl(test_file)]
             digits = [any(c.isdigit() for c in answer) for answer in answers]
             alone = [d and re.fullmatch(r"[\d\s.,:/-]+", answer) is not None for d, answer in zip(digits, answers)]
             rows.append({"task": task, "language": lang, "answers": len(answers),

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from workflow_scripts import cli, tasks
-from workflow_scripts.loaders import SPLITS
 from workflow_scripts.files import read_jsonl, write_json, write_jsonl
 
 
@@ -18,14 +17,11 @@ def cast_records(kind_name: str, records: list[dict]) -> list[dict]:
 
 def main() -> None:
     p = cli.parser(__doc__)
-    p.add_argument("--in-dir", type=Path, required=True)
-    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--in", dest="source", type=Path, required=True, help="one split's prepared records (JSONL)")
+    p.add_argument("--out", type=Path, required=True, help="the cast JSONL; its .meta.json goes beside it")
     args = p.parse_args()
-    counts = {}
-    for split in SPLITS:
-        records = read_jsonl(args.in_dir / f"{split}.jsonl")
-        counts[split] = write_jsonl(args.out_dir / f"{split}.jsonl", cast_records(args.spec["kind"], records))
-    write_json(args.out_dir / "meta.json", {"spec": args.spec, "counts": counts})
+    count = write_jsonl(args.out, cast_records(args.spec["kind"], read_jsonl(args.source)))
+    write_json(args.out.with_suffix(".meta.json"), {"spec": args.spec, "count": count})
 
 
 if __name__ == "__main__":

@@ -48,12 +48,12 @@ def add_model(p: argparse.ArgumentParser, role: str) -> None:
     p.add_argument("--model-revision", help="the hub id's branch, tag or commit (default: the hub's main)")
 
 
-def language_and_directory(item: str) -> tuple[str, str]:
-    """An argument LANG=DIR."""
-    lang, equals, directory = item.partition("=")
-    if not (lang and equals and directory):
-        raise argparse.ArgumentTypeError(f"{item!r} is not LANG=DIR, e.g. en=results/cast/pos/en-1a2b3c4d5e")
-    return lang, directory
+def language_and_path(item: str) -> tuple[str, str]:
+    """An argument LANG=PATH."""
+    lang, equals, path = item.partition("=")
+    if not (lang and equals and path):
+        raise argparse.ArgumentTypeError(f"{item!r} is not LANG=PATH, e.g. en=results/cast/pos/en/train-1a2b3c.jsonl")
+    return lang, path
 
 
 def summary_parser(description: str) -> argparse.ArgumentParser:

@@ -98,7 +98,7 @@ def main() -> None:
 
     p = cli.parser(__doc__)
     p.add_argument("--run-dir", type=Path, required=True)
-    p.add_argument("--data-dir", type=Path, required=True, help="cast directory of the language")
+    p.add_argument("--data", type=Path, required=True, help="the language's cast split (JSONL) to decode")
     p.add_argument("--selection", type=Path, help="test split: the selection JSON whose checkpoints to decode")
     cli.add_batch_size(p, "decode")
     p.add_argument("--out", type=Path, required=True)
@@ -106,7 +106,7 @@ def main() -> None:
     args = p.parse_args()
     speed = modeling.speed_settings(args.speed)
     spec = args.spec
-    examples = read_jsonl(args.data_dir / f"{spec['split']}.jsonl", required=("id", "input", "target"))
+    examples = read_jsonl(args.data, required=("id", "input", "target"))
     examples = examples[: spec["size"]]
     steps = steps_to_decode(args.run_dir, args.selection)
     speed["static_cache"] = static_cache_for_job(speed["static_cache"], len(examples) * len(steps))

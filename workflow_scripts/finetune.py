@@ -36,15 +36,15 @@ TEMPLATE_SENTINELS = {"generation": 1, "paraphrase": 1, "qa": 1, "tagging": MAX_
 EXIT_STOPPED = 75
 
 
-def training_examples(spec: dict, cast_dirs: dict[str, Path]) -> tuple[list[dict], dict, list[str]]:
+def training_examples(spec: dict, train_files: dict[str, Path]) -> tuple[list[dict], dict, list[str]]:
     """The run's training pairs, shuffled with its seed; the count per source; warnings."""
     per_source = spec["train"]["n_train"] // len(spec["sources"])
     examples, counts, warnings = [], {}, []
-    missing = [lang for lang in spec["sources"] if lang not in cast_dirs]
+    missing = [lang for lang in spec["sources"] if lang not in train_files]
     if missing:
-        raise DataError(f"no training data given for source {missing[0]!r} (--data {missing[0]}=DIR)")
+        raise DataError(f"no training data given for source {missing[0]!r} (--data {missing[0]}=FILE)")
     for lang in spec["sources"]:
-        records = read_jsonl(Path(cast_dirs[lang]) / "train.jsonl", required=("id", "input", "target"))
+        records = read_jsonl(train_files[lang], required=("id", "input", "target"))
         taken = records[:per_source]
         if len(taken) < per_source:
             warnings.append(f"source {lang!r}: only {len(taken)} training examples of the {per_source} asked for; "
@@ -265,7 +265,7 @@ class ProgressLog:
         self.last_time, self.losses, self.samples = now, [], 0
 
 
-def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path, run_id: str,
+def train(spec: dict, model_ref: str, train_files: dict[str, Path], out_dir: Path, run_id: str,
           speed: dict | None = None, revision: str | None = None) -> dict:
     import torch
     from accelerate.utils import set_seed
@@ -273,7 +273,7 @@ def train(spec: dict, model_ref: str, cast_dirs: dict[str, Path], out_dir: Path,
     from workflow_scripts import modeling
 
     params = spec["train"]
-    examples, counts, warnings = training_examples(spec, cast_dirs)
+    examples, counts, warnings = training_examples(spec, train_files)
     if not examples:
         raise DataError(f"run {run_id}: no training examples in {', '.join(spec['sources'])}")
     set_seed(spec["seed"])
@@ -346,14 +346,14 @@ def main() -> None:
     p = cli.parser(__doc__)
     p.add_argument("--run-id", required=True)
     cli.add_model(p, "the model to fine-tune")
-    p.add_argument("--data", nargs="+", required=True, type=cli.language_and_directory, metavar="LANG=DIR",
-                   help="cast directory of each source")
+    p.add_argument("--data", nargs="+", required=True, type=cli.language_and_path, metavar="LANG=FILE",
+                   help="the cast training split (JSONL) of each source")
     p.add_argument("--out-dir", type=Path, required=True)
     cli.add_speed(p)
     args = p.parse_args()
-    cast_dirs = dict(args.data)
+    train_files = {lang: Path(path) for lang, path in args.data}
     try:
-        result = train(args.spec, args.model, cast_dirs, args.out_dir, args.run_id, args.speed, args.model_revision)
+        result = train(args.spec, args.model, train_files, args.out_dir, args.run_id, args.speed, args.model_revision)
     except Stop as stop:
         print(f"stopped: {stop}", file=sys.stderr)
         sys.exit(EXIT_STOPPED)

@@ -19,12 +19,13 @@ from workflow_scripts.digest import FileHashes, digest
 from workflow_scripts.tasks import KINDS, PAPER_COS_SIM
 
 # Bump one when the code of its stage changes what it writes, so old outputs are not reused.
-VERSIONS = {"prepare": 1, "cast": 1, "model": 1, "finetune": 1, "xlrs": 1, "decode": 1, "score": 1,
+VERSIONS = {"prepare": 2, "cast": 2, "model": 1, "finetune": 1, "xlrs": 1, "decode": 1, "score": 1,
             "select": 1, "aggregate": 2}
 # A loader whose records changed is versioned alone, so that only its datasets (and what follows) are rebuilt:
 # xtreme 2: UDPOS ids carry their language (UD treebanks are not parallel).
 LOADER_VERSIONS = {"xtreme": 2}
 SPLITS = ("train", "dev", "test")
+PER_SPLIT_KEYS = ("sizes", "splits")  # dataset keys that hold one value per split
 SELECTION_RULES = ("en-dev", "cos-sim", "tgt-dev")
 
 
@@ -151,6 +152,15 @@ def check_dataset_paths(config: dict) -> None:
             raise ConfigError(f"{where}.path: missing; the {dataset['loader']} loader reads local files")
 
 
+def split_view(dataset: dict, split: str) -> dict:
+    """A dataset declaration as one split's loader reads it: the other splits' sizes and upstream names left out."""
+    view = {key: value for key, value in dataset.items() if key not in PER_SPLIT_KEYS}
+    for key in PER_SPLIT_KEYS:
+        if split in (dataset.get(key) or {}):
+            view[key] = {split: dataset[key][split]}
+    return view
+
+
 def model_family(path: str) -> str | None:
     """The model_type of a local checkpoint (mt5, umt5, t5, mbart...); a hub id is identified by its name."""
     config = Path(path) / "config.json"
@@ -170,15 +180,17 @@ class Study:
     def fingerprint(self, pattern: str) -> str:
         return self.file_hashes.fingerprint(pattern)
 
-    def local_files(self, dataset: dict, languages: list[str], key: str = "files") -> dict:
-        """{key: the fingerprint of the files a local dataset reads for `languages`, every split}, or nothing.
+    def local_files(self, dataset: dict, languages: list[str], splits=SPLITS, key: str = "files") -> dict:
+        """{key: the fingerprint of the files a local dataset reads for `languages` and `splits`}, or nothing.
         A directory of many languages (an unpacked MTG archive, a local copy of a hub dataset) is known by its
         path alone: its fingerprint would change every language's data when one language's files change."""
+        from workflow_scripts.loaders import upstream_names
+
         path = dataset.get("path")
         if not path or Path(path).is_dir():
             return {}
-        patterns = sorted({"*".join(glob.escape(part.replace("{lang}", lang)) for part in path.split("{split}"))
-                           for lang in languages})
+        patterns = sorted({glob.escape(path.replace("{lang}", lang).replace("{split}", name))
+                           for lang in languages for split in splits for name in upstream_names(dataset, split)})
         if not any(glob.glob(pattern) for pattern in patterns):  # no data here (yet): planning only
             return {}
         return {key: digest([self.fingerprint(pattern) for pattern in patterns])}
@@ -188,24 +200,26 @@ class Study:
         return self.config["tasks"][task]["kind"]
 
     @functools.cache
-    def data_spec(self, task: str, lang: str) -> dict:
-        declaration = self.config["tasks"][task]
-        spec = {"stage": "prepare", "version": VERSIONS["prepare"], "task": task, "kind": declaration["kind"],
-                "dataset": declaration["dataset"], "lang": lang,
-                **self.local_files(declaration["dataset"], [lang])}
-        loader = declaration["dataset"]["loader"]
+    def data_spec(self, task: str, lang: str, split: str) -> dict:
+        """One split of one language: its own size and upstream split only, so that a new test set size or test
+        file moves no fine-tuning run."""
+        dataset = self.config["tasks"][task]["dataset"]
+        spec = {"stage": "prepare", "version": VERSIONS["prepare"], "task": task, "kind": self.task_kind(task),
+                "dataset": split_view(dataset, split), "lang": lang, "split": split,
+                **self.local_files(dataset, [lang], [split])}
+        loader = dataset["loader"]
         return {**spec, "loader_version": LOADER_VERSIONS[loader]} if loader in LOADER_VERSIONS else spec
 
-    def data_dir(self, task: str, lang: str) -> str:
-        return f"{self.results}/data/{task}/{lang}-{digest(self.data_spec(task, lang))}"
+    def data_path(self, task: str, lang: str, split: str) -> str:
+        return f"{self.results}/data/{task}/{lang}/{split}-{digest(self.data_spec(task, lang, split))}.jsonl"
 
     @functools.cache
-    def cast_spec(self, task: str, lang: str) -> dict:
+    def cast_spec(self, task: str, lang: str, split: str) -> dict:
         return {"stage": "cast", "version": VERSIONS["cast"], "kind": self.task_kind(task),
-                "data": digest(self.data_spec(task, lang))}
+                "data": digest(self.data_spec(task, lang, split))}
 
-    def cast_dir(self, task: str, lang: str) -> str:
-        return f"{self.results}/cast/{task}/{lang}-{digest(self.cast_spec(task, lang))}"
+    def cast_path(self, task: str, lang: str, split: str) -> str:
+        return f"{self.results}/cast/{task}/{lang}/{split}-{digest(self.cast_spec(task, lang, split))}.jsonl"
 
     # --- model ----------------------------------------------------------------------------------
     @property
@@ -256,7 +270,7 @@ class Study:
                     spec = {"stage": "finetune", "version": VERSIONS["finetune"], "task": task,
                             "kind": self.task_kind(task), "sources": list(sources), "seed": seed,
                             "train": self.train_params(experiment), "model": digest(self.model_spec),
-                            "data": {lang: digest(self.cast_spec(task, lang)) for lang in sources}}
+                            "data": {lang: digest(self.cast_spec(task, lang, "train")) for lang in sources}}
                     run = Run(f"{task}-{'+'.join(sources)}-s{seed}-{digest(spec)}", task, tuple(sources), seed,
                               digest(spec), spec)
                     runs[run.id] = run
@@ -286,7 +300,8 @@ class Study:
         xlrs = self.config["xlrs"]
         return {"stage": "xlrs", "version": VERSIONS["xlrs"], "run": run.digest, "model": digest(self.model_spec),
                 "parallel": xlrs["parallel"], "n_pairs": xlrs["n_pairs"], "seed": xlrs["seed"],
-                **self.local_files(xlrs["parallel"], [*run.sources, lang], "parallel_files"),
+                **self.local_files(xlrs["parallel"], [*run.sources, lang], [xlrs["parallel"].get("split", "test")],
+                                   key="parallel_files"),
                 "max_length": xlrs["max_length"], "sources": list(run.sources), "target": lang}
 
     def xlrs_path(self, run: Run, lang: str) -> str:
@@ -295,7 +310,7 @@ class Study:
     def decode_spec(self, run: Run, lang: str, split: str) -> dict:
         decode = self.config["decode"]
         spec = {"stage": "decode", "version": VERSIONS["decode"], "run": run.digest, "split": split,
-                "data": digest(self.cast_spec(run.task, lang)), "lang": lang,
+                "data": digest(self.cast_spec(run.task, lang, split)), "lang": lang,
                 "size": decode["dev_size"] if split == "dev" else decode["test_size"],
                 "num_beams": decode["num_beams"], "max_new_tokens": decode["max_new_tokens"],
                 "max_source_length": run.spec["train"]["max_source_length"]}
@@ -364,9 +379,9 @@ class Study:
                          "targets": self.targets_of(run),
                          "run_dir": self.run_dir(run), "languages": languages,
                          "xlrs": {lang: self.xlrs_path(run, lang) for lang in self.xlrs_languages(run)}})
-        cast = {task: {lang: self.cast_dir(task, lang) for lang in declaration["languages"]}
+        cast_test = {task: {lang: self.cast_path(task, lang, "test") for lang in declaration["languages"]}
                 for task, declaration in self.config["tasks"].items()}
-        return {"stage": "aggregate", "version": VERSIONS["aggregate"], "runs": runs, "cast": cast,
+        return {"stage": "aggregate", "version": VERSIONS["aggregate"], "runs": runs, "cast_test": cast_test,
                 "report": self.config["report"]}
 
     @property
@@ -382,11 +397,11 @@ class Study:
         paths = [f"{run['run_dir']}/{name}" for run in manifest["runs"] for name in ("run.json", "train_log.tsv")]
         paths += [path for run in manifest["runs"] for files in run["languages"].values() for path in files.values()]
         paths += [path for run in manifest["runs"] for path in run["xlrs"].values()]
-        paths += [f"{directory}/test.jsonl" for langs in manifest["cast"].values() for directory in langs.values()]
+        paths += [path for langs in manifest["cast_test"].values() for path in langs.values()]
         return paths
 
     def final_outputs(self) -> list[str]:
-        outputs = [f"{self.cast_dir(task, lang)}/meta.json" for task, lang in self.prepared_pairs()]
+        outputs = [self.cast_path(task, lang, split) for task, lang in self.prepared_pairs() for split in SPLITS]
         for run in self.runs.values():
             outputs += self.run_outputs(run)
         return outputs + [f"{self.summary_dir}/tables/README.md", f"{self.summary_dir}/figures"]

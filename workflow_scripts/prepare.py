@@ -1,6 +1,7 @@
-"""Stage 1, prepare: one task's examples in one language, normalised and checked, as train/dev/test JSONL.
+"""Stage 1, prepare: one split of one task's examples in one language, normalised and checked, as JSONL.
 
-Keeps every example in the dataset's order; fine-tuning takes the first N of them per source language.
+Keeps every example in the dataset's order; fine-tuning takes the first N of them per source language. Each split
+is a job of its own, so that a new test set leaves the training split, and every run trained on it, in place.
 """
 from __future__ import annotations
 
@@ -10,31 +11,26 @@ from workflow_scripts import cli, loaders, tasks
 from workflow_scripts.files import DataError, write_json, write_jsonl
 
 
-def prepare(spec: dict) -> tuple[dict[str, list[dict]], dict[str, dict]]:
-    """Every split's records, and each split's loader notes (what was dropped and why)."""
-    task_kind = tasks.kind(spec["kind"])
-    splits, notes = {}, {}
-    for split in loaders.SPLITS:
-        where = f"task {spec['task']!r}, language {spec['lang']!r}, split {split!r}"
-        try:
-            records, notes[split] = loaders.load(spec["dataset"], spec["lang"], split)
-        except DataError as err:
-            raise DataError(f"{where}: {err}") from err
-        if not records:
-            raise DataError(f"{where}: the split is empty")
-        tasks.validate_records(task_kind, records, where)
-        splits[split] = records
-    return splits, notes
+def prepare(spec: dict) -> tuple[list[dict], dict]:
+    """The split's records, and the loader's notes (what was dropped and why)."""
+    where = f"task {spec['task']!r}, language {spec['lang']!r}, split {spec['split']!r}"
+    try:
+        records, notes = loaders.load(spec["dataset"], spec["lang"], spec["split"])
+    except DataError as err:
+        raise DataError(f"{where}: {err}") from err
+    if not records:
+        raise DataError(f"{where}: the split is empty")
+    tasks.validate_records(tasks.kind(spec["kind"]), records, where)
+    return records, notes
 
 
 def main() -> None:
     p = cli.parser(__doc__)
-    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="the split's JSONL; its .meta.json goes beside it")
     args = p.parse_args()
-    spec = args.spec
-    splits, notes = prepare(spec)
-    counts = {split: write_jsonl(args.out_dir / f"{split}.jsonl", records) for split, records in splits.items()}
-    write_json(args.out_dir / "meta.json", {"spec": spec, "counts": counts, "notes": notes})
+    records, notes = prepare(args.spec)
+    count = write_jsonl(args.out, records)
+    write_json(args.out.with_suffix(".meta.json"), {"spec": args.spec, "count": count, "notes": notes})
 
 
 if __name__ == "__main__":

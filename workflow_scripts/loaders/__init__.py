@@ -5,7 +5,8 @@ Nothing downstream knows where records came from: every loader returns the field
 
 Loaders (`dataset.loader`), with the declaration keys each reads (schemas/config.schema.yaml):
   demo         generated corpus (name, sizes, seed)
-  jsonl        one JSONL file per language and split, already in our record schema (path template)
+  jsonl        one JSONL file per language and split, already in our record schema (path template, splits,
+               sizes)
   xtreme       google/xtreme udpos | pawsx | tydiqa from the hub or a local copy (name, path, hub_id,
                revision, config, splits, sizes)
   wiki_lingua  GEM/wiki_lingua parquet export, monolingual rows only (path, hub_id, revision, config,
@@ -17,8 +18,8 @@ Loaders (`dataset.loader`), with the declaration keys each reads (schemas/config
 
 One module per source: local.py (demo, jsonl, files, and read_table_file), xtreme.py, wiki_lingua.py and
 mtg.py; hub.py reads hub repositories or local copies of them as parquet (xtreme, wiki_lingua); common.py
-holds the helpers several loaders share. This module is the public API: SPLITS, LOADERS, load and
-read_table_file.
+holds the helpers several loaders share. This module is the public API: SPLITS, LOADERS, load,
+read_table_file and upstream_names.
 
 Heavy libraries (`datasets`, pyarrow) are imported inside the functions: the Snakefile imports this
 package's neighbours when it builds the DAG. Inside the package `import datasets` is the Hugging Face
@@ -28,11 +29,12 @@ from __future__ import annotations
 
 from workflow_scripts.files import DataError
 from workflow_scripts.loaders.local import load_demo, load_files, load_jsonl, read_table_file
-from workflow_scripts.loaders.mtg import load_mtg
+from workflow_scripts.loaders.common import split_name
+from workflow_scripts.loaders.mtg import MTG_SPLIT_NAMES, load_mtg
 from workflow_scripts.loaders.wiki_lingua import load_wiki_lingua
 from workflow_scripts.loaders.xtreme import load_xtreme
 
-__all__ = ["SPLITS", "LOADERS", "load", "read_table_file"]
+__all__ = ["SPLITS", "LOADERS", "load", "read_table_file", "upstream_names"]
 
 SPLITS = ("train", "dev", "test")
 
@@ -52,3 +54,12 @@ def load(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
                         f"{', '.join(LOADERS)}")
     loaded = LOADERS[dataset["loader"]](dataset, lang, split)
     return loaded if isinstance(loaded, tuple) else (loaded, {})
+
+
+def upstream_names(dataset: dict, split: str) -> tuple[str, ...]:
+    """The names that {split} in a local path template may take for our split: `dataset.splits` names one (its
+    slice dropped); without it, jsonl and files read our split's name and mtg tries several."""
+    mapped = (dataset.get("splits") or {}).get(split)
+    if mapped:
+        return (split_name(mapped),)
+    return MTG_SPLIT_NAMES[split] if dataset.get("loader") == "mtg" else (split,)

@@ -16,6 +16,12 @@ def describe(dataset: dict, lang: str, split: str) -> str:
     return f"{dataset['loader']} dataset {label!r}, language {lang!r}, split {split!r}"
 
 
+def split_name(spec: str) -> str:
+    """The upstream split a `dataset.splits` value names, without its slice: 'train[:1000]' -> 'train'."""
+    match = _SPLIT_SPEC.match(str(spec))
+    return match.group(1) if match else str(spec)
+
+
 def upstream_split(dataset: dict, split: str, default: str, where: str) -> tuple[str, slice | None, str]:
     """The upstream split our split reads (`dataset.splits`, else `default`), and an optional [a:b] slice."""
     spec = str((dataset.get("splits") or {}).get(split, default))

@@ -25,11 +25,12 @@ def load_demo(dataset: dict, lang: str, split: str) -> list[dict]:
 
 
 def load_jsonl(dataset: dict, lang: str, split: str) -> list[dict]:
-    """`path` is a template such as data/pos/{lang}/{split}.jsonl."""
+    """`path` is a template such as data/pos/{lang}/{split}.jsonl; `splits` may name (and slice) another file."""
     if "path" not in dataset:
         raise DataError("jsonl dataset needs `path`, e.g. data/{lang}/{split}.jsonl")
-    path = Path(dataset["path"].format(lang=lang, split=split))
-    records = read_jsonl(path)
+    up_split, part, _ = upstream_split(dataset, split, split, describe(dataset, lang, split))
+    path = Path(dataset["path"].format(lang=lang, split=up_split))
+    records = read_jsonl(path)[part] if part else read_jsonl(path)
     if "sizes" in dataset and split in dataset["sizes"]:
         records = records[: dataset["sizes"][split]]
     return records

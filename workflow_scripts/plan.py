@@ -380,7 +380,7 @@ class Study:
                          "run_dir": self.run_dir(run), "languages": languages,
                          "xlrs": {lang: self.xlrs_path(run, lang) for lang in self.xlrs_languages(run)}})
         cast_test = {task: {lang: self.cast_path(task, lang, "test") for lang in declaration["languages"]}
-                for task, declaration in self.config["tasks"].items()}
+                     for task, declaration in self.config["tasks"].items()}
         return {"stage": "aggregate", "version": VERSIONS["aggregate"], "runs": runs, "cast_test": cast_test,
                 "report": self.config["report"]}
 

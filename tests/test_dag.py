@@ -1,6 +1,6 @@
 """The Snakemake DAG itself: which jobs a change plans, through Snakemake's own dry run.
 
-A session fixture (conftest.finished_study) runs the tiny workflow for real (about a minute on 2 cores);
+A session fixture (conftest.finished_study) runs the tiny workflow for real (two to three minutes on 2 cores);
 the tests then change the config and ask the dry run what it would do.
 """
 import subprocess

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import REPO, run_workflow, tiny_config, write_config
 
-COMPARED = ("*.tsv", "*.jsonl", "*.csv", "*.md", "*.png", "*.safetensors", "run.json", "meta.json")
+COMPARED = ("*.tsv", "*.jsonl", "*.csv", "*.md", "*.png", "*.safetensors", "run.json", "*.meta.json")
 
 
 def result_files(workdir: Path) -> dict[str, bytes]:

@@ -17,7 +17,8 @@ def cast_records(kind_name: str, records: list[dict]) -> list[dict]:
 
 def main() -> None:
     p = cli.parser(__doc__)
-    p.add_argument("--in", dest="source", type=Path, required=True, help="one split's prepared records (JSONL)")
+    p.add_argument("--in", dest="source", type=Path, required=True, metavar="FILE",
+                   help="one split's prepared records (JSONL)")
     p.add_argument("--out", type=Path, required=True, help="the cast JSONL; its .meta.json goes beside it")
     args = p.parse_args()
     count = write_jsonl(args.out, cast_records(args.spec["kind"], read_jsonl(args.source)))

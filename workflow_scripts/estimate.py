@@ -93,7 +93,8 @@ def estimate(study: Study) -> dict:
     encoder_loads = 0  # XLRS's loads after step 0, which read only the encoder
     new_tokens = {False: 0, True: 0}  # by whether the decode job uses the static cache (on a GPU)
     static_cache = study.config.get("speed", {}).get("static_cache", "auto")
-    jobs = {"prepare": len(SPLITS) * len(study.prepared_pairs()), "cast": len(SPLITS) * len(study.prepared_pairs()),
+    data_jobs = len(SPLITS) * len(study.prepared_pairs())  # prepare and cast: a job per split
+    jobs = {"prepare": data_jobs, "cast": data_jobs,
             "build_model": int(study.builds_model), "finetune": len(study.runs), "xlrs": 0, "decode": 0, "score": 0,
             "select": 0, "aggregate": 2}
     for run in study.runs.values():

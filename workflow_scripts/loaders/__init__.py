@@ -29,8 +29,8 @@ from __future__ import annotations
 
 from workflow_scripts.files import DataError
 from workflow_scripts.loaders.local import load_demo, load_files, load_jsonl, read_table_file
-from workflow_scripts.loaders.common import split_name
-from workflow_scripts.loaders.mtg import MTG_SPLIT_NAMES, load_mtg
+from workflow_scripts.loaders.common import upstream_names
+from workflow_scripts.loaders.mtg import load_mtg
 from workflow_scripts.loaders.wiki_lingua import load_wiki_lingua
 from workflow_scripts.loaders.xtreme import load_xtreme
 
@@ -55,11 +55,3 @@ def load(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
     loaded = LOADERS[dataset["loader"]](dataset, lang, split)
     return loaded if isinstance(loaded, tuple) else (loaded, {})
 
-
-def upstream_names(dataset: dict, split: str) -> tuple[str, ...]:
-    """The names that {split} in a local path template may take for our split: `dataset.splits` names one (its
-    slice dropped); without it, jsonl and files read our split's name and mtg tries several."""
-    mapped = (dataset.get("splits") or {}).get(split)
-    if mapped:
-        return (split_name(mapped),)
-    return MTG_SPLIT_NAMES[split] if dataset.get("loader") == "mtg" else (split,)

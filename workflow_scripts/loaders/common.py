@@ -8,6 +8,8 @@ from pathlib import Path
 from workflow_scripts.files import DataError, read_jsonl
 
 _SPLIT_SPEC = re.compile(r"^([A-Za-z0-9_.-]+?)(?:\[(-?\d*):(-?\d*)\])?$")
+# The upstream names a loader tries for our split where dataset.splits names none: MTG archives differ.
+SPLIT_ALIASES = {"mtg": {"train": ("train",), "dev": ("dev", "valid", "validation", "val"), "test": ("test",)}}
 
 
 def describe(dataset: dict, lang: str, split: str) -> str:
@@ -16,10 +18,12 @@ def describe(dataset: dict, lang: str, split: str) -> str:
     return f"{dataset['loader']} dataset {label!r}, language {lang!r}, split {split!r}"
 
 
-def split_name(spec: str) -> str:
-    """The upstream split a `dataset.splits` value names, without its slice: 'train[:1000]' -> 'train'."""
-    match = _SPLIT_SPEC.match(str(spec))
-    return match.group(1) if match else str(spec)
+def upstream_names(dataset: dict, split: str) -> tuple[str, ...]:
+    """The names that {split} in a local path template may take for our split: the one `dataset.splits` names
+    (its slice dropped), else the loader's aliases (mtg), else our split's name."""
+    if (dataset.get("splits") or {}).get(split):
+        return (upstream_split(dataset, split, split, describe(dataset, "{lang}", split))[0],)
+    return SPLIT_ALIASES.get(dataset.get("loader"), {}).get(split, (split,))
 
 
 def upstream_split(dataset: dict, split: str, default: str, where: str) -> tuple[str, slice | None, str]:

@@ -5,14 +5,13 @@ import json
 from pathlib import Path
 
 from workflow_scripts.files import DataError
-from workflow_scripts.loaders.common import describe, finish, json_records, upstream_split
+from workflow_scripts.loaders.common import describe, finish, json_records, upstream_names, upstream_split
 
 # Unverified: MTG (Chen et al. 2022) ships as an archive (Google Drive) whose layout is not documented
 # publicly. These are the layouts and field names tried, in order; `path` may instead be a file template
 # with {lang} and {split}, and `columns` may name the fields.
 MTG_TASK_DIRS = {"SG": ("SG", "sg", "story_generation", "story", "story_completion", "Story Generation"),
                  "TG": ("TG", "tg", "title_generation", "title", "Title Generation")}
-MTG_SPLIT_NAMES = {"train": ("train",), "dev": ("dev", "valid", "validation", "val"), "test": ("test",)}
 MTG_RECORD_FILES = ("{lang}/{split}.{ext}", "{split}/{lang}.{ext}", "{split}.{lang}.{ext}", "{lang}.{split}.{ext}",
                     "{split}_{lang}.{ext}", "{lang}_{split}.{ext}", "{split}-{lang}.{ext}", "{lang}-{split}.{ext}")
 MTG_PAIRED_FILES = ("{lang}/{split}.{side}", "{split}.{lang}.{side}", "{lang}.{split}.{side}", "{split}/{lang}.{side}")
@@ -39,11 +38,11 @@ def _mtg_fields(records: list[dict], dataset: dict, where: str, path: Path) -> t
     return document, summary, ident
 
 
-def _mtg_candidates(dataset: dict, lang: str, split: str, up_split: str) -> tuple[list, list, list]:
+def _mtg_candidates(dataset: dict, lang: str, split: str) -> tuple[list, list, list]:
     """Files to try: JSON(-lines) records, line-aligned source/target text pairs, one JSON per split."""
     root = Path(dataset["path"])
     bases = [root] + [root / d for d in MTG_TASK_DIRS.get(str(dataset.get("name", "")).upper(), ())]
-    names = (up_split,) if (dataset.get("splits") or {}).get(split) else MTG_SPLIT_NAMES[split]
+    names = upstream_names(dataset, split)
     singles = [base / pattern.format(lang=lang, split=name, ext=ext)
                for base in bases for name in names for ext in ("jsonl", "json") for pattern in MTG_RECORD_FILES]
     pairs = [(base / pattern.format(lang=lang, split=name, side=src), base / pattern.format(lang=lang, split=name,
@@ -80,7 +79,7 @@ def load_mtg(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
         if not Path(template).is_dir():
             raise DataError(f"{where}: dataset.path {template!r} does not exist; unpack the MTG archive and point "
                             f"dataset.path at it")
-        singles, pairs, multi = _mtg_candidates(dataset, lang, split, up_split)
+        singles, pairs, multi = _mtg_candidates(dataset, lang, split)
     single = next((p for p in singles if p.is_file()), None)
     pair = next((p for p in pairs if p[0].is_file() and p[1].is_file()), None)
     if single is None and pair is None:  # one JSON file per split holding {lang: [records]}

@@ -177,3 +177,22 @@ def test_numeric_answers_of_a_qa_task(tmp_path):
     table = aggregate.numeric_answers(manifest)
     assert table.to_dict("records") == [{"task": "tydiqa", "language": "ar", "answers": 6,
                                          "number_alone": pytest.approx(400 / 6), "with_digits": pytest.approx(500 / 6)}]
+
+
+def test_a_study_without_zero_shot_targets_writes_every_table(tmp_path):
+    """A run evaluated on its own source only (TyDiQA on English): the zero-shot tables are empty, not a crash."""
+    en = {"en": {10: 50.0, 20: 60.0}}
+    run = make_run(tmp_path, "tg-en-s1", ["en"], ["en"], en, en, {"en": {"en-dev": 20, "cos-sim": None,
+                                                                       "tgt-dev": 20}}, {},
+                   {"en": {"lid_en": 90.0, "accidental_translation": 0.0}})
+    out = tmp_path / "tables"
+    cast_test = tmp_path / "cast-en.jsonl"
+    cast_test.write_text(json.dumps({"id": "1", "input": "x", "target": "y", "record": {}}) + "\n")
+    manifest = {"runs": [run], "cast_test": {"tg": {"en": str(cast_test)}}, "report": {"source": "en", "targets": ["de"]}}
+    aggregate.write_tables(manifest, out)
+    figures.write_figures(manifest, tmp_path / "figures")
+    assert [p.name for p in (tmp_path / "figures").iterdir()] == ["loss_tg.png"]
+    assert pd.read_csv(out / "scores.csv")["mean"].tolist() == [60.0]
+    for empty in ("language_id", "selection", "selection_delta", "spearman"):
+        assert (out / f"{empty}.csv").read_text().strip() == "", empty
+    assert "## Scores" in (out / "README.md").read_text()

@@ -46,6 +46,8 @@ def load_measurements(manifest: dict) -> dict[str, pd.DataFrame]:
 
 def metric_values(scores: pd.DataFrame) -> pd.Series:
     """Each row's own metric (tasks differ: rougeL, accuracy, f1)."""
+    if scores.empty:  # apply on no rows returns an empty DataFrame, which assign() refuses
+        return pd.Series(dtype=float, index=scores.index)
     return scores.apply(lambda row: row[row["metric"]], axis=1)
 
 
@@ -89,6 +91,8 @@ def language_id_table(data: dict) -> pd.DataFrame:
         row.update({f"lid_source_{c[4:]}": group[c].mean() for c in lid_columns
                     if c[4:] in combination.split("+") and c[4:] != target})
         rows.append(row)
+    if not rows:  # no zero-shot target was decoded
+        return pd.DataFrame()
     table = pd.DataFrame(rows)
     one_source = table[table["n_sources"] == 1].set_index(["task", "combination", "target"])["accidental_translation"]
 
@@ -143,6 +147,8 @@ def spearman_table(data: dict, source: str, targets: list[str]) -> pd.DataFrame:
     from scipy.stats import spearmanr
 
     xlrs = data["xlrs"]
+    if xlrs.empty:  # no run measured XLRS (its only language is its source)
+        return pd.DataFrame()
     xlrs = xlrs[xlrs["last_layer"] & (xlrs["step"] > 0) & (xlrs["n_sources"] == 1) & (xlrs["source"] == source)]
     dev = data["dev"][data["dev"]["zero_shot"]].assign(score=lambda f: metric_values(f))
     points = xlrs.merge(dev, on=["run", "task", "step", "target"])

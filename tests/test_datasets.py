@@ -279,7 +279,7 @@ def test_hub_code_path_through_load_dataset(tmp_path, monkeypatch):
     wiki = tmp_path / "wiki"  # the parquet export's layout, read file by file with data_files
     write_parquet(wiki / "de" / "test" / "0000.parquet", wiki_rows("test"), wiki_features())
     records, _ = loaders.load({"loader": "wiki_lingua", "hub_id": str(wiki)}, "de", "test")
-    assert [r["id"] for r in records] == ["wikilingua_multilingual-test-0", "wikilingua_multilingual-test-3"]
+    assert [r["id"] for r in records] == ["de-wikilingua_multilingual-test-0", "de-wikilingua_multilingual-test-3"]
 
 
 # ---------------------------------------------------------------------------------------- wiki_lingua
@@ -307,12 +307,13 @@ def test_wiki_lingua_keeps_same_language_rows(tmp_path):
     declaration = {"loader": "wiki_lingua", "path": str(root)}
     records, notes = loaders.load(declaration, "de", "train")
     assert records == [
-        {"id": "wikilingua_multilingual-train-0", "document": "Ein langer Text.", "summary": "Kurz."},
-        {"id": "wikilingua_multilingual-train-3", "document": "Noch ein Text.", "summary": "Knapp."},
+        {"id": "de-wikilingua_multilingual-train-0", "document": "Ein langer Text.", "summary": "Kurz."},
+        {"id": "de-wikilingua_multilingual-train-3", "document": "Noch ein Text.", "summary": "Knapp."},
     ]
     assert notes == {"upstream_split": "train", "rows_other_languages": 2}
     dev, _ = loaders.load(declaration, "de", "dev")  # the older export's file naming
-    assert [r["id"] for r in dev] == ["wikilingua_multilingual-validation-0", "wikilingua_multilingual-validation-3"]
+    assert [r["id"] for r in dev] == ["de-wikilingua_multilingual-validation-0",
+                                   "de-wikilingua_multilingual-validation-3"]
     tasks.validate_records(tasks.kind("generation"), records, "wiki_lingua")
 
 

@@ -27,6 +27,7 @@ def load_wiki_lingua(dataset: dict, lang: str, split: str) -> tuple[list[dict], 
                         f"{', '.join(pairs[:12]) or 'none'}); set dataset.config to the config that holds {lang}")
     marked = []
     for row in kept.select(["gem_id", "source", "target"]).to_pylist():
-        record = {"id": str(row["gem_id"]), "document": row["source"] or "", "summary": row["target"] or ""}
+        # gem_id numbers the rows of one language's file: the same id in two languages is not the same article
+        record = {"id": f"{lang}-{row['gem_id']}", "document": row["source"] or "", "summary": row["target"] or ""}
         marked.append((record, None if record["document"].strip() and record["summary"].strip() else "empty"))
     return finish(marked, part, dataset, split, where, notes, "no summaries")

@@ -95,7 +95,7 @@ def train_ours(template, examples, shape, steps, device, speed, precision):
                                        "bf16" if precision == "bf16" else "no")
     training.model.train()
     tokenizer = IdTokenizer()
-    pairs = finetune.encode_pairs(tokenizer, [{"input": text(s), "target": text(t)} for s, t in examples], params)
+    pairs = finetune.encode_pairs(tokenizer, [{"input": text(s), "target": text(t)} for s, t in examples], params)[0]
     batches = [pairs[step * shape["batch"]:(step + 1) * shape["batch"]] for step in range(steps)]
     # The host's share of a step (padding a batch; the copy to the device is asynchronous): it runs while the
     # device does the previous step's optimizer update, so a background loader would have nothing to hide.
@@ -180,7 +180,7 @@ def finetune_section(template, shape, args, device, precision):
     # length buckets, with masked positions; without buckets the tensors must be equal).
     params = train_params(shape)
     pairs = finetune.encode_pairs(IdTokenizer(), [{"input": text(s), "target": text(t)} for s, t in examples[:batch]],
-                                  params)
+                                  params)[0]
     ours_batch = finetune.collate(pairs, IdTokenizer.pad_token_id, params)
     hf_batch = hf_collator([{"input_ids": s, "labels": t} for s, t in examples[:batch]])
     assert all(torch.equal(ours_batch[k], hf_batch[k]) for k in hf_batch), "the two collators disagree"

@@ -29,6 +29,9 @@ class IdTokenizer:
         ids, mask = pad_rows(rows, self.pad_token_id)
         return BatchEncoding({"input_ids": ids, "attention_mask": mask})
 
+    def num_special_tokens_to_add(self, pair=False):
+        return 0  # a text's ids already end with EOS
+
     def batch_decode(self, sequences, skip_special_tokens=False):
         names = {self.pad_token_id: self.pad_token, self.eos_token_id: self.eos_token}
         return [" ".join(names.get(i, str(i)) for i in row) for row in sequences.tolist()]

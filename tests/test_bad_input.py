@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from workflow_scripts import decode, finetune, modeling, prepare
+from workflow_scripts import decode, finetune, modeling, prepare, tasks
 from workflow_scripts.files import DataError, write_jsonl
 
 
@@ -239,6 +239,22 @@ def test_inputs_are_cut_as_the_tokenizer_cuts_them(tiny_model_dir):
     assert cut == 2 and len(rows[1]) == 16 and rows[1][-1] == tokenizer.eos_token_id
 
 
+def test_a_cut_generation_input_keeps_the_end_of_its_template(tiny_model_dir):
+    """'story: {document} title: <extra_id_0>': a long document loses its end, never the prompt and sentinel."""
+    tokenizer = modeling.load_tokenizer(str(tiny_model_dir))
+    generation = tasks.kind("generation")
+    text = generation.cast({"document": "a much longer input " * 20, "summary": "x"})["input"]
+    whole = tokenizer(text)["input_ids"]
+    (row,), cut = modeling.tokenize(tokenizer, [text], 16, generation.tail)
+    end = len(tokenizer(generation.tail, add_special_tokens=False)["input_ids"]) + 1  # and </s>
+    assert cut == 1 and len(row) == 16
+    assert row == whole[:16 - end] + whole[-end:]
+    assert tokenizer.decode(row).replace(" ", "").endswith("title:<extra_id_0></s>")
+    pairs, counts = finetune.encode_pairs(tokenizer, [{"input": text, "target": "<extra_id_0>x"}],
+                                          {"max_source_length": 16, "max_target_length": 2}, generation.tail)
+    assert pairs[0][0] == row and len(pairs[0][1]) == 2 and counts == {"inputs": 1, "targets": 1}
+
+
 def run_of_copies(tmp_path, model_dir, steps: list[int]):
     """A finished run's directory whose checkpoints at `steps` are copies of model_dir."""
     import shutil
@@ -254,7 +270,7 @@ def decode_job(tmp_path, model_dir, inputs: list[str], steps: list[int], batch_s
     """The command line of a dev-set decode job over inputs at `steps` of a run of copies, and its output path."""
     write_jsonl(tmp_path / "cast" / "dev.jsonl", [{"id": str(i), "input": text, "target": "x", "record": {}}
                                                   for i, text in enumerate(inputs)])
-    spec = {"split": "dev", "size": len(inputs), "num_beams": 1, "max_new_tokens": 4, "max_source_length": 16}
+    spec = {"split": "dev", "kind": "generation", "size": len(inputs), "num_beams": 1, "max_new_tokens": 4, "max_source_length": 16}
     out = tmp_path / "decode.out"
     return ["decode", "--spec", json.dumps(spec), "--run-dir", str(run_of_copies(tmp_path, model_dir, steps)),
             "--data", str(tmp_path / "cast" / "dev.jsonl"), "--batch-size", str(batch_size), "--out", str(out)], out

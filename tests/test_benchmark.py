@@ -19,7 +19,7 @@ WARMUP, STEPS = 1, 3
 def test_the_adapter_gives_collate_the_baselines_tensors():
     pairs = [([5, 6, 7, 1], [9, 1]), ([8, 1], [4, 4, 4, 1])]
     params = {"max_source_length": 16, "max_target_length": 16}
-    encoded = finetune.encode_pairs(IdTokenizer(), [{"input": text(s), "target": text(t)} for s, t in pairs], params)
+    encoded = finetune.encode_pairs(IdTokenizer(), [{"input": text(s), "target": text(t)} for s, t in pairs], params)[0]
     ours = finetune.collate(encoded, IdTokenizer.pad_token_id, params)
     baseline = hf_collator([{"input_ids": s, "labels": t} for s, t in pairs])
     assert ours.keys() == baseline.keys()

@@ -211,3 +211,14 @@ def test_a_resumed_run_reports_its_first_step_after_the_resume(caplog):
         progress.update(42, epoch=0, loss=2.0, samples=8)  # within a minute: no line
     assert len(caplog.records) == 1 and "step 41/100 (epoch 0): loss 2.0000 (mean of 1 step), first step in" in \
         caplog.records[0].getMessage()
+
+
+def test_a_run_under_several_processes_is_refused(tiny_model_dir, monkeypatch):
+    """Batches are not sharded: N processes would each train, and save, the same run."""
+    import accelerate
+
+    monkeypatch.setattr(accelerate.Accelerator, "num_processes", property(lambda self: 2))
+    model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu"))
+    with pytest.raises(ValueError, match="not under `accelerate launch` with 2 processes"):
+        finetune.setup_training(model, {"learning_rate": 1e-3, "weight_decay": 0.0}, modeling.speed_settings(None),
+                                device="cpu")

@@ -70,6 +70,18 @@ def test_decoding_option_moves_decodes_not_runs_or_xlrs():
     assert before.decode_path(run, "de", "dev") != after.decode_path(run, "de", "dev")
 
 
+def test_decoding_writes_as_long_as_a_run_learned_to_unless_told_otherwise():
+    def long_tags(config):
+        config["decode"]["max_new_tokens"] = None
+        config["experiments"][1]["train"] = {"max_target_length": 40}
+
+    default = study(long_tags)
+    lengths = {run.task: default.decode_spec(run, "de", "dev")["max_new_tokens"] for run in default.runs.values()}
+    assert lengths == {"title_generation": 24, "pos": 40}
+    told = study(lambda c: (long_tags(c), c["decode"].update(max_new_tokens=12)))
+    assert {told.decode_spec(run, "de", "dev")["max_new_tokens"] for run in told.runs.values()} == {12}
+
+
 def test_seed_and_model_are_in_the_run_digest():
     base = set(study().runs)
     assert base.isdisjoint(study(lambda c: c["train"].update(seeds=[2])).runs)

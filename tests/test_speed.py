@@ -40,7 +40,7 @@ def test_padded_length_rounds_up_to_the_bucket_within_the_cap(longest, multiple,
 def pairs(tokenizer, n=8):
     examples = [{"input": SENTENCES[i % len(SENTENCES)], "target": SENTENCES[(i + 3) % len(SENTENCES)]}
                 for i in range(n)]
-    return finetune.encode_pairs(tokenizer, examples, PARAMS)
+    return finetune.encode_pairs(tokenizer, examples, PARAMS)[0]
 
 
 @pytest.fixture(autouse=True)

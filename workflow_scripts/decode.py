@@ -2,8 +2,8 @@
 
 Dev sets are decoded at every checkpoint (checkpoint selection needs them); test sets only at the
 checkpoints the selection rules pick. Inputs are sorted by length and batched; greedy or beam search
-from config; over-long inputs are truncated and counted. Output: JSONL with step, id, input,
-reference, prediction, and the gold record for scoring.
+from config; over-long inputs are truncated (keeping the template's end) and counted. Output: JSONL with step,
+id, input, reference, prediction, and the gold record for scoring.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import logging
 import time
 from pathlib import Path
 
-from workflow_scripts import cli
+from workflow_scripts import cli, tasks
 from workflow_scripts.files import read_json, read_jsonl, write_json, write_jsonl
 
 # speed.static_cache "auto" compiles only jobs of at least this many sequences (inputs x checkpoints): the
@@ -23,11 +23,11 @@ log = logging.getLogger("decode")
 
 
 def generate(model, tokenizer, inputs: list[str], batch_size: int, num_beams: int, max_new_tokens: int,
-             max_source_length: int, speed: dict | None = None) -> tuple[list[str], int]:
-    """Predictions in input order, and how many inputs were cut to max_source_length."""
+             max_source_length: int, speed: dict | None = None, tail: str = "") -> tuple[list[str], int]:
+    """Predictions in input order, and how many inputs were cut to max_source_length (keeping `tail`)."""
     from workflow_scripts.modeling import tokenize
 
-    rows, truncated = tokenize(tokenizer, inputs, max_source_length)
+    rows, truncated = tokenize(tokenizer, inputs, max_source_length, tail)
     return generate_from_ids(model, tokenizer, rows, batch_size, num_beams, max_new_tokens, max_source_length,
                              speed), truncated
 
@@ -115,7 +115,8 @@ def main() -> None:
         started, ref = time.monotonic(), str(args.run_dir / "checkpoints" / f"step-{step:06d}")
         if model is None:
             tokenizer = modeling.load_tokenizer(ref)  # every checkpoint of a run saves the same one
-            rows, truncated = modeling.tokenize(tokenizer, [e["input"] for e in examples], spec["max_source_length"])
+            rows, truncated = modeling.tokenize(tokenizer, [e["input"] for e in examples], spec["max_source_length"],
+                                                tasks.kind(spec["kind"]).tail)
             # bf16 weights on CUDA decode faster than fp32 weights under autocast (benchmarks/anchors.json: 12.1k
             # against 7.2k new tokens/s), parting from them only at near-ties (benchmarks/README.md); checkpoints
             # trained on a GPU are stored in bf16 anyway.

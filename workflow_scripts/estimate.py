@@ -112,7 +112,7 @@ def estimate(study: Study) -> dict:
             loads["decode"] += k + 3
             for sequences in (k * decode["dev_size"], 3 * min(decode["test_size"], 10_000)):
                 new_tokens[static_cache_for_job(static_cache, sequences) is not False] += \
-                    sequences * decode["max_new_tokens"]
+                    sequences * study.max_new_tokens(run)
         for lang in study.xlrs_languages(run):
             jobs["xlrs"] += 1
             loads["xlrs"] += 1

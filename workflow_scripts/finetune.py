@@ -1,6 +1,6 @@
 """Stage 3, finetune: one run = (task, source-language combination, seed).
 
-A plain training loop on `accelerate` (CPU, one GPU, or several under `accelerate launch`): AdamW, its learning
+A plain training loop on `accelerate` (CPU or one GPU; runs go side by side, one per GPU): AdamW, its learning
 rate decayed linearly to 0 (Seq2SeqTrainer's default) or constant (train.lr_schedule), bf16 autocast on CUDA
 and fp32 on CPU, gradient accumulation when micro_batch_size < batch_size, K evenly spaced checkpoints saved
 as safetensors with their tokenizer.
@@ -25,13 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from workflow_scripts import cli
+from workflow_scripts import cli, tasks
 from workflow_scripts.files import DataError, read_jsonl, write_json, write_tsv
-from workflow_scripts.tasks import MAX_TAGGED_TOKENS
 
 log = logging.getLogger("finetune")
 # How many sentinels each kind's template needs (tasks.py): tagging numbers every token.
-TEMPLATE_SENTINELS = {"generation": 1, "paraphrase": 1, "qa": 1, "tagging": MAX_TAGGED_TOKENS}
+TEMPLATE_SENTINELS = {"generation": 1, "paraphrase": 1, "qa": 1, "tagging": tasks.MAX_TAGGED_TOKENS}
 # Non-zero, so that Snakemake and SLURM treat a stopped job as unfinished and run (or requeue) it again.
 EXIT_STOPPED = 75
 
@@ -68,13 +67,15 @@ def batch_order(n_examples: int, seed: int, epoch: int) -> list[int]:
     return order
 
 
-def encode_pairs(tokenizer, examples: list[dict], params: dict) -> list[tuple[list[int], list[int]]]:
-    """Every (input, target) tokenized once, truncated to the maximum lengths: a step then only pads."""
-    sources = tokenizer([e["input"] for e in examples], max_length=params["max_source_length"],
-                        truncation=True)["input_ids"]
-    targets = tokenizer(text_target=[e["target"] for e in examples], max_length=params["max_target_length"],
-                        truncation=True)["input_ids"]
-    return list(zip(sources, targets))
+def encode_pairs(tokenizer, examples: list[dict], params: dict,
+                 tail: str = "") -> tuple[list[tuple[list[int], list[int]]], dict[str, int]]:
+    """Every (input, target) tokenized once and cut to the maximum lengths (an input keeping its template's
+    `tail`): a step then only pads. Also how many inputs and targets were cut."""
+    from workflow_scripts.modeling import tokenize
+
+    sources, cut_inputs = tokenize(tokenizer, [e["input"] for e in examples], params["max_source_length"], tail)
+    targets, cut_targets = tokenize(tokenizer, [e["target"] for e in examples], params["max_target_length"])
+    return list(zip(sources, targets)), {"inputs": cut_inputs, "targets": cut_targets}
 
 
 def collate(pairs: list[tuple[list[int], list[int]]], pad_id: int, params: dict,
@@ -171,6 +172,10 @@ def setup_training(model, params: dict, speed: dict, device=None, mixed_precisio
     device = torch.device(device) if device is not None else resolve_device()
     accelerator = Accelerator(mixed_precision=mixed_precision or ("bf16" if device.type == "cuda" else "no"),
                               cpu=device.type == "cpu")
+    if accelerator.num_processes > 1:  # batches are not sharded: each process would train and save the same run
+        raise ValueError(f"finetune trains a run in one process on one device, not under `accelerate launch` with "
+                         f"{accelerator.num_processes} processes; the workflow runs several runs side by side instead "
+                         "(--resources gpu=N, or one SLURM job each)")
     model.set_attn_implementation(speed["attention"])
     model = model.to(accelerator.device)
     # The fused CUDA kernel updates all parameters in one launch; CPU keeps the reference implementation.
@@ -279,7 +284,14 @@ def train(spec: dict, model_ref: str, train_files: dict[str, Path], out_dir: Pat
     set_seed(spec["seed"])
     speed = modeling.speed_settings(speed)
     tokenizer = modeling.load_tokenizer(model_ref, sentinels=TEMPLATE_SENTINELS[spec["kind"]], revision=revision)
-    encoded = encode_pairs(tokenizer, examples, params)
+    encoded, cut = encode_pairs(tokenizer, examples, params, tasks.kind(spec["kind"]).tail)
+    log.info("%d of %d inputs cut to max_source_length %d (their template's end kept), %d targets to "
+             "max_target_length %d", cut["inputs"], len(examples), params["max_source_length"], cut["targets"],
+             params["max_target_length"])
+    if cut["targets"]:  # the model would learn to stop early, and decoding stops at the same length
+        warnings.append(f"{cut['targets']} of {len(examples)} training targets are longer than max_target_length "
+                        f"{params['max_target_length']} tokens and were cut; raise train.max_target_length")
+        log.warning(warnings[-1])
     base_model = modeling.load_model(model_ref, device=torch.device("cpu"), revision=revision)
     training = setup_training(base_model, params, speed)
     accelerator, model, optimizer = training.accelerator, training.model, training.optimizer
@@ -335,7 +347,8 @@ def train(spec: dict, model_ref: str, train_files: dict[str, Path], out_dir: Pat
     log.info("run %s: %d steps in %.1f s on %s", run_id, total_steps, time.time() - started, accelerator.device)
     # No timings here: run.json is an input of later stages and must be the same on every rerun.
     return {"spec": spec, "run": run_id, "examples_per_source": counts, "warnings": warnings,
-            "total_steps": total_steps, "checkpoints": saves, "device": accelerator.device.type,
+            "cut_to_max_length": cut, "total_steps": total_steps, "checkpoints": saves,
+            "device": accelerator.device.type,
             "model_type": accelerator.unwrap_model(model).config.model_type,
             "mixed_precision": accelerator.mixed_precision, "speed": speed, "log": log_rows}
 

@@ -106,15 +106,19 @@ def autocast_for(device: torch.device):
     return contextlib.nullcontext()
 
 
-def tokenize(tokenizer, texts: list[str], max_length: int) -> tuple[list[list[int]], int]:
-    """Each text's ids, cut to max_length as the tokenizer cuts them (its special tokens kept), and how many were
-    cut. One pass over the texts and one over those too long: a job tokenizes its inputs once, not per checkpoint."""
+def tokenize(tokenizer, texts: list[str], max_length: int, tail: str = "") -> tuple[list[list[int]], int]:
+    """Each text's ids cut to max_length, and how many were cut. A cut keeps the text's start and the tokenizer's
+    closing special tokens (its own truncation), and also the last tokens that spell `tail` (a template's end
+    after its last field, tasks.TaskKind.tail): a long document loses its end, not the prompt. A job tokenizes its
+    inputs once, not per checkpoint."""
     rows = tokenizer(texts)["input_ids"]
+    kept_end = tokenizer.num_special_tokens_to_add()
+    if tail:
+        kept_end += len(tokenizer(tail, add_special_tokens=False)["input_ids"])
+    kept_end = min(kept_end, max_length)
     too_long = [i for i, row in enumerate(rows) if len(row) > max_length]
-    if too_long:
-        cut = tokenizer([texts[i] for i in too_long], max_length=max_length, truncation=True)["input_ids"]
-        for i, row in zip(too_long, cut):
-            rows[i] = row
+    for i in too_long:
+        rows[i] = rows[i][:max_length - kept_end] + rows[i][len(rows[i]) - kept_end:]
     return rows, len(too_long)
 
 

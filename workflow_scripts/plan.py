@@ -19,7 +19,7 @@ from workflow_scripts.digest import FileHashes, digest
 from workflow_scripts.tasks import KINDS, PAPER_COS_SIM
 
 # Bump one when the code of its stage changes what it writes, so old outputs are not reused.
-VERSIONS = {"prepare": 2, "cast": 2, "model": 1, "finetune": 1, "xlrs": 1, "decode": 1, "score": 1,
+VERSIONS = {"prepare": 2, "cast": 2, "model": 1, "finetune": 2, "xlrs": 1, "decode": 2, "score": 1,
             "select": 1, "aggregate": 2}
 # A loader whose records changed is versioned alone, so that only its datasets (and what follows) are rebuilt:
 # xtreme 2: UDPOS ids carry their language (UD treebanks are not parallel); wiki_lingua 2: so do WikiLingua's.
@@ -310,13 +310,18 @@ class Study:
     def decode_spec(self, run: Run, lang: str, split: str) -> dict:
         decode = self.config["decode"]
         spec = {"stage": "decode", "version": VERSIONS["decode"], "run": run.digest, "split": split,
-                "data": digest(self.cast_spec(run.task, lang, split)), "lang": lang,
+                "data": digest(self.cast_spec(run.task, lang, split)), "lang": lang, "kind": run.spec["kind"],
                 "size": decode["dev_size"] if split == "dev" else decode["test_size"],
-                "num_beams": decode["num_beams"], "max_new_tokens": decode["max_new_tokens"],
+                "num_beams": decode["num_beams"], "max_new_tokens": self.max_new_tokens(run),
                 "max_source_length": run.spec["train"]["max_source_length"]}
         if split == "test":
             spec["select"] = digest(self.select_spec(run, lang))
         return spec
+
+    def max_new_tokens(self, run: Run) -> int:
+        """decode.max_new_tokens, by default the run's max_target_length: a tagging run's (its targets are long)
+        then decodes as far as it was trained to write."""
+        return self.config["decode"]["max_new_tokens"] or run.spec["train"]["max_target_length"]
 
     def decode_path(self, run: Run, lang: str, split: str) -> str:
         return f"{self.run_dir(run)}/decode/{split}/{lang}-{digest(self.decode_spec(run, lang, split))}.jsonl"

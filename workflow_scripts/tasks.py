@@ -21,8 +21,13 @@ def sentinel(i: int) -> str:
     return SENTINEL.format(i)
 
 
+# The generation template's end, after the document: an input cut to max_source_length keeps it (modeling.tokenize),
+# or the model would never see the sentinel its target starts with.
+GENERATION_TAIL = f" title: {sentinel(0)}"
+
+
 def cast_generation(record: dict) -> dict:
-    return {"input": f"story: {record['document']} title: {sentinel(0)}",
+    return {"input": f"story: {record['document']}{GENERATION_TAIL}",
             "target": f"{sentinel(0)}{record['summary']}"}
 
 
@@ -84,10 +89,12 @@ class TaskKind:
     # TyDiQA), so for them, where the paper does not evaluate cos-sim, it picks the highest.
     cos_sim: str
     check: Callable[[dict], str | None] = lambda record: None
+    tail: str = ""                   # the template's text after its last field, which a cut input keeps
 
 
 KINDS: dict[str, TaskKind] = {
-    "generation": TaskKind("generation", ("id", "document", "summary"), cast_generation, "rougeL", PAPER_COS_SIM),
+    "generation": TaskKind("generation", ("id", "document", "summary"), cast_generation, "rougeL", PAPER_COS_SIM,
+                           tail=GENERATION_TAIL),
     "tagging": TaskKind("tagging", ("id", "tokens", "tags"), cast_tagging, "accuracy", "highest", check_tagging),
     "paraphrase": TaskKind("paraphrase", ("id", "sentence1", "sentence2", "label"), cast_paraphrase,
                            "accuracy", "highest", check_paraphrase),

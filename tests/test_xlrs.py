@@ -62,6 +62,19 @@ def test_parallel_sample_is_the_same_whichever_languages_are_asked():
     assert with_de["en"] == with_zh["en"] and len(with_de["de"]) == 10
 
 
+def test_rows_a_target_lacks_change_no_other_sentence_of_the_sample(tmp_path):
+    """FR lacks every third row: the EN-FR sample replaces those rows only and shares every other one with EN-DE's."""
+    path = tmp_path / "pairs.tsv"
+    rows = [f"en {i}\tde {i}\t{'' if i % 3 == 0 else f'fr {i}'}" for i in range(60)]
+    path.write_text("en\tde\tfr\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    declaration = {"loader": "file", "path": str(path)}
+    with_de = xlrs.load_parallel(declaration, ["en", "de"], n_pairs=12, seed=3)["en"]
+    with_fr = xlrs.load_parallel(declaration, ["en", "fr"], n_pairs=12, seed=3)["en"]
+    kept = [s for s in with_de if int(s.split()[1]) % 3]
+    assert len(with_fr) == 12 and set(kept) <= set(with_fr) and len(kept) < 12
+    assert with_de != xlrs.load_parallel(declaration, ["en", "de"], n_pairs=12, seed=4)["en"]
+
+
 def test_parallel_file_with_a_column_per_language(tmp_path):
     path = tmp_path / "pairs.tsv"
     path.write_text("en\tde\nOne.\tEins.\nTwo.\tZwei.\n", encoding="utf-8")

@@ -8,7 +8,6 @@ at every checkpoint, against each source language of the run.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from pathlib import Path
 
@@ -21,7 +20,8 @@ log = logging.getLogger("xlrs")
 def load_parallel(declaration: dict, languages: list[str], n_pairs: int, seed: int) -> dict[str, list[str]]:
     """n_pairs aligned sentences per language, sampled with `seed` from rows that have every language.
 
-    The sample depends on the rows and the seed only, so every job sees the same source sentences.
+    Whether a row is drawn depends on its key (its id, or its row number) and the seed only, so every job sees
+    the same source sentences, and where a target lacks some rows, the others still are the ones every job sees.
     """
     loader = declaration["loader"]
     if loader == "demo":
@@ -34,27 +34,37 @@ def load_parallel(declaration: dict, languages: list[str], n_pairs: int, seed: i
         columns = {lang: [r["text"] for r in demo_corpus.generate("parallel", lang, "test", size,
                                                                  seed=declaration.get("seed", 0))]
                    for lang in languages}
-        rows = [dict(zip(columns, texts)) for texts in zip(*columns.values())]
+        rows = dict(enumerate(dict(zip(columns, texts)) for texts in zip(*columns.values())))
     elif loader == "file":
         from workflow_scripts.loaders import read_table_file
 
-        rows, _ = read_table_file(Path(declaration["path"]), "xlrs.parallel")
-        if not rows:
+        table, _ = read_table_file(Path(declaration["path"]), "xlrs.parallel")
+        if not table:
             raise DataError(f"xlrs.parallel {declaration['path']}: empty, no parallel sentences")
         for lang in languages:
-            if not rows or lang not in rows[0]:
+            if lang not in table[0]:
                 raise DataError(f"xlrs.parallel {declaration['path']}: no column for language {lang!r}")
+        rows = dict(enumerate(table))
     else:
         rows = task_parallel_rows(declaration, languages)
-    usable = [i for i, row in enumerate(rows) if all((row.get(lang) or "").strip() for lang in languages)]
+    usable = [key for key, row in rows.items() if all((row.get(lang) or "").strip() for lang in languages)]
     if not usable:
         raise DataError(f"xlrs.parallel: no row has a sentence in every one of {', '.join(languages)}")
-    chosen = sorted(random.Random(seed).sample(usable, min(n_pairs, len(usable))))
-    return {lang: [rows[i][lang] for i in chosen] for lang in languages}
+    position = {key: i for i, key in enumerate(rows)}
+    chosen = sorted(sorted(usable, key=lambda key: draw_rank(key, seed))[:n_pairs], key=position.get)
+    return {lang: [rows[key][lang] for key in chosen] for lang in languages}
 
 
-def task_parallel_rows(declaration: dict, languages: list[str]) -> list[dict]:
-    """Rows of a multi-way parallel task dataset (the paper: MTG story-completion test set), joined by id."""
+def draw_rank(key, seed: int) -> bytes:
+    """A row's place in the seed's random order, a function of its key alone."""
+    import hashlib
+
+    return hashlib.sha256(f"{seed}\0{key}".encode()).digest()
+
+
+def task_parallel_rows(declaration: dict, languages: list[str]) -> dict[str, dict]:
+    """{id: {lang: sentence}} of a multi-way parallel task dataset (the paper: MTG story-completion test set), for
+    the ids every language has."""
     from workflow_scripts import loaders
 
     field, split = declaration.get("field", "document"), declaration.get("split", "test")
@@ -66,7 +76,7 @@ def task_parallel_rows(declaration: dict, languages: list[str]) -> list[dict]:
             raise DataError(f"xlrs.parallel: no parallel sentences for language {lang!r}: {err}") from err
         by_language[lang] = {r["id"]: r[field] for r in records}
     shared = sorted(set.intersection(*(set(texts) for texts in by_language.values())))
-    return [{lang: by_language[lang][i] for lang in languages} for i in shared]
+    return {i: {lang: by_language[lang][i] for lang in languages} for i in shared}
 
 
 def mean_pool(hidden, mask):

@@ -131,6 +131,16 @@ def test_scores_at_en_dev_and_zero_shot_marks(manifest):
     assert table.loc[("en", "en"), "mean"] == 60.0 and not table.loc[("en", "en"), "zero_shot"]
 
 
+def test_the_score_markdown_keeps_the_configs_order_and_averages_each_row(manifest):
+    """Rows and columns as the config lists them (the paper's order), not sorted; Avg. over the row's targets."""
+    manifest["runs"][0]["targets"] = ["fr", "en", "de"]
+    table = aggregate.score_markdown(aggregate.score_table(aggregate.load_measurements(manifest)), manifest["runs"])
+    lines = [line.replace(" ", "") for line in table.splitlines() if line.startswith("|")]
+    assert lines[0] == "|combination|fr|en|de|Avg.|"
+    assert lines[2] == "|en|5.0±0.0|60.0±0.0†|10.0±0.0|25.0|"  # (5 + 60 + 10) / 3
+    assert lines[3] == "|en+zh|||10.0±0.0|10.0|"
+
+
 def test_two_source_accidental_translation_reduction(manifest):
     table = aggregate.language_id_table(aggregate.load_measurements(manifest)).set_index("combination")
     assert table.loc["en+zh", "accidental_reduction_vs_first_source"] == pytest.approx(75.0)  # 80 -> 20
@@ -188,7 +198,8 @@ def test_a_study_without_zero_shot_targets_writes_every_table(tmp_path):
     out = tmp_path / "tables"
     cast_test = tmp_path / "cast-en.jsonl"
     cast_test.write_text(json.dumps({"id": "1", "input": "x", "target": "y", "record": {}}) + "\n")
-    manifest = {"runs": [run], "cast_test": {"tg": {"en": str(cast_test)}}, "report": {"source": "en", "targets": ["de"]}}
+    manifest = {"runs": [run], "cast_test": {"tg": {"en": str(cast_test)}},
+                "report": {"source": "en", "targets": ["de"]}}
     aggregate.write_tables(manifest, out)
     figures.write_figures(manifest, tmp_path / "figures")
     assert [p.name for p in (tmp_path / "figures").iterdir()] == ["loss_tg.png"]

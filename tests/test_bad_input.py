@@ -270,7 +270,8 @@ def decode_job(tmp_path, model_dir, inputs: list[str], steps: list[int], batch_s
     """The command line of a dev-set decode job over inputs at `steps` of a run of copies, and its output path."""
     write_jsonl(tmp_path / "cast" / "dev.jsonl", [{"id": str(i), "input": text, "target": "x", "record": {}}
                                                   for i, text in enumerate(inputs)])
-    spec = {"split": "dev", "kind": "generation", "size": len(inputs), "num_beams": 1, "max_new_tokens": 4, "max_source_length": 16}
+    spec = {"split": "dev", "kind": "generation", "size": len(inputs), "num_beams": 1, "max_new_tokens": 4,
+            "max_source_length": 16}
     out = tmp_path / "decode.out"
     return ["decode", "--spec", json.dumps(spec), "--run-dir", str(run_of_copies(tmp_path, model_dir, steps)),
             "--data", str(tmp_path / "cast" / "dev.jsonl"), "--batch-size", str(batch_size), "--out", str(out)], out

@@ -226,16 +226,24 @@ def markdown(frame: pd.DataFrame) -> str:
     return blanks.to_markdown(index=False, floatfmt=".2f", missingval="") + "\n"
 
 
-def score_markdown(scores: pd.DataFrame) -> str:
-    """Combination x target per task: mean ± std over seeds, † where the target is a source (not zero-shot)."""
+def score_markdown(scores: pd.DataFrame, runs: list[dict]) -> str:
+    """Combination x target per task, in the config's order of combinations and targets as the paper's tables
+    are: mean ± std over seeds, † where the target is a source (not zero-shot), and the mean over the row's
+    targets (Tables 5 and 6's Avg.)."""
+    rows = list(dict.fromkeys((run["task"], "+".join(run["sources"])) for run in runs))
+    columns = list(dict.fromkeys((run["task"], target) for run in runs for target in run["targets"]))
     out = []
     for (task, metric), group in scores.groupby(["task", "metric"]):
         cells = group.assign(cell=group.apply(
             lambda r: f"{r['mean']:.1f} ± {r['std']:.1f}" + ("" if r["zero_shot"] else " †"), axis=1))
-        wide = cells.pivot(index="combination", columns="target", values="cell").fillna("")
-        out.append(f"### {task} ({metric}, en-dev checkpoint, {int(group['seeds'].max())} seed(s))\n\n"
-                   + wide.reset_index().to_markdown(index=False) + "\n")
-    return "\n".join(out) + "\n† supervised direction (the target is a source language), not zero-shot.\n"
+        wide = cells.pivot(index="combination", columns="target", values="cell")
+        wide = wide.reindex(index=[c for t, c in rows if t == task and c in wide.index],
+                            columns=[c for t, c in columns if t == task and c in wide.columns]).fillna("")
+        wide["Avg."] = group.groupby("combination")["mean"].mean().map("{:.1f}".format)
+        table = wide.rename_axis(columns=None).reset_index().to_markdown(index=False, disable_numparse=True)
+        out.append(f"### {task} ({metric}, en-dev checkpoint, {int(group['seeds'].max())} seed(s))\n\n{table}\n")
+    return "\n".join(out) + ("\n† supervised direction (the target is a source language), not zero-shot. Avg.: the "
+                             "mean over the row's targets, supervised ones included.\n")
 
 
 def write_tables(manifest: dict, out_dir: Path) -> None:
@@ -252,7 +260,8 @@ def write_tables(manifest: dict, out_dir: Path) -> None:
         "numeric_answers": numeric_answers(manifest),
     }
     sections = ["# Results\n", "Averaged over seeds. Scores ×100. The demo's tiny model makes its numbers "
-                "illustrative only.\n", "## Scores (Tables 3, 5, 6)\n", score_markdown(tables["scores"])]
+                "illustrative only.\n", "## Scores (Tables 3, 5, 6)\n",
+                score_markdown(tables["scores"], manifest["runs"])]
     titles = {"language_id": "Language ID and accidental translation (Table 9)",
               "selection": "Checkpoint selection per target (Tables 7, 8)",
               "selection_delta": "Checkpoint selection: mean Δ to tgt-dev",

@@ -1,4 +1,5 @@
 """Aggregation on hand-made measurements with known answers: selection Δ, Spearman's ρ, LID reduction."""
+import copy
 import json
 from pathlib import Path
 
@@ -150,7 +151,24 @@ def test_two_source_accidental_translation_reduction(manifest):
 def test_figures_are_written(manifest, tmp_path):
     figures.write_figures(manifest, tmp_path / "figures")
     names = sorted(p.name for p in (tmp_path / "figures").iterdir())
-    assert names == ["loss_tg.png", "xlrs_best_checkpoint.png", "xlrs_tg-en-s1.png"]
+    assert names == ["loss_tg.png", "xlrs_best_checkpoint.png", "xlrs_tg-en.png"]
+
+
+def test_xlrs_over_training_is_the_mean_over_seeds(manifest, tmp_path, monkeypatch):
+    second = copy.deepcopy(manifest["runs"][0])
+    second.update(id="tg-en-s2", seed=2)
+    write(tmp_path / "s2-xlrs-de.tsv", pd.DataFrame([{"step": s, "source": "en", "target": "de", "layer": 1,
+                                                       "last_layer": True, "xlrs": v}
+                                                      for s, v in {0: 0.15, 10: 0.3, 20: 0.4}.items()]))
+    second["xlrs"] = {"de": str(tmp_path / "s2-xlrs-de.tsv")}
+    manifest["runs"] = [manifest["runs"][0], second]
+    drawn = {}
+    monkeypatch.setattr(figures, "save", lambda figure, path: drawn.update({path.name: figure}))
+    figures.write_figures(manifest, tmp_path / "figures")
+    axis = drawn["xlrs_tg-en.png"].axes[0]
+    lines = {line.get_label(): [round(y, 3) for y in line.get_ydata()] for line in axis.get_lines()}
+    assert lines == {"en–de": [0.1, 0.2, 0.3], "en–fr": [0.05, 0.3, 0.4]}  # de: (0.05+0.15)/2, (0.1+0.3)/2, ...
+    assert "mean of 2 seed(s)" in axis.get_title()
 
 
 def test_figures_5_and_6_show_xlrs_with_the_report_source(tmp_path, monkeypatch):

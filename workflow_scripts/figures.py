@@ -1,6 +1,6 @@
 """Stage 8, figures: what the paper plots, from every run's measurements (PNG, matplotlib).
 
-xlrs_<run>.png          XLRS over training steps, one line per target language (Figures 1-3)
+xlrs_<task>-<sources>.png  XLRS over training steps, a line per target language, mean over seeds (Figures 1-3)
 xlrs_best_checkpoint.png  XLRS at each task's en-dev checkpoint vs the model before fine-tuning (Figure 5)
 xlrs_sources_<task>.png  XLRS over training, one source vs two sources (Figure 6)
 loss_<task>.png          training loss of every run of a task
@@ -32,15 +32,20 @@ def save(figure, path: Path) -> None:
 
 
 def xlrs_over_training(xlrs, out_dir: Path) -> None:
-    for run, group in last_layer(xlrs).groupby("run"):
+    """Per task and source combination, a line per (source, target): the mean over seeds, and their range."""
+    for (task, combination), group in last_layer(xlrs).groupby(["task", "combination"]):
         figure, axis = plt.subplots(figsize=(6, 4))
-        for (source, target), line in group.groupby(["source", "target"]):
-            line = line.sort_values("step")
-            axis.plot(line["step"], line["xlrs"], marker="o", label=f"{source}–{target}")
+        for (source, target), points in group.groupby(["source", "target"]):
+            line = points.groupby("step")["xlrs"].agg(["mean", "min", "max"])
+            axis.plot(line.index, line["mean"], marker="o", label=f"{source}–{target}")
+            if points["seed"].nunique() > 1:
+                axis.fill_between(line.index, line["min"], line["max"], alpha=0.15)
+        seeds = group["seed"].nunique()
         axis.set(xlabel="training step (0 = before fine-tuning)", ylabel="XLRS (mean cosine, last encoder layer)",
-                 title=f"XLRS over training\n{run}")
+                 title=f"XLRS over training: {task}, fine-tuned on {combination}\n"
+                       f"mean of {seeds} seed(s){', band: their range' if seeds > 1 else ''}")
         axis.legend(title="source–target", fontsize=8)
-        save(figure, out_dir / f"xlrs_{run}.png")
+        save(figure, out_dir / f"xlrs_{task}-{combination}.png")
 
 
 def xlrs_best_checkpoint(xlrs, selections, report: dict, out_dir: Path) -> None:

@@ -169,7 +169,8 @@ def spearman_table(data: dict, source: str, targets: list[str]) -> pd.DataFrame:
 
 def label_overlap(manifest: dict) -> pd.DataFrame:
     """d(s, t): the share of parallel test examples (same id) whose cast targets are identical. Datasets that are
-    not parallel (UDPOS, TyDiQA) give their examples ids of their own language, so they give no rows."""
+    not parallel or not aligned (UDPOS, TyDiQA, WikiLingua) give their examples ids of their own language, so they
+    give no rows."""
     rows = []
     sources = sorted({(run["task"], run["sources"][0]) for run in manifest["runs"] if len(run["sources"]) == 1})
     for task, source in sources:

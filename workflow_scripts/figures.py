@@ -1,6 +1,6 @@
 """Stage 8, figures: what the paper plots, from every run's measurements (PNG, matplotlib).
 
-xlrs_<task>-<sources>.png  XLRS over training steps, a line per target language, mean over seeds (Figures 1-3)
+xlrs_<task>-<sources>.png  XLRS over training steps, a line per source and target, mean over seeds (Figures 1-3)
 xlrs_best_checkpoint.png  XLRS at each task's en-dev checkpoint vs the model before fine-tuning (Figure 5)
 xlrs_sources_<task>.png  XLRS over training, one source vs two sources (Figure 6)
 loss_<task>.png          training loss of every run of a task

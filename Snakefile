@@ -5,8 +5,8 @@
 report: "report/workflow.rst"
 
 
-# `--configfile` replaces the demo config instead of being merged into it.
-if not config:
+# `--configfile` replaces the demo config instead of being merged into it; `--config key=value` alone edits it.
+if not workflow.overwrite_configfiles:
 
     configfile: "config.yaml"
 

@@ -96,6 +96,16 @@ def test_invalid_config_stops_before_any_job_naming_the_key(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_config_on_the_command_line_edits_the_default_config_file(tmp_path):
+    """`--config key=value` without `--configfile` changes config.yaml's value, and keeps the rest of it."""
+    write_config(tmp_path, tiny_config())  # the working directory's config.yaml, the Snakefile's default
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+                             "--directory", str(tmp_path), "--config", "results=elsewhere", "-n"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "elsewhere/runs/title_generation-en-s1-" in result.stdout and "results/runs/" not in result.stdout
+
+
 def test_a_table_deleted_by_hand_is_made_again(finished_study):
     from workflow_scripts.config import validate
     from workflow_scripts.plan import Study

@@ -222,3 +222,16 @@ def test_a_run_under_several_processes_is_refused(tiny_model_dir, monkeypatch):
     with pytest.raises(ValueError, match="not under `accelerate launch` with 2 processes"):
         finetune.setup_training(model, {"learning_rate": 1e-3, "weight_decay": 0.0}, modeling.speed_settings(None),
                                 device="cpu")
+
+
+def test_jobs_on_a_machine_of_several_gpus_each_take_a_free_one(tmp_path, monkeypatch, caplog):
+    """Snakemake's gpu=N lets N jobs run at once; each takes a GPU no other holds, and its lock dies with it."""
+    held = []
+    monkeypatch.setattr(modeling, "HELD_GPU_LOCKS", held)
+    names = ["3", "5", "7"]  # CUDA_VISIBLE_DEVICES=3,5,7
+    assert [modeling.claim_gpu(names, tmp_path) for _ in names] == [0, 1, 2]
+    assert modeling.claim_gpu(names, tmp_path) == 0 and "all 3 GPUs are held" in caplog.text
+    held.pop(1).close()  # the job on GPU 5 ends
+    assert modeling.claim_gpu(names, tmp_path) == 1
+    for handle in held:
+        handle.close()

@@ -8,6 +8,7 @@ embeddings, so every load and save checks that an untied checkpoint stays untied
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -41,8 +42,47 @@ def lower_on_out_of_memory(where: str, key: str, value: int, advice: str = ""):
                          f"{advice}") from None
 
 
+@functools.cache
 def resolve_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """CUDA when there is one, else the CPU. With several GPUs in view (a workstation: Snakemake's `gpu` resource
+    lets N jobs run at once but does not say which GPU is whose), the job takes a GPU no other job holds and
+    makes it the current device, so that "cuda" means it. Under SLURM, CUDA_VISIBLE_DEVICES shows each job its
+    own GPU only."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    count = torch.cuda.device_count()
+    if count == 1:
+        return torch.device("cuda")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
+    index = claim_gpu(visible if len(visible) == count else [str(i) for i in range(count)])
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
+
+
+HELD_GPU_LOCKS = []  # open lock files: a GPU stays this process's until it ends
+
+
+def claim_gpu(names: list[str], lock_dir: Path | None = None) -> int:
+    """The index of the first GPU (by its name in CUDA_VISIBLE_DEVICES, or its number) whose lock file no other
+    process of this machine holds; the kernel releases the lock when this process ends, however it ends."""
+    import fcntl
+    import tempfile
+
+    lock_dir = lock_dir or Path(tempfile.gettempdir()) / "xlgen-gpu-locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    for index, name in enumerate(names):
+        handle = open(lock_dir / f"gpu-{name}.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        HELD_GPU_LOCKS.append(handle)
+        log.info("GPU %s (of %d) is this job's", name, len(names))
+        return index
+    log.warning("all %d GPUs are held by other jobs (is --resources gpu= above the GPU count?): sharing GPU %s",
+                len(names), names[0])
+    return 0
 
 
 def speed_settings(given: dict | None = None) -> dict:

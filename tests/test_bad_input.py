@@ -43,6 +43,24 @@ def test_malformed_json_names_file_and_line(tmp_path):
         prepare.prepare(prepare_spec(tmp_path, "test"))
 
 
+def test_a_word_list_cell_that_is_broken_json_names_file_and_row(tmp_path):
+    for split in ("train", "dev", "test"):
+        (tmp_path / "de").mkdir(exist_ok=True)
+        (tmp_path / "de" / f"{split}.tsv").write_text('id\ttokens\ttags\n1\t["Der", "Hund"]\tDET NOUN\n'
+                                                      '2\t["Die\tDET\n', encoding="utf-8")
+    spec = {**prepare_spec(tmp_path, "dev"),
+            "dataset": {"loader": "files", "path": str(tmp_path / "{lang}" / "{split}.tsv")}}
+    with pytest.raises(DataError, match=r"dev.tsv: row 2: a list of words that is not valid JSON"):
+        prepare.prepare(spec)
+
+
+def test_a_demo_size_beyond_the_corpus_names_the_key():
+    spec = {"task": "pos", "kind": "tagging", "lang": "de", "split": "test",
+            "dataset": {"loader": "demo", "name": "pos", "sizes": {"test": 10 ** 9}}}
+    with pytest.raises(DataError, match=r"demo dataset 'pos', de test: dataset.sizes.test: n=1000000000 exceeds"):
+        prepare.prepare(spec)
+
+
 def test_missing_column_is_named(tmp_path):
     write_splits(tmp_path, [{"id": "1", "tokens": ["a"]}])
     with pytest.raises(DataError, match=r"lacks column\(s\) tags"):

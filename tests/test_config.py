@@ -69,6 +69,8 @@ def test_language_codes_that_could_reach_a_shell_are_refused(code):
 def test_local_loaders_need_a_path_and_file_is_for_xlrs_only():
     check(lambda c: c["xlrs"].update(parallel={"loader": "file"}), r"xlrs.parallel.path: missing; the file loader")
     check(lambda c: c["tasks"]["pos"].update(dataset={"loader": "files"}), r"tasks.pos.dataset.path: missing")
+    check(lambda c: c["tasks"]["pos"].update(dataset={"loader": "mtg", "name": "TG"}),
+          r"tasks.pos.dataset.path: missing; the mtg loader reads local files")
     check(lambda c: c["tasks"]["pos"].update(dataset={"loader": "file", "path": "x.tsv"}),
           r"tasks.pos.dataset.loader: 'file' reads xlrs.parallel's table")
 

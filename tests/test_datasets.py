@@ -486,3 +486,11 @@ def test_import_pulls_in_no_heavy_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.dirname(__file__)))
     assert out.stdout.strip() == "[]"
+
+
+def test_a_tydiqa_answer_without_its_start_is_unlabelled_not_a_crash():
+    from workflow_scripts.loaders import xtreme as xtreme_loader
+
+    row = {"id": "english-1", "context": "It is 42.", "question": "What?", "answers": {"text": ["42"],
+                                                                                       "answer_start": []}}
+    assert xtreme_loader._tydiqa_example(row)[1] == "unlabelled"

@@ -188,3 +188,17 @@ def test_another_language_id_model_rescores_test_sets_and_re_decodes_nothing(tmp
                  lambda plan: plan.decode_path(title, "de", "test")):
         assert same(before) == same(after)
     assert "lid_model" not in before.score_spec(title, "de", "dev")
+
+
+def test_a_versioned_loaders_records_version_the_xlrs_measured_on_them_too(monkeypatch):
+    from workflow_scripts import plan
+
+    def hub_parallel(config):
+        config["xlrs"]["parallel"] = {"loader": "wiki_lingua", "field": "document"}
+
+    before = study(hub_parallel)
+    run = next(iter(before.runs.values()))
+    assert before.xlrs_spec(run, "de")["loader_version"] == plan.LOADER_VERSIONS["wiki_lingua"]
+    path = before.xlrs_path(run, "de")
+    monkeypatch.setitem(plan.LOADER_VERSIONS, "wiki_lingua", plan.LOADER_VERSIONS["wiki_lingua"] + 1)
+    assert study(hub_parallel).xlrs_path(run, "de") != path

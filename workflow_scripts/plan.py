@@ -148,8 +148,15 @@ def check_dataset_paths(config: dict) -> None:
         if dataset["loader"] == "file" and where != "xlrs.parallel":
             raise ConfigError(f"{where}.loader: 'file' reads xlrs.parallel's table; a task's local files use "
                               "'files' (or 'jsonl')")
-        if dataset["loader"] in ("file", "files", "jsonl") and not dataset.get("path"):
+        if dataset["loader"] in ("file", "files", "jsonl", "mtg") and not dataset.get("path"):
             raise ConfigError(f"{where}.path: missing; the {dataset['loader']} loader reads local files")
+
+
+def loader_version(dataset: dict) -> dict:
+    """{"loader_version": N} for a loader whose records changed since it was written (LOADER_VERSIONS), else
+    nothing: the specs of every other loader's data keep their digests."""
+    loader = dataset["loader"]
+    return {"loader_version": LOADER_VERSIONS[loader]} if loader in LOADER_VERSIONS else {}
 
 
 def split_view(dataset: dict, split: str) -> dict:
@@ -204,11 +211,9 @@ class Study:
         """One split of one language: its own size and upstream split only, so that a new test set size or test
         file moves no fine-tuning run."""
         dataset = self.config["tasks"][task]["dataset"]
-        spec = {"stage": "prepare", "version": VERSIONS["prepare"], "task": task, "kind": self.task_kind(task),
+        return {"stage": "prepare", "version": VERSIONS["prepare"], "task": task, "kind": self.task_kind(task),
                 "dataset": split_view(dataset, split), "lang": lang, "split": split,
-                **self.local_files(dataset, [lang], [split])}
-        loader = dataset["loader"]
-        return {**spec, "loader_version": LOADER_VERSIONS[loader]} if loader in LOADER_VERSIONS else spec
+                **self.local_files(dataset, [lang], [split]), **loader_version(dataset)}
 
     def data_path(self, task: str, lang: str, split: str) -> str:
         return f"{self.results}/data/{task}/{lang}/{split}-{digest(self.data_spec(task, lang, split))}.jsonl"
@@ -302,7 +307,8 @@ class Study:
                 "parallel": xlrs["parallel"], "n_pairs": xlrs["n_pairs"], "seed": xlrs["seed"],
                 **self.local_files(xlrs["parallel"], [*run.sources, lang], [xlrs["parallel"].get("split", "test")],
                                    key="parallel_files"),
-                "max_length": xlrs["max_length"], "sources": list(run.sources), "target": lang}
+                "max_length": xlrs["max_length"], "sources": list(run.sources), "target": lang,
+                **loader_version(xlrs["parallel"])}
 
     def xlrs_path(self, run: Run, lang: str) -> str:
         return f"{self.run_dir(run)}/xlrs/{lang}-{digest(self.xlrs_spec(run, lang))}.tsv"

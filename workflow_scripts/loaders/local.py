@@ -21,7 +21,10 @@ def load_demo(dataset: dict, lang: str, split: str) -> list[dict]:
     sizes = dataset.get("sizes", {})
     if split not in sizes:
         raise DataError(f"demo dataset {dataset['name']!r}: no size for split {split!r} (dataset.sizes.{split})")
-    return demo_corpus.generate(dataset["name"], lang, split, sizes[split], seed=dataset.get("seed", 0))
+    try:
+        return demo_corpus.generate(dataset["name"], lang, split, sizes[split], seed=dataset.get("seed", 0))
+    except ValueError as err:  # a size beyond what the demo corpus holds
+        raise DataError(f"demo dataset {dataset['name']!r}, {lang} {split}: dataset.sizes.{split}: {err}") from err
 
 
 def load_jsonl(dataset: dict, lang: str, split: str) -> list[dict]:
@@ -112,7 +115,10 @@ def load_files(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
     notes: dict = {"upstream_split": spec, "file": path.name}
     marked = []
     for index, row in enumerate(rows):
-        record = {ours: _coerce(ours, row.get(theirs), names[ours]) for ours, theirs in mapping.items()}
+        try:
+            record = {ours: _coerce(ours, row.get(theirs), names[ours]) for ours, theirs in mapping.items()}
+        except json.JSONDecodeError as err:  # a word-list cell that starts like JSON and is not
+            raise DataError(f"{where}: {path}: row {index + 1}: a list of words that is not valid JSON: {err}") from err
         record = {"id": record.pop("id", None) or f"{split}-{index:06d}", **record}
         marked.append((record, None))
     return finish(marked, part, dataset, split, where, notes, "")

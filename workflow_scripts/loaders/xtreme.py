@@ -94,7 +94,7 @@ def _tydiqa_example(row: dict) -> tuple[dict, str | None]:
         texts, starts = list(answers.get("text") or []), list(answers.get("answer_start") or [])
     record = {"id": str(row["id"]), "context": row["context"] or "", "question": row["question"] or "",
               "answer_text": "", "answer_start": -1}
-    if not texts or texts[0] is None or starts[0] is None or int(starts[0]) < 0:
+    if not texts or not starts or texts[0] is None or starts[0] is None or int(starts[0]) < 0:
         return record, "unlabelled"
     text, start = texts[0], int(starts[0])
     record.update(answer_text=text, answer_start=start)

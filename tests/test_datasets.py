@@ -417,6 +417,17 @@ def test_mtg_json_list_file_template_and_columns(tmp_path):
     assert loaders.load(declaration, "zh", "test")[0] == [{"id": "a1", "document": "正文一", "summary": "标题一"}]
 
 
+def test_an_mtg_file_template_finds_the_dev_set_under_its_aliases(tmp_path):
+    """`{split}` in a template takes the names the directory layouts try too (valid, validation), unless
+    dataset.splits names one."""
+    path = tmp_path / "valid.de.jsonl"
+    path.write_text(json.dumps({"id": "1", "document": "Text.", "summary": "Titel."}) + "\n", encoding="utf-8")
+    declaration = {"loader": "mtg", "name": "TG", "path": str(tmp_path / "{split}.{lang}.jsonl")}
+    assert [r["id"] for r in loaders.load(declaration, "de", "dev")[0]] == ["1"]
+    with pytest.raises(DataError, match="no MTG data file"):
+        loaders.load({**declaration, "splits": {"dev": "validation"}}, "de", "dev")
+
+
 def test_mtg_line_aligned_source_target_files(tmp_path):
     (tmp_path / "fr").mkdir()
     (tmp_path / "fr" / "train.src").write_text("Un article.\nUn autre.\n", encoding="utf-8")

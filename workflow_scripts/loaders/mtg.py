@@ -74,7 +74,9 @@ def load_mtg(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
     notes: dict = {"upstream_split": spec}
     template = dataset["path"]
     if "{lang}" in template or "{split}" in template:
-        singles, pairs, multi = [Path(template.format(lang=lang, split=up_split))], [], []
+        # the names the digest fingerprints: dataset.splits' name, else the dev aliases (dev, valid, ...)
+        singles = [Path(template.format(lang=lang, split=name)) for name in upstream_names(dataset, split)]
+        pairs, multi = [], []
     else:
         if not Path(template).is_dir():
             raise DataError(f"{where}: dataset.path {template!r} does not exist; unpack the MTG archive and point "

@@ -228,7 +228,7 @@ def test_jobs_on_a_machine_of_several_gpus_each_take_a_free_one(tmp_path, monkey
     """Snakemake's gpu=N lets N jobs run at once; each takes a GPU no other holds, and its lock dies with it."""
     held = []
     monkeypatch.setattr(modeling, "HELD_GPU_LOCKS", held)
-    names = ["3", "5", "7"]  # CUDA_VISIBLE_DEVICES=3,5,7
+    names = ["3", "MIG-GPU-5/1/0", "7"]  # CUDA_VISIBLE_DEVICES may name GPUs by number or id
     assert [modeling.claim_gpu(names, tmp_path) for _ in names] == [0, 1, 2]
     assert modeling.claim_gpu(names, tmp_path) == 0 and "all 3 GPUs are held" in caplog.text
     held.pop(1).close()  # the job on GPU 5 ends

@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def claim_gpu(names: list[str], lock_dir: Path | None = None) -> int:
     lock_dir = lock_dir or Path(tempfile.gettempdir()) / "xlgen-gpu-locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
     for index, name in enumerate(names):
-        handle = open(lock_dir / f"gpu-{name}.lock", "w")
+        handle = open(lock_dir / f"gpu-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.lock", "w")  # MIG ids hold '/'
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -273,6 +273,7 @@ def decode_section(template, shape, args, device, precision):
         if name == "ours":
             figures[name]["compile"] = (modeling.compile_counts() if modeling.wanted(args.speed["static_cache"], device)
                                         else None)
+            torch._dynamo.reset()  # frees our CUDA graphs' memory pool, which the baselines' peaks must not hold
         del model
     agreements = decode_agreement(template, args, device, precision, new, sources, outputs, (ours, generate_defaults))
 
@@ -468,6 +469,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     args = parse_args(argv)
     shape, device = SHAPES[args.shape], torch.device(args.device)
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)  # the Accelerator and the Trainer train on the current device, not cuda:N
     name = (torch.cuda.get_device_name(device) if device.type == "cuda"
             else f"cpu {platform.processor() or platform.machine()}")
     if args.peak_tflops is None and device.type == "cuda":

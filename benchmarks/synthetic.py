@@ -14,20 +14,11 @@ from workflow_scripts.modeling import pad_rows
 
 class IdTokenizer:
     """What finetune.encode_pairs, modeling.tokenize, decode.generate/clean and modeling.save_model
-    call on a tokenizer, for texts of decimal token ids. Truncation keeps the first max_length ids."""
+    call on a tokenizer, for texts of decimal token ids (modeling.tokenize cuts them)."""
     pad_token, eos_token, pad_token_id, eos_token_id = "<pad>", "</s>", 0, 1
 
-    def __call__(self, text=None, text_target=None, max_length=None, truncation=False, padding=False,
-                 return_tensors=None):
-        from transformers import BatchEncoding
-
-        rows = [[int(t) for t in s.split()] for s in (text if text is not None else text_target)]
-        if truncation and max_length:
-            rows = [row[:max_length] for row in rows]
-        if return_tensors is None:
-            return BatchEncoding({"input_ids": rows, "attention_mask": [[1] * len(row) for row in rows]})
-        ids, mask = pad_rows(rows, self.pad_token_id)
-        return BatchEncoding({"input_ids": ids, "attention_mask": mask})
+    def __call__(self, texts: list[str]) -> dict:
+        return {"input_ids": [[int(t) for t in s.split()] for s in texts]}
 
     def num_special_tokens_to_add(self, pair=False):
         return 0  # a text's ids already end with EOS

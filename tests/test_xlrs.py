@@ -55,6 +55,27 @@ def test_one_value_per_source_and_layer(model_and_tokenizer):
     assert all(r["step"] == 7 and r["n_pairs"] == 3 and -1 <= r["xlrs"] <= 1 for r in rows)
 
 
+def test_last_layer_value_is_the_papers_definition(model_and_tokenizer):
+    """§4: the mean over pairs of the cosine of each pair's mean-pooled final encoder states, computed here by hand,
+    one sentence at a time (no padding), and not the cosine of the mean vectors (this sample tells them apart)."""
+    model, tokenizer = model_and_tokenizer
+    pooled = {}
+    for lang in ("en", "zh"):
+        vectors = []
+        for sentence in SENTENCES[lang]:
+            ids = torch.tensor([tokenizer(sentence)["input_ids"]])
+            with torch.no_grad():
+                vectors.append(model.encoder(input_ids=ids).last_hidden_state[0].mean(0))
+        pooled[lang] = torch.stack(vectors)
+    expected = torch.nn.functional.cosine_similarity(pooled["en"], pooled["zh"], dim=-1).mean().item()
+    of_means = torch.nn.functional.cosine_similarity(pooled["en"].mean(0), pooled["zh"].mean(0), dim=0).item()
+    assert abs(expected - of_means) > 1e-3
+    rows = xlrs_rows(model, tokenizer, SENTENCES, sources=["en"], targets=["zh"], step=0, batch_size=3)
+    (last,) = [r for r in rows if r["last_layer"]]
+    assert last["layer"] == model.config.num_layers
+    assert last["xlrs"] == pytest.approx(expected, abs=1e-6)
+
+
 def test_parallel_sample_is_the_same_whichever_languages_are_asked():
     declaration = {"loader": "demo", "name": "parallel", "sizes": {"test": 50}}
     with_de = xlrs.load_parallel(declaration, ["en", "de"], n_pairs=10, seed=0)

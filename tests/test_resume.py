@@ -76,13 +76,26 @@ def assert_identical(out_dir, reference, steps=("step-000133", "step-000267", "s
     assert (out_dir / "train_log.tsv").read_text() == (reference / "train_log.tsv").read_text()
 
 
+def assert_resumed(output: str, at_steps=None) -> int:
+    """The rerun read the saved state and trained on from the step after it, not from step 1 again."""
+    import re
+
+    resumed = re.search(r"resumed from \S+ at step (\d+)", output)
+    assert resumed, output
+    step = int(resumed.group(1))
+    first_trained = re.search(r": step (\d+)/\d+ ", output)
+    assert step > 0 and (at_steps is None or step in at_steps), output
+    assert first_trained and int(first_trained.group(1)) == step + 1, output
+    return step
+
+
 def test_sigkill_after_a_checkpoint_then_rerun_is_bit_identical(tiny_model_dir, train_file, uninterrupted, tmp_path):
     code, _ = interrupt_after_first_checkpoint(start(tiny_model_dir, train_file, tmp_path), tmp_path, signal.SIGKILL)
     assert code == -signal.SIGKILL
     assert not (tmp_path / "run.json").exists() and (tmp_path / "resume" / "state.pt").exists()
     code, output = finish(start(tiny_model_dir, train_file, tmp_path))
     assert code == 0, output
-    assert "resumed from" in output
+    assert_resumed(output, at_steps=(133, 267))
     assert_identical(tmp_path, uninterrupted)
 
 
@@ -93,6 +106,7 @@ def test_sigterm_saves_state_exits_non_zero_and_resumes(tiny_model_dir, train_fi
     assert "stopped by signal 15" in output
     code, output = finish(start(tiny_model_dir, train_file, tmp_path))
     assert code == 0, output
+    assert_resumed(output)
     assert_identical(tmp_path, uninterrupted)
 
 
@@ -130,7 +144,7 @@ def test_killed_workflow_resumes_fine_tuning_when_run_again(tmp_path):
     run_workflow(workdir, config, "--unlock")
     run_workflow(workdir, config, "--rerun-incomplete", *until)
     log = next(workdir.glob("results/logs/finetune/*.log")).read_text()
-    assert "resumed from" in log
+    assert_resumed(log, at_steps=(160, 320))
     run_dir = next(workdir.glob("results/runs/*"))
     assert_identical(run_dir, tmp_path / "uninterrupted" / "results" / "runs" / run_dir.name,
                      steps=["step-000160", "step-000320", "step-000480"])

@@ -194,6 +194,26 @@ def test_figures_5_and_6_show_xlrs_with_the_report_source(tmp_path, monkeypatch)
     assert sorted(round(patch.get_height(), 2) for patch in bars.patches) == [0.5, 0.5, 0.6, 0.7]  # EN run only
 
 
+def test_label_overlap_counts_parallel_ids_with_the_same_target(tmp_path):
+    """§5.1: d(en, t) = share of ids both languages have whose cast targets are equal; d of the task = the mean
+    over targets. An id one language lacks is no pair."""
+    from workflow_scripts.files import write_jsonl
+
+    labels = {"en": {"1": "yes", "2": "no", "3": "yes", "4": "no"},
+              "de": {"1": "yes", "2": "no", "3": "yes", "4": "yes"},   # 3 of 4
+              "fr": {"1": "no", "2": "no", "3": "no", "9": "no"}}      # 1 of 3: "9" has no English row
+    for lang, rows in labels.items():
+        write_jsonl(tmp_path / f"{lang}.jsonl", [{"id": i, "input": "x", "target": t} for i, t in rows.items()])
+    manifest = {"runs": [{"task": "paws", "sources": ["en"]}, {"task": "paws", "sources": ["en", "de"]}],
+                "cast_test": {"paws": {lang: str(tmp_path / f"{lang}.jsonl") for lang in labels}}}
+    overlap = aggregate.label_overlap(manifest)
+    assert overlap.to_dict("records") == [
+        {"task": "paws", "source": "en", "target": "de", "pairs": 4, "d": 75.0},
+        {"task": "paws", "source": "en", "target": "fr", "pairs": 3, "d": pytest.approx(100 / 3)}]
+    per_task = aggregate.label_overlap_per_task(overlap).to_dict("records")
+    assert per_task == [{"task": "paws", "source": "en", "d": pytest.approx((75 + 100 / 3) / 2), "targets": "de fr"}]
+
+
 def test_numeric_answers_of_a_qa_task(tmp_path):
     from workflow_scripts.files import write_jsonl
 

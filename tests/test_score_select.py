@@ -48,6 +48,33 @@ def test_generation_measures_language_id_on_test_sets_only():
     assert test[0]["lid_de"] > 50 and test[0]["accidental_translation"] == 0.0
 
 
+def test_score_command_counts_the_pieces_of_the_models_own_tokenizer(tiny_model_dir, tmp_path, monkeypatch):
+    """SP-ROUGE (Vu et al. 2022): Chinese, which rouge_score's own tokenizer drops, is scored over the model's
+    SentencePiece pieces; rouge1 is checked against a count of those pieces done here."""
+    import collections
+    import json
+    import sys
+
+    from workflow_scripts import cli, modeling
+    from workflow_scripts.files import write_jsonl
+
+    reference, partial = "小狗看见红色的球。", "小狗看见一本书。"
+    record = {"id": "1", "document": "狗", "summary": reference}
+    write_jsonl(tmp_path / "decodes.jsonl", [{"step": 5, "prediction": f"<extra_id_0>{reference}", "record": record},
+                                             {"step": 6, "prediction": f"<extra_id_0>{partial}", "record": record}])
+    spec = {"kind": "generation", "lang": "zh", "sources": ["en"], "rouge_l": "rougeL"}
+    monkeypatch.setattr(sys, "argv", ["score", "--spec", json.dumps(spec), "--decodes", str(tmp_path / "decodes.jsonl"),
+                                      "--model", str(tiny_model_dir), "--out", str(tmp_path / "scores.tsv")])
+    cli.run(score.main)
+    rouge1 = pd.read_csv(tmp_path / "scores.tsv", sep="\t").set_index("step")["rouge1"]
+    tokenizer = modeling.load_tokenizer(str(tiny_model_dir))
+    ours, theirs = ([p for p in tokenizer.tokenize(text) if p != "\u2581"] for text in (partial, reference))
+    shared = sum((collections.Counter(ours) & collections.Counter(theirs)).values())
+    assert 0 < shared < len(theirs)
+    assert rouge1[5] == pytest.approx(100.0)
+    assert rouge1[6] == pytest.approx(100 * 2 * shared / (len(ours) + len(theirs)))
+
+
 def table(scores, metric="rougeL"):
     return pd.DataFrame({"step": list(scores), metric: list(scores.values())})
 
@@ -60,9 +87,38 @@ def xlrs_table(values):
 def test_three_rules_pick_their_checkpoints():
     chosen = select.select([table({100: 30.0, 200: 35.0, 300: 34.0})],
                            table({100: 20.0, 200: 18.0, 300: 22.0}),
-                           xlrs_table({0: 0.5, 100: 0.7, 200: 0.6, 300: 0.9}), "rougeL")
+                           xlrs_table({0: 0.5, 100: 0.6, 200: 0.7, 300: 0.9}), "rougeL")
     # cos-sim ignores step 0 (the model before fine-tuning is not a candidate)
-    assert chosen == {"en-dev": 200, "cos-sim": 200, "tgt-dev": 300}
+    assert chosen == {"en-dev": 200, "cos-sim": 100, "tgt-dev": 300}
+
+
+def test_cos_sim_of_two_sources_is_their_mean_xlrs_to_the_target():
+    """EN and ZH to DE: 100 has the lowest EN XLRS, 200 the lowest mean of the two."""
+    xlrs = pd.DataFrame([{"step": s, "source": source, "xlrs": v, "last_layer": True}
+                         for source, values in {"en": {100: 0.5, 200: 0.6}, "zh": {100: 0.9, 200: 0.6}}.items()
+                         for s, v in values.items()])
+    dev = table({100: 1.0, 200: 1.0})
+    assert select.select([dev, dev], dev, xlrs, "rougeL")["cos-sim"] == 200
+
+
+def test_select_command_writes_each_rules_step(tmp_path, monkeypatch):
+    import json
+    import sys
+
+    from workflow_scripts import cli
+
+    paths = {}
+    for name, frame in {"en": table({100: 30.0, 200: 35.0}), "de": table({100: 20.0, 200: 18.0}),
+                        "xlrs": xlrs_table({0: 0.1, 100: 0.6, 200: 0.7})}.items():
+        paths[name] = tmp_path / f"{name}.tsv"
+        frame.to_csv(paths[name], sep="\t", index=False)
+    out = tmp_path / "select.json"
+    monkeypatch.setattr(sys, "argv", ["select", "--spec", json.dumps({"metric": "rougeL"}), "--source-dev",
+                                      str(paths["en"]), "--target-dev", str(paths["de"]), "--xlrs", str(paths["xlrs"]),
+                                      "--out", str(out)])
+    cli.run(select.main)
+    written = json.loads(out.read_text())
+    assert written["selection"] == {"en-dev": 200, "cos-sim": 100, "tgt-dev": 100} and written["cos_sim"] == "lowest"
 
 
 def test_cos_sim_picks_the_highest_xlrs_where_the_task_transfers_better_at_high_xlrs():

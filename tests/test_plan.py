@@ -16,6 +16,30 @@ def test_same_config_same_paths():
     assert study().final_outputs() == study().final_outputs()
 
 
+def test_digests_are_the_same_in_every_process():
+    """A path must name the same result tomorrow, on another machine, under another PYTHONHASHSEED: a golden
+    value, and a plan made in two fresh interpreters with different hash seeds."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from workflow_scripts.digest import digest
+
+    assert digest({"b": [1, 2.5, "\u00fc"], "a": None}) == "3ca4eda1eb"
+    code = ("import json; from conftest import tiny_config; from workflow_scripts.config import validate; "
+            "from workflow_scripts.plan import Study; "
+            "print(json.dumps(Study(validate(tiny_config())).final_outputs()))")
+    tests = os.path.dirname(__file__)
+    plans = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": tests}
+        found = subprocess.run([sys.executable, "-c", code], cwd=tests, env=env, check=True, capture_output=True,
+                               text=True)
+        plans.append(json.loads(found.stdout))
+    assert plans[0] == plans[1] == study().final_outputs()
+
+
 def test_learning_rate_moves_runs_and_everything_after_them_only():
     before, after = study(), study(lambda c: c["train"].update(learning_rate=5e-4))
     assert set(before.runs).isdisjoint(after.runs)

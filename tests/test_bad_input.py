@@ -101,15 +101,21 @@ def test_a_hub_model_cached_without_its_weights_gets_the_cache_advice(tiny_model
     assert "delete" not in found
 
 
-def test_tokenizer_without_sentinels_is_refused(tmp_path):
+def word_level_tokenizer(directory, sentinels: int) -> str:
+    """A saved tokenizer with two words and the sentinels <extra_id_0> .. <extra_id_{sentinels-1}>."""
     from transformers import PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    backend = Tokenizer(models.WordLevel({"<unk>": 0, "a": 1, "b": 2}, unk_token="<unk>"))
+    words = ["<unk>", "a", "b", *(f"<extra_id_{i}>" for i in range(sentinels))]
+    backend = Tokenizer(models.WordLevel({word: i for i, word in enumerate(words)}, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>").save_pretrained(tmp_path / "tok")
+    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>").save_pretrained(directory)
+    return str(directory)
+
+
+def test_tokenizer_without_sentinels_is_refused(tmp_path):
     with pytest.raises(modeling.ModelError, match=r"lacks the sentinel token <extra_id_0>"):
-        modeling.load_tokenizer(str(tmp_path / "tok"), sentinels=1)
+        modeling.load_tokenizer(word_level_tokenizer(tmp_path / "tok", sentinels=0), sentinels=1)
 
 
 def test_a_model_directory_without_its_tokenizer_files_is_refused(tiny_model_dir, tmp_path):
@@ -142,8 +148,13 @@ def test_a_qa_answer_start_that_is_not_a_number_is_named():
         tasks.validate_records(tasks.kind("qa"), [record], "where")
 
 
-def test_tagging_needs_all_100_sentinels(tiny_model_dir):
-    assert modeling.load_tokenizer(str(tiny_model_dir), sentinels=100) is not None
+def test_tagging_needs_all_100_sentinels(tiny_model_dir, tmp_path):
+    """A tagging target uses a sentinel per word, up to 100: half of them is not enough."""
+    half = word_level_tokenizer(tmp_path / "tok", sentinels=50)
+    assert modeling.load_tokenizer(half, sentinels=50).convert_tokens_to_ids("<extra_id_49>") == 52
+    with pytest.raises(modeling.ModelError, match=r"lacks the sentinel token <extra_id_50>"):
+        modeling.load_tokenizer(half, sentinels=100)
+    assert modeling.load_tokenizer(str(tiny_model_dir), sentinels=100).convert_tokens_to_ids("<extra_id_99>") > 0
 
 
 def title_generation_run(tmp_path) -> dict:

@@ -50,8 +50,9 @@ CORPUS = [
 
 @pytest.fixture(scope="module")
 def hf_tokenizer(tmp_path_factory):
-    sentencepiece = pytest.importorskip("sentencepiece")
-    transformers = pytest.importorskip("transformers")
+    import sentencepiece
+    import transformers
+
     d = tmp_path_factory.mktemp("spm")
     sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=iter(CORPUS), model_prefix=str(d / "spiece"), vocab_size=200,

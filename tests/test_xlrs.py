@@ -110,6 +110,16 @@ def test_a_target_without_parallel_sentences_is_named(tmp_path):
         xlrs.load_parallel({"loader": "file", "path": str(path)}, ["en", "fr"], n_pairs=5, seed=0)
 
 
+def test_an_empty_file_or_no_complete_row_is_named(tmp_path):
+    empty, holes = tmp_path / "empty.tsv", tmp_path / "holes.tsv"
+    empty.write_text("en\tde\n", encoding="utf-8")
+    holes.write_text("en\tde\nOne.\t\n\tZwei.\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"empty.tsv: empty, no parallel sentences"):
+        xlrs.load_parallel({"loader": "file", "path": str(empty)}, ["en", "de"], n_pairs=5, seed=0)
+    with pytest.raises(ValueError, match=r"no row has a sentence in every one of en, de"):
+        xlrs.load_parallel({"loader": "file", "path": str(holes)}, ["en", "de"], n_pairs=5, seed=0)
+
+
 def test_each_checkpoint_gives_what_a_fresh_load_of_it_gives(tiny_model_dir, tmp_path, monkeypatch):
     """The command reuses one model and reads only each later checkpoint's encoder into it, and tokenizes each
     language once; every step's rows must still be those of that checkpoint loaded on its own."""

@@ -75,6 +75,27 @@ def test_local_loaders_need_a_path_and_file_is_for_xlrs_only():
           r"tasks.pos.dataset.loader: 'file' reads xlrs.parallel's table")
 
 
+@pytest.mark.parametrize("loader, path, named", [
+    ("jsonl", "d/{lang}/dev.jsonl", r"lacks \{split\}, so train and dev and test would all read the same rows"),
+    ("files", "d/{split}.tsv", r"lacks \{lang\}, so en, de, fr, es, zh would all read the same file"),
+    ("files", "d/{Lang}/{split}.tsv", r"has \{Lang\}; a file template names \{lang\} and \{split\} only"),
+    ("mtg", "d/{lang}.jsonl", r"lacks \{split\}"),
+    ("jsonl", "d/{lang/{split}.jsonl", r"is not a file template"),
+])
+def test_a_file_template_must_name_a_file_per_language_and_split(loader, path, named):
+    check(lambda c: c["tasks"]["pos"].update(dataset={"loader": loader, "path": path}),
+          rf"tasks.pos.dataset.path: .*{named}")
+
+
+def test_one_file_for_every_split_is_fine_when_each_split_takes_a_slice():
+    config = copy.deepcopy(demo_config())
+    splits = {"train": "all[:800]", "dev": "all[800:900]", "test": "all[900:]"}
+    config["tasks"]["pos"].update(dataset={"loader": "files", "path": "d/{lang}.tsv", "splits": splits})
+    validate(config)
+    config["tasks"]["pos"].update(dataset={"loader": "mtg", "name": "TG", "path": "data/MTG"})  # a directory
+    validate(config)
+
+
 def test_xlrs_on_the_demo_corpus_needs_its_languages_and_a_lid_model_path_must_exist(tmp_path):
     def jsonl_task_in_japanese(config):
         config["tasks"]["pos"].update(languages=["en", "ja"], dataset={"loader": "jsonl", "path": "d/{lang}/{split}"})

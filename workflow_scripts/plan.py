@@ -150,6 +150,35 @@ def check_dataset_paths(config: dict) -> None:
                               "'files' (or 'jsonl')")
         if dataset["loader"] in ("file", "files", "jsonl", "mtg") and not dataset.get("path"):
             raise ConfigError(f"{where}.path: missing; the {dataset['loader']} loader reads local files")
+    for (where, dataset), task in zip(declarations, config["tasks"].values()):
+        check_path_template(where, dataset, task["languages"])
+
+
+def check_path_template(where: str, dataset: dict, languages: list[str]) -> None:
+    """A file template must name a file per language and split: one without {split} would train on the test set,
+    one without {lang} would give every language the same data."""
+    import string
+
+    path = dataset.get("path") or ""
+    try:
+        fields = {field for _, field, _, _ in string.Formatter().parse(path) if field is not None}
+    except ValueError as err:  # an unmatched brace
+        raise ConfigError(f"{where}.path: {path!r} is not a file template ({err})") from None
+    if dataset["loader"] not in ("files", "jsonl") and not (dataset["loader"] == "mtg" and fields):
+        return
+    unknown = sorted(fields - {"lang", "split"})
+    if unknown:
+        raise ConfigError(f"{where}.path: {path!r} has {{{unknown[0]}}}; a file template names {{lang}} and "
+                          "{split} only")
+    if "lang" not in fields and len(languages) > 1:
+        raise ConfigError(f"{where}.path: {path!r} lacks {{lang}}, so {', '.join(languages)} would all read the "
+                          "same file")
+    splits = dataset.get("splits") or {}
+    unsliced = [split for split in SPLITS if "[" not in str(splits.get(split, ""))]
+    if "split" not in fields and unsliced:
+        raise ConfigError(f"{where}.path: {path!r} lacks {{split}}, so {' and '.join(SPLITS)} would all read the "
+                          f"same rows; add {{split}}, or give each split a slice of the file in {where}.splits "
+                          f"(e.g. {unsliced[0]}: \"train[:1000]\")")
 
 
 def loader_version(dataset: dict) -> dict:

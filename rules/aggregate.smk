@@ -14,8 +14,8 @@ rule manifest:
 
 rule tables:
     input:
-        STUDY.manifest_inputs(),
-        manifest=f"{R}/summary-{{digest}}/manifest.json",
+        by_path(STUDY.manifest_inputs()),
+        manifest=by_path(f"{R}/summary-{{digest}}/manifest.json"),
     output:
         readme=f"{R}/summary-{{digest}}/tables/README.md",
         scores=report(f"{R}/summary-{{digest}}/tables/scores.csv", caption="../report/scores.rst", category="Tables"),
@@ -60,8 +60,8 @@ rule tables:
 
 rule figures:
     input:
-        STUDY.manifest_inputs(),
-        manifest=f"{R}/summary-{{digest}}/manifest.json",
+        by_path(STUDY.manifest_inputs()),
+        manifest=by_path(f"{R}/summary-{{digest}}/manifest.json"),
     output:
         report(
             directory(f"{R}/summary-{{digest}}/figures"),

@@ -50,6 +50,20 @@ def spec_json(spec, expected_digest=None):
     return json.dumps(spec, sort_keys=True)
 
 
+def by_path(inputs):
+    """Inputs (a value, or an input function's result) whose modification times never rerun a job: a path holds
+    the digest of everything that made its content, so a file that is newer (copied without its times, touched,
+    unpacked from an archive) is the same file, and rerunning its consumers would overwrite results in place."""
+    if not callable(inputs):
+        return ancient(inputs)
+
+    def flagged(wildcards):
+        found = inputs(wildcards)
+        return {name: ancient(value) for name, value in found.items()} if isinstance(found, dict) else ancient(found)
+
+    return flagged
+
+
 def run_of(wildcards):
     try:
         return STUDY.runs[wildcards.run]

@@ -14,7 +14,7 @@ rule prepare:
 
 rule cast:
     input:
-        lambda w: STUDY.data_path(w.task, w.lang, w.data_split),
+        by_path(lambda w: STUDY.data_path(w.task, w.lang, w.data_split)),
     output:
         records=f"{R}/cast/{{task}}/{{lang}}/{{data_split}}-{{digest}}.jsonl",
         meta=f"{R}/cast/{{task}}/{{lang}}/{{data_split}}-{{digest}}.meta.json",

@@ -1,6 +1,6 @@
 rule decode:
     input:
-        unpack(decode_inputs),
+        unpack(by_path(decode_inputs)),
     output:
         f"{R}/runs/{{run}}/decode/{{split}}/{{lang}}-{{digest}}.jsonl",
     params:

@@ -1,7 +1,7 @@
 rule finetune:
     input:
-        model=model_input,
-        data=lambda w: [STUDY.cast_path(run_of(w).task, lang, "train") for lang in run_of(w).sources],
+        model=by_path(model_input),
+        data=by_path(lambda w: [STUDY.cast_path(run_of(w).task, lang, "train") for lang in run_of(w).sources]),
     # checkpoints/ and resume/ are written beside these but are not outputs: Snakemake deletes the outputs
     # of an interrupted job, and a restarted one resumes from them. run.json, written last, marks completion.
     output:

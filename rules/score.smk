@@ -1,7 +1,7 @@
 rule score:
     input:
-        model=model_input,
-        decodes=lambda w: STUDY.decode_path(run_of(w), w.lang, w.split),
+        model=by_path(model_input),
+        decodes=by_path(lambda w: STUDY.decode_path(run_of(w), w.lang, w.split)),
     output:
         f"{R}/runs/{{run}}/scores/{{split}}/{{lang}}-{{digest}}.tsv",
     params:

@@ -1,6 +1,6 @@
 rule select:
     input:
-        unpack(select_inputs),
+        unpack(by_path(select_inputs)),
     output:
         f"{R}/runs/{{run}}/select/{{lang}}-{{digest}}.json",
     params:

@@ -1,7 +1,7 @@
 rule xlrs:
     input:
-        model=model_input,
-        run=f"{R}/runs/{{run}}/run.json",
+        model=by_path(model_input),
+        run=by_path(f"{R}/runs/{{run}}/run.json"),
     output:
         f"{R}/runs/{{run}}/xlrs/{{lang}}-{{digest}}.tsv",
     params:

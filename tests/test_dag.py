@@ -121,6 +121,25 @@ def test_a_table_deleted_by_hand_is_made_again(finished_study):
     assert {stage_of(path) for path in planned} == {"aggregate"}
 
 
+def test_a_newer_input_reruns_nothing(finished_study):
+    """A path names its content, so a newer file (copied without its times, unpacked, touched) is the same file.
+    Snakemake compares files over 1 MB by time alone: a training set that size, newer than its run, would
+    otherwise retrain the run in place."""
+    import os
+    import time
+
+    train = next(finished_study.glob("results/cast/title_generation/en/train-*.jsonl"))
+    kept = train.read_bytes()
+    try:
+        train.write_bytes(kept * (1 + 1_100_000 // len(kept)))
+        later = time.time() + 3600
+        os.utime(train, (later, later))
+        planned = dry_run(finished_study, tiny_config())
+    finally:
+        train.write_bytes(kept)
+    assert planned == []
+
+
 def test_batch_sizes_of_decoding_and_xlrs_plan_nothing(finished_study):
     config = tiny_config()
     config["decode"]["batch_size"] = 3

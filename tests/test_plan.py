@@ -1,6 +1,8 @@
 """Content addresses: digests change exactly when something that determines an output changes."""
 import copy
 
+import pytest
+
 from conftest import tiny_config
 from workflow_scripts.config import validate
 from workflow_scripts.plan import Study
@@ -185,9 +187,36 @@ def test_a_users_own_files_are_in_the_digests_by_content(tmp_path, monkeypatch):
     assert paths(study(local))["runs"].isdisjoint(before["runs"])
 
 
-def test_a_directory_of_many_languages_and_files_not_there_yet_are_known_by_their_path():
-    plan = study(lambda c: c["tasks"]["pos"].update(dataset={"loader": "mtg", "name": "SG", "path": "."}))
-    assert "files" not in plan.data_spec("pos", "de", "train")
+@pytest.mark.parametrize("loader, layout", [("mtg", "SG/{lang}/{split}.jsonl"),
+                                             ("xtreme", "PAWS-X.{lang}/{split}-00000-of-00001.parquet"),
+                                             ("wiki_lingua", "{lang}/{split}/0000.parquet")])
+def test_in_a_directory_of_many_languages_each_language_and_split_is_known_by_its_own_files(
+        tmp_path, monkeypatch, loader, layout):
+    """An unpacked MTG archive or a local copy of a hub repository: a language's new test file moves that test
+    set only; a file no language and split reads moves nothing."""
+    monkeypatch.chdir(tmp_path)
+    upstream = {"train": "train", "dev": "dev" if loader == "mtg" else "validation", "test": "test"}
+    for lang in ("en", "de", "zh"):
+        for split in upstream.values():
+            path = tmp_path / "data" / layout.format(lang=lang, split=split)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{lang} {split}")
+    dataset = {"loader": loader, "name": {"mtg": "SG", "xtreme": "pawsx"}.get(loader, "wl"), "path": "data"}
+
+    def paths():
+        plan = study(lambda c: c["tasks"]["pos"].update(dataset=dataset))
+        return {(lang, split): plan.data_path("pos", lang, split) for lang in ("en", "de", "zh") for split in upstream}
+
+    before = paths()
+    assert len(set(before.values())) == 9
+    (tmp_path / "data" / layout.format(lang="de", split="test")).write_text("de test, corrected")
+    (tmp_path / "data" / layout.format(lang="fr", split="test")).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "data" / layout.format(lang="fr", split="test")).write_text("fr test")
+    after = paths()
+    assert [key for key in before if before[key] != after[key]] == [("de", "test")]
+
+
+def test_a_template_that_names_no_file_yet_adds_no_fingerprint():
     # a template that matches no file adds nothing: planned where its data is not, a study keeps its old paths
     plan = study(lambda c: c["tasks"]["pos"].update(dataset={"loader": "jsonl", "path": "nowhere/{lang}.{split}"}))
     assert "files" not in plan.data_spec("pos", "de", "test")

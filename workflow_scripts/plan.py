@@ -218,15 +218,24 @@ class Study:
 
     def local_files(self, dataset: dict, languages: list[str], splits=SPLITS, key: str = "files") -> dict:
         """{key: the fingerprint of the files a local dataset reads for `languages` and `splits`}, or nothing.
-        A directory of many languages (an unpacked MTG archive, a local copy of a hub dataset) is known by its
-        path alone: its fingerprint would change every language's data when one language's files change."""
-        from workflow_scripts.loaders import upstream_names
+        In a directory of many languages (an unpacked MTG archive, a local copy of a hub dataset) only the files
+        of these languages and splits count, so that one language's new files move no other language's data."""
+        from workflow_scripts.files import DataError
+        from workflow_scripts.loaders import directory_files, upstream_names
 
         path = dataset.get("path")
-        if not path or Path(path).is_dir():
+        if not path:
             return {}
-        patterns = sorted({glob.escape(path.replace("{lang}", lang).replace("{split}", name))
-                           for lang in languages for split in splits for name in upstream_names(dataset, split)})
+        if Path(path).is_dir():
+            try:
+                found = sorted({file for lang in languages for split in splits
+                                for file in directory_files(dataset, lang, split)})
+            except DataError:  # a language the loader does not know: its prepare job says so
+                return {}
+            patterns = [glob.escape(str(file)) for file in found]
+        else:
+            patterns = sorted({glob.escape(path.replace("{lang}", lang).replace("{split}", name))
+                               for lang in languages for split in splits for name in upstream_names(dataset, split)})
         if not any(glob.glob(pattern) for pattern in patterns):  # no data here (yet): planning only
             return {}
         return {key: digest([self.fingerprint(pattern) for pattern in patterns])}

@@ -41,6 +41,17 @@ def _hf_datasets():
     return module
 
 
+def local_parquet_files(root: Path, config: str, up_split: str) -> tuple[list[Path], list[str]]:
+    """One config's split in a local copy of a hub repository: the files of the first layout that has any, and
+    the layouts tried."""
+    tried = [pattern.format(config=config, split=up_split) for pattern in PARQUET_LAYOUTS]
+    for pattern in tried:
+        files = sorted(root.glob(pattern))
+        if files:
+            return files, tried
+    return [], tried
+
+
 def _read_local_parquet(root: Path, config: str, up_split: str, where: str):
     """The split's table and features from a local copy laid out like the hub repository."""
     import pyarrow as pa
@@ -50,12 +61,7 @@ def _read_local_parquet(root: Path, config: str, up_split: str, where: str):
         raise DataError(f"{where}: dataset.path {str(root)!r} is not a directory; set dataset.path to a local "
                         f"copy of the hub repository (holding {config}/{up_split}-*.parquet), or remove it to "
                         f"load from the hub cache in HF_HOME")
-    tried = [pattern.format(config=config, split=up_split) for pattern in PARQUET_LAYOUTS]
-    files: list[Path] = []
-    for pattern in tried:
-        files = sorted(root.glob(pattern))
-        if files:
-            break
+    files, tried = local_parquet_files(root, config, up_split)
     if not files:
         here = root / config
         present = sorted(str(p.relative_to(root)) for p in here.rglob("*.parquet"))[:12] if here.is_dir() else []

@@ -52,6 +52,13 @@ def _mtg_candidates(dataset: dict, lang: str, split: str) -> tuple[list, list, l
     return singles, pairs, multi
 
 
+def local_mtg_files(dataset: dict, lang: str, split: str) -> list[Path]:
+    """The files of an unpacked archive (dataset.path, a directory) that one language and split may read: every
+    layout's file that exists, so that the one the loader picks is among them."""
+    singles, pairs, multi = _mtg_candidates(dataset, lang, split)
+    return [path for path in [*singles, *(side for pair in pairs for side in pair), *multi] if path.is_file()]
+
+
 def _holds_language(path: Path, lang: str) -> bool:
     try:
         whole = json.loads(path.read_text(encoding="utf-8"))

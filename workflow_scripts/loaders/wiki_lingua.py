@@ -1,9 +1,21 @@
 """GEM/wiki_lingua: the parquet export, monolingual rows only."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from workflow_scripts.files import DataError
 from workflow_scripts.loaders.common import describe, finish, upstream_split
-from workflow_scripts.loaders.hub import HUB_SPLITS, fetch, require_columns
+from workflow_scripts.loaders.hub import HUB_SPLITS, fetch, local_parquet_files, require_columns
+
+
+def _config(dataset: dict, lang: str) -> str:
+    return (dataset.get("config") or "{lang}").format(lang=lang)
+
+
+def local_wiki_lingua_files(dataset: dict, lang: str, split: str) -> list[Path]:
+    """The files of a local copy (dataset.path) that one language and split read."""
+    up_split = upstream_split(dataset, split, HUB_SPLITS[split], describe(dataset, lang, split))[0]
+    return local_parquet_files(Path(dataset["path"]), _config(dataset, lang), up_split)[0]
 
 
 def load_wiki_lingua(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
@@ -12,7 +24,7 @@ def load_wiki_lingua(dataset: dict, lang: str, split: str) -> tuple[list[dict], 
 
     where = describe(dataset, lang, split)
     hub_id = dataset.get("hub_id") or "GEM/wiki_lingua"
-    config = (dataset.get("config") or "{lang}").format(lang=lang)
+    config = _config(dataset, lang)
     up_split, part, spec = upstream_split(dataset, split, HUB_SPLITS[split], where)
     table, _, source = fetch(dataset, hub_id, config, up_split, where, parquet_export=True)
     columns = ("gem_id", "source", "target", "source_language", "target_language")

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from workflow_scripts.files import DataError
 from workflow_scripts.loaders.common import class_names, describe, finish, upstream_split
-from workflow_scripts.loaders.hub import HUB_SPLITS, fetch, require_columns
+from workflow_scripts.loaders.hub import HUB_SPLITS, fetch, local_parquet_files, require_columns
 
 # The 17 UPOS tags in the order of google/xtreme's `udpos.*` `pos_tags` ClassLabel (its README
 # dataset_info: '0': ADJ ... '15': VERB, '16': X; the alphabetical UD v2 list). Used only when a parquet
@@ -108,15 +109,27 @@ def _tydiqa_example(row: dict) -> tuple[dict, str | None]:
     return record, None
 
 
-def load_xtreme(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
-    """google/xtreme (or a local copy with its layout): udpos -> tagging, pawsx -> paraphrase, tydiqa -> qa."""
+def _xtreme_source(dataset: dict, lang: str, split: str) -> tuple[str, str, str, str]:
+    """(where, hub id, config, upstream split spec) of one language and split."""
     where = describe(dataset, lang, split)
     name = dataset.get("name")
     if name not in XTREME_COLUMNS:
         raise DataError(f"{where}: dataset.name must be one of {', '.join(XTREME_COLUMNS)}, not {name!r}")
     hub_id = dataset.get("hub_id") or "google/xtreme"
-    config = _xtreme_config(dataset, name, hub_id, lang, where)
-    up_split, part, spec = upstream_split(dataset, split, HUB_SPLITS[split], where)
+    return where, hub_id, _xtreme_config(dataset, name, hub_id, lang, where), HUB_SPLITS[split]
+
+
+def local_xtreme_files(dataset: dict, lang: str, split: str) -> list[Path]:
+    """The files of a local copy (dataset.path) that one language and split read."""
+    where, _, config, default = _xtreme_source(dataset, lang, split)
+    return local_parquet_files(Path(dataset["path"]), config, upstream_split(dataset, split, default, where)[0])[0]
+
+
+def load_xtreme(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
+    """google/xtreme (or a local copy with its layout): udpos -> tagging, pawsx -> paraphrase, tydiqa -> qa."""
+    where, hub_id, config, default = _xtreme_source(dataset, lang, split)
+    name = dataset["name"]
+    up_split, part, spec = upstream_split(dataset, split, default, where)
     table, features, source = fetch(dataset, hub_id, config, up_split, where)
     require_columns(table.column_names, XTREME_COLUMNS[name], where, source)
     notes: dict = {"upstream_split": spec}

@@ -96,6 +96,15 @@ def test_one_file_for_every_split_is_fine_when_each_split_takes_a_slice():
     validate(config)
 
 
+def test_a_model_path_that_is_neither_a_directory_nor_a_hub_id_is_named(tmp_path):
+    check(lambda c: c["model"].update(name="mine", path=str(tmp_path / "nowhere")),
+          r"model.path: no directory '.*nowhere' \(and it is no hub id")
+    check(lambda c: c["model"].update(name="mine", path="./models/mt5"), r"model.path: no directory './models/mt5'")
+    config = copy.deepcopy(demo_config())
+    config["model"] = {"name": "mt5", "path": "google/mt5-base"}  # a hub id: the jobs load it from the cache
+    validate(config)
+
+
 def test_xlrs_on_the_demo_corpus_needs_its_languages_and_a_lid_model_path_must_exist(tmp_path):
     def jsonl_task_in_japanese(config):
         config["tasks"]["pos"].update(languages=["en", "ja"], dataset={"loader": "jsonl", "path": "d/{lang}/{split}"})

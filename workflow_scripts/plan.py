@@ -30,6 +30,7 @@ SELECTION_RULES = ("en-dev", "cos-sim", "tgt-dev")
 
 
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+HUB_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")
 
 
 class ConfigError(ValueError):
@@ -100,6 +101,9 @@ def check_config(config: dict, named_report_keys: set[str] = frozenset()) -> Non
         raise ConfigError("xlrs.parallel: missing; name the aligned sentences XLRS is measured on")
     check_dataset_paths(config)
     check_xlrs_languages(config)
+    model_path = config["model"].get("path")
+    if model_path and not Path(model_path).exists() and not HUB_ID.match(model_path):
+        raise ConfigError(f"model.path: no directory {model_path!r} (and it is no hub id such as google/mt5-base)")
     lid_model = config["score"].get("lid_model")
     if lid_model and not Path(lid_model).is_file():
         raise ConfigError(f"score.lid_model: no file {lid_model!r}; give the path of fastText's lid.176.bin, or null "

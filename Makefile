@@ -8,6 +8,11 @@ CORES ?= all
 # GPU jobs queue behind each other through this resource; on a CPU-only machine let two run at once.
 GPUS ?= $(shell nvidia-smi -L 2>/dev/null | wc -l | awk '{print ($$1 > 0) ? $$1 : 2}')
 SNAKEMAKE := PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake
+# Another study: `make demo CONFIG=config/paper.yaml` (likewise report, dryrun); the report goes beside its results.
+CONFIG ?=
+CONFIG_ARGS := $(if $(CONFIG),--configfile $(CONFIG))
+REPORT = $(shell $(BIN)/python -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1])).get('results','results'))" \
+	$(or $(CONFIG),config.yaml) 2>/dev/null || echo results)/report.html
 
 .PHONY: demo test test-torch test-pins lint dryrun report bench clean-venv
 
@@ -19,12 +24,12 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(SNAKEMAKE) --profile profiles/local --cores $(CORES) --resources gpu=$(GPUS)
-	$(SNAKEMAKE) --profile profiles/local --report results/report.html
-	@echo "Done. Tables: results/summary-*/tables/README.md; report: open results/report.html in a browser."
+	$(SNAKEMAKE) --profile profiles/local $(CONFIG_ARGS) --cores $(CORES) --resources gpu=$(GPUS)
+	$(SNAKEMAKE) --profile profiles/local $(CONFIG_ARGS) --report $(REPORT)
+	@echo "Done. Tables: $(dir $(REPORT))summary-*/tables/README.md; report: open $(REPORT) in a browser."
 
 report: $(STAMP)
-	$(SNAKEMAKE) --profile profiles/local --report results/report.html
+	$(SNAKEMAKE) --profile profiles/local $(CONFIG_ARGS) --report $(REPORT)
 
 test: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q tests
@@ -58,7 +63,7 @@ lint: $(STAMP)
 	$(SNAKEMAKE) --lint
 
 dryrun: $(STAMP)
-	$(SNAKEMAKE) --profile profiles/local -n --quiet rules
+	$(SNAKEMAKE) --profile profiles/local $(CONFIG_ARGS) -n --quiet rules
 
 clean-venv:
 	rm -rf $(VENV)

@@ -61,10 +61,24 @@ def test_a_demo_size_beyond_the_corpus_names_the_key():
         prepare.prepare(spec)
 
 
-def test_missing_column_is_named(tmp_path):
+def test_missing_column_is_named_with_the_file_and_the_columns_it_has(tmp_path):
     write_splits(tmp_path, [{"id": "1", "tokens": ["a"]}])
-    with pytest.raises(DataError, match=r"lacks column\(s\) tags"):
+    with pytest.raises(DataError, match=r"split 'train' \(.*/de/train.jsonl\): record 1 lacks column\(s\) tags "
+                                        r"\(it has id, tokens\)$"):
         prepare.prepare(prepare_spec(tmp_path, "train"))
+
+
+def test_a_local_table_without_our_columns_or_rows_is_named(tmp_path):
+    (tmp_path / "de").mkdir()
+    spec = {"task": "tg", "kind": "generation", "lang": "de", "split": "dev",
+            "dataset": {"loader": "files", "path": str(tmp_path / "{lang}" / "{split}.tsv")}}
+    (tmp_path / "de" / "dev.tsv").write_text("story\tending\nEs war einmal.\tEnde.\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"de/dev.tsv\): record 1 lacks column\(s\) document, summary .*dataset.columns"):
+        prepare.prepare(spec)
+    (tmp_path / "de" / "dev.tsv").write_text("story\tending\n", encoding="utf-8")
+    spec["dataset"]["columns"] = {"document": "story", "summary": "ending"}
+    with pytest.raises(DataError, match=r"de/dev.tsv\): the split is empty"):
+        prepare.prepare(spec)
 
 
 def test_decoder_only_model_is_refused(tmp_path):

@@ -18,10 +18,26 @@ def prepare(spec: dict) -> tuple[list[dict], dict]:
         records, notes = loaders.load(spec["dataset"], spec["lang"], spec["split"])
     except DataError as err:
         raise DataError(f"{where}: {err}") from err
+    where += f" ({source_of(spec['dataset'], spec['lang'], spec['split'])})"
     if not records:
         raise DataError(f"{where}: the split is empty")
-    tasks.validate_records(tasks.kind(spec["kind"]), records, where)
+    try:
+        tasks.validate_records(tasks.kind(spec["kind"]), records, where)
+    except DataError as err:
+        if "lacks column" in str(err) and spec["dataset"]["loader"] in ("files", "mtg"):
+            raise DataError(f"{err}; name the file's columns with dataset.columns (our field: their column)") from err
+        raise
     return records, notes
+
+
+def source_of(dataset: dict, lang: str, split: str) -> str:
+    """Where a split's records come from, for messages: its file, the dataset directory, or the corpus."""
+    from workflow_scripts.loaders.common import upstream_split
+
+    path = dataset.get("path")
+    if path and ("{lang}" in path or "{split}" in path):
+        return path.format(lang=lang, split=upstream_split(dataset, split, split, path)[0])
+    return path or dataset.get("hub_id") or f"{dataset['loader']} {dataset.get('name', '')}".strip()
 
 
 def main() -> None:

@@ -133,7 +133,8 @@ def validate_records(task_kind: TaskKind, records: list[dict], where: str) -> No
     for number, record in enumerate(records, start=1):
         missing = [f for f in task_kind.fields if f not in record]
         if missing:
-            raise DataError(f"{where}: record {number} lacks column(s) {', '.join(missing)}")
+            raise DataError(f"{where}: record {number} lacks column(s) {', '.join(missing)} (it has "
+                            f"{', '.join(record) or 'none'})")
         problem = field_problem(record, task_kind.fields) or task_kind.check(record)
         if problem:
             raise DataError(f"{where}: example {record['id']!r}: {problem}")

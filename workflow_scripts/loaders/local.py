@@ -104,7 +104,7 @@ def load_files(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
     columns = dict(dataset.get("columns") or {})
     present = list(rows[0]) if rows else []
     missing = [f"{theirs!r} (for {ours})" for ours, theirs in columns.items() if theirs not in present]
-    if missing:
+    if missing and rows:  # an empty file: the split is empty, whatever its header says
         raise DataError(f"{where}: {path} lacks column(s) {', '.join(missing)}; it has "
                         f"{', '.join(present) or 'no rows'}. Fix dataset.columns (our field: their column)")
     mapping = {ours: theirs for ours, theirs in columns.items()}

@@ -73,7 +73,8 @@ def test_a_local_table_without_our_columns_or_rows_is_named(tmp_path):
     spec = {"task": "tg", "kind": "generation", "lang": "de", "split": "dev",
             "dataset": {"loader": "files", "path": str(tmp_path / "{lang}" / "{split}.tsv")}}
     (tmp_path / "de" / "dev.tsv").write_text("story\tending\nEs war einmal.\tEnde.\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"de/dev.tsv\): record 1 lacks column\(s\) document, summary .*dataset.columns"):
+    with pytest.raises(DataError, match=r"de/dev.tsv\): record 1 lacks column\(s\) document, summary "
+                                        r".*dataset.columns"):
         prepare.prepare(spec)
     (tmp_path / "de" / "dev.tsv").write_text("story\tending\n", encoding="utf-8")
     spec["dataset"]["columns"] = {"document": "story", "summary": "ending"}

@@ -140,3 +140,23 @@ def test_an_experiments_train_section_overrides_only_what_it_sets():
     title = next(run for run in study.runs.values() if run.task == "title_generation")
     assert paraphrase.spec["train"] == {**title.spec["train"], "epochs": 2}
     assert paraphrase.spec["train"]["lr_schedule"] == "constant" and paraphrase.spec["train"]["n_train"] == 900
+
+
+def test_a_config_file_that_cannot_be_read_or_parsed_is_named(tmp_path):
+    import subprocess
+    import sys
+
+    from workflow_scripts.config import load_config
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train: [\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml: not valid YAML, line 2: "):
+        load_config(broken)
+    with pytest.raises(ConfigError, match=r"absent.yaml: cannot read the config file"):
+        load_config(tmp_path / "absent.yaml")
+    misspelt = tmp_path / "misspelt.yaml"
+    misspelt.write_text("train: {learning_rte: 1}\n")
+    result = subprocess.run([sys.executable, "-m", "workflow_scripts.estimate", str(misspelt)], capture_output=True,
+                            text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "misspelt.yaml: train: Additional properties are not allowed ('learning_rte'" in result.stderr

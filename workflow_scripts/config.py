@@ -55,6 +55,15 @@ def schema_message(err: Exception) -> str:
 
 
 def load_config(path: str | Path) -> dict:
-    with open(path, encoding="utf-8") as handle:
-        config = yaml.safe_load(handle) or {}
+    from workflow_scripts.plan import ConfigError
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = yaml.safe_load(handle) or {}
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config file ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError(f"{path}: not valid YAML, {where}{getattr(err, 'problem', None) or err}") from None
     return validate(config, str(path))

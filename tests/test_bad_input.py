@@ -216,6 +216,21 @@ def test_an_unreadable_resume_state_is_named(tiny_model_dir, tmp_path):
                        tmp_path / "run", "tg-en-s1-abc")
 
 
+def test_a_deleted_checkpoint_of_a_finished_run_is_named(tiny_model_dir, tmp_path):
+    """run.json lists step 4 and 8; step 8's directory was deleted to free disk: XLRS and decoding name it."""
+    from workflow_scripts import xlrs
+    from workflow_scripts.files import checkpoint_path
+
+    run_dir = tmp_path / "runs" / "tg-en-s1-0123456789"
+    (run_dir / "checkpoints" / "step-000004").mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps({"checkpoints": [4, 8]}))
+    with pytest.raises(DataError, match=r"step-000008: a checkpoint of run tg-en-s1-0123456789 is missing "
+                                        r"\(run.json lists it\); delete .*tg-en-s1-0123456789 to train the run again"):
+        xlrs.checkpoints_of(run_dir, str(tiny_model_dir))
+    assert checkpoint_path(run_dir, 4) == run_dir / "checkpoints" / "step-000004"
+    assert not checkpoint_path(run_dir, 12, saved=False).exists()
+
+
 @pytest.mark.parametrize("damage", ["missing", "truncated"])
 def test_missing_or_truncated_weights_name_the_model(tiny_model_dir, tmp_path, damage):
     import shutil

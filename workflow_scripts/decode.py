@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from workflow_scripts import cli, tasks
-from workflow_scripts.files import read_json, read_jsonl, write_json, write_jsonl
+from workflow_scripts.files import checkpoint_path, read_json, read_jsonl, write_json, write_jsonl
 
 # speed.static_cache "auto" compiles only jobs of at least this many sequences (inputs x checkpoints): the
 # compile is paid per input shape (later checkpoints are loaded into the same model), and a dev set of 250
@@ -112,7 +112,7 @@ def main() -> None:
     speed["static_cache"] = static_cache_for_job(speed["static_cache"], len(examples) * len(steps))
     records, truncated, model = [], 0, None
     for step in steps:
-        started, ref = time.monotonic(), str(args.run_dir / "checkpoints" / f"step-{step:06d}")
+        started, ref = time.monotonic(), str(checkpoint_path(args.run_dir, step))
         if model is None:
             tokenizer = modeling.load_tokenizer(ref)  # every checkpoint of a run saves the same one
             rows, truncated = modeling.tokenize(tokenizer, [e["input"] for e in examples], spec["max_source_length"],

@@ -111,3 +111,13 @@ def write_tsv(path, frame) -> None:
     significant digits, which keep a decayed learning rate (7e-5 x 1/4000) that fixed decimals would round to 0."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, sep="\t", index=False, float_format="%.8g")
+
+
+def checkpoint_path(run_dir: Path, step: int, saved: bool = True) -> Path:
+    """A run's checkpoint directory at `step`. saved: it must be there, as run.json says it is; a checkpoint
+    deleted after its run finished is named here, not as a model that cannot be loaded."""
+    path = Path(run_dir) / "checkpoints" / f"step-{step:06d}"
+    if saved and not path.is_dir():
+        raise DataError(f"{path}: a checkpoint of run {Path(run_dir).name} is missing (run.json lists it); delete "
+                        f"{run_dir} to train the run again")
+    return path

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from workflow_scripts import cli, tasks
-from workflow_scripts.files import DataError, read_jsonl, write_json, write_tsv
+from workflow_scripts.files import DataError, checkpoint_path, read_jsonl, write_json, write_tsv
 
 log = logging.getLogger("finetune")
 # How many sentinels each kind's template needs (tasks.py): tagging numbers every token.
@@ -327,7 +327,7 @@ def train(spec: dict, model_ref: str, train_files: dict[str, Path], out_dir: Pat
             last_good = [s for s in saves if s <= step]
             raise FloatingPointError(
                 f"run {run_id}: {err} at step {step + 1} (epoch {epoch}); last good checkpoint: "
-                f"{out_dir / 'checkpoints' / f'step-{last_good[-1]:06d}' if last_good else 'none'} (kept)") from None
+                f"{checkpoint_path(out_dir, last_good[-1]) if last_good else 'none'} (kept)") from None
         step += 1
         if step == first_step + 1 and training.compiled:
             modeling.check_compiled(f"run {run_id}: the training step", "compile")
@@ -335,7 +335,7 @@ def train(spec: dict, model_ref: str, train_files: dict[str, Path], out_dir: Pat
         saving = time.monotonic()
         if step in saves:
             modeling.save_model(accelerator.unwrap_model(model), tokenizer,
-                                out_dir / "checkpoints" / f"step-{step:06d}", dtype=save_dtype)
+                                checkpoint_path(out_dir, step, saved=False), dtype=save_dtype)
         if (step in saves or stop["signal"]) and step < total_steps:
             save_state(state_path, accelerator.unwrap_model(model), optimizer, step, log_rows)
         if progress:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from workflow_scripts import cli
-from workflow_scripts.files import DataError, read_json
+from workflow_scripts.files import DataError, checkpoint_path, read_json
 
 log = logging.getLogger("xlrs")
 
@@ -142,7 +142,7 @@ def xlrs_rows(model, pad_id: int, parallel_ids: dict[str, list[list[int]]], sour
 def checkpoints_of(run_dir: Path, base_model: str) -> list[tuple[int, str]]:
     """(step, model reference) for step 0 (the model before fine-tuning) and every saved checkpoint."""
     steps = read_json(run_dir / "run.json")["checkpoints"]
-    return [(0, base_model)] + [(step, str(run_dir / "checkpoints" / f"step-{step:06d}")) for step in steps]
+    return [(0, base_model)] + [(step, str(checkpoint_path(run_dir, step))) for step in steps]
 
 
 def main() -> None:

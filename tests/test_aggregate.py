@@ -133,13 +133,17 @@ def test_scores_at_en_dev_and_zero_shot_marks(manifest):
 
 
 def test_the_score_markdown_keeps_the_configs_order_and_averages_each_row(manifest):
-    """Rows and columns as the config lists them (the paper's order), not sorted; Avg. over the row's targets."""
+    """Rows and columns as the config lists them (the paper's order), not sorted; Avg. over the targets every row
+    has, so that rows compare (WikiLingua's English row has DE too)."""
     manifest["runs"][0]["targets"] = ["fr", "en", "de"]
     table = aggregate.score_markdown(aggregate.score_table(aggregate.load_measurements(manifest)), manifest["runs"])
     lines = [line.replace(" ", "") for line in table.splitlines() if line.startswith("|")]
     assert lines[0] == "|combination|fr|en|de|Avg.|"
-    assert lines[2] == "|en|5.0±0.0|60.0±0.0†|10.0±0.0|25.0|"  # (5 + 60 + 10) / 3
+    assert lines[2] == "|en|5.0±0.0|60.0±0.0†|10.0±0.0|10.0|"  # DE alone is in both rows
     assert lines[3] == "|en+zh|||10.0±0.0|10.0|"
+    manifest["runs"] = manifest["runs"][:1]
+    table = aggregate.score_markdown(aggregate.score_table(aggregate.load_measurements(manifest)), manifest["runs"])
+    assert "|en|5.0±0.0|60.0±0.0†|10.0±0.0|25.0|" in table.replace(" ", "")  # (5 + 60 + 10) / 3
 
 
 def test_two_source_accidental_translation_reduction(manifest):
@@ -245,3 +249,31 @@ def test_a_study_without_zero_shot_targets_writes_every_table(tmp_path):
     for empty in ("language_id", "selection", "selection_delta", "spearman"):
         assert (out / f"{empty}.csv").read_text().strip() == "", empty
     assert "## Scores" in (out / "README.md").read_text()
+
+
+def test_the_studys_tables_agree_with_its_per_run_files(finished_study):
+    """On the real tiny study: each selection row is the test score, in the run's own score file, at the step
+    the run's select file names for that rule; each score-table cell is the test score at the en-dev step."""
+    from conftest import tiny_config
+    from workflow_scripts.config import validate
+    from workflow_scripts.plan import Study
+
+    study = Study(validate(tiny_config()))
+    tables = finished_study / study.summary_dir / "tables"
+    selection = pd.read_csv(tables / "selection.csv")
+    scores = pd.read_csv(tables / "scores.csv").set_index(["task", "combination", "target"])
+    checked = 0
+    for run in study.runs.values():  # one seed each: a table cell is the run's own value
+        metric = study.metric(run)
+        for lang in study.eval_languages(run):
+            picks = json.loads((finished_study / study.select_path(run, lang)).read_text())["selection"]
+            test = pd.read_csv(finished_study / study.score_path(run, lang, "test"), sep="\t").set_index("step")
+            assert scores.loc[(run.task, run.combination, lang), "mean"] == pytest.approx(
+                test.loc[picks["en-dev"], metric], abs=1e-4)
+            rows = selection[(selection.task == run.task) & (selection.combination == run.combination) &
+                             (selection.target == lang)].set_index("rule")
+            for rule, step in picks.items():
+                if rule in rows.index:
+                    assert rows.loc[rule, "score"] == pytest.approx(test.loc[step, metric], abs=1e-4), (run.id, rule)
+                    checked += 1
+    assert checked >= 6

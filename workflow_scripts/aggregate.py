@@ -229,8 +229,8 @@ def markdown(frame: pd.DataFrame) -> str:
 
 def score_markdown(scores: pd.DataFrame, runs: list[dict]) -> str:
     """Combination x target per task, in the config's order of combinations and targets as the paper's tables
-    are: mean ± std over seeds, † where the target is a source (not zero-shot), and the mean over the row's
-    targets (Tables 5 and 6's Avg.)."""
+    are: mean ± std over seeds, † where the target is a source (not zero-shot), and the mean over the targets
+    every row of the task has (Tables 5 and 6's Avg.; WikiLingua's English row also has DE, for Tables 4 and 7)."""
     rows = list(dict.fromkeys((run["task"], "+".join(run["sources"])) for run in runs))
     columns = list(dict.fromkeys((run["task"], target) for run in runs for target in run["targets"]))
     out = []
@@ -240,11 +240,14 @@ def score_markdown(scores: pd.DataFrame, runs: list[dict]) -> str:
         wide = cells.pivot(index="combination", columns="target", values="cell")
         wide = wide.reindex(index=[c for t, c in rows if t == task and c in wide.index],
                             columns=[c for t, c in columns if t == task and c in wide.columns]).fillna("")
-        wide["Avg."] = group.groupby("combination")["mean"].mean().map("{:.1f}".format)
+        shared = set.intersection(*(set(targets) for targets in group.groupby("combination")["target"]
+                                    .agg(list)))
+        wide["Avg."] = (group[group["target"].isin(shared)].groupby("combination")["mean"].mean()
+                        .map("{:.1f}".format))
         table = wide.rename_axis(columns=None).reset_index().to_markdown(index=False, disable_numparse=True)
         out.append(f"### {task} ({metric}, en-dev checkpoint, {int(group['seeds'].max())} seed(s))\n\n{table}\n")
     return "\n".join(out) + ("\n† supervised direction (the target is a source language), not zero-shot. Avg.: the "
-                             "mean over the row's targets, supervised ones included.\n")
+                             "mean over the targets every row of its table has, supervised ones included.\n")
 
 
 def write_tables(manifest: dict, out_dir: Path) -> None:

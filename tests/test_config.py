@@ -120,6 +120,29 @@ def test_xlrs_on_the_demo_corpus_needs_its_languages_and_a_lid_model_path_must_e
     check(lambda c: c["score"].update(lid_model=str(tmp_path / "lid.176.bin")), r"score.lid_model: no file '.*lid.176")
 
 
+def test_xlrs_on_local_parallel_sentences_needs_their_languages(tmp_path, monkeypatch):
+    """An MTG directory with en, de, fr, zh and a parallel table with en, de, zh: a target they lack is named before
+    any job; xlrs_targets leaves it out. Where the data is not there yet, the XLRS job will say so."""
+    monkeypatch.chdir(tmp_path)
+    for lang in ("en", "de", "fr", "zh"):
+        (tmp_path / "MTG" / "SG" / lang).mkdir(parents=True)
+        (tmp_path / "MTG" / "SG" / lang / "test.jsonl").write_text('{"document": "x", "summary": "y"}\n')
+    (tmp_path / "pairs.tsv").write_text("en\tde\tzh\nOne.\tEins.\t一。\n")
+    for parallel, has in (({"loader": "mtg", "name": "SG", "path": "MTG"}, "'MTG'"),
+                          ({"loader": "file", "path": "pairs.tsv"}, "'pairs.tsv'")):
+        check(lambda c: c["xlrs"].update(parallel=parallel),
+              rf"experiments\[0\]: XLRS of en needs parallel sentences in '(fr|es)', and xlrs.parallel \({has}\) "
+              rf"has none; list the languages it has in experiments\[0\].xlrs_targets")
+        config = copy.deepcopy(demo_config())
+        config["xlrs"]["parallel"] = parallel
+        for experiment in config["experiments"]:
+            experiment["xlrs_targets"] = ["de"]
+        validate(config)
+    config = copy.deepcopy(demo_config())
+    config["xlrs"]["parallel"] = {"loader": "mtg", "name": "SG", "path": "not/unpacked/yet"}
+    validate(config)
+
+
 def test_every_source_of_a_combination_needs_a_training_example():
     check(lambda c: c["train"].update(n_train=1), r"experiments\[0\]: n_train 1 leaves no training example for each "
                                                   r"source of en\+zh; raise train.n_train to at least 2")

@@ -123,19 +123,43 @@ def check_config(config: dict, named_report_keys: set[str] = frozenset()) -> Non
 
 
 def check_xlrs_languages(config: dict) -> None:
-    """The demo's parallel sentences exist in its five languages only: say so before any fine-tuning."""
-    if config["xlrs"]["parallel"]["loader"] != "demo":
+    """Every language XLRS is measured in must be in xlrs.parallel: say so before any fine-tuning, where the
+    parallel sentences are there to look at (the demo corpus, a local file or directory)."""
+    parallel = config["xlrs"]["parallel"]
+    has_language = parallel_language_check(parallel)
+    if has_language is None:
         return
-    from workflow_scripts import demo_corpus
-
     for i, experiment in enumerate(config["experiments"]):
         for combination in experiment["sources"]:
             measured = xlrs_languages(combination, experiment)
             for lang in dict.fromkeys([*measured, *(combination if measured else [])]):
-                if lang not in demo_corpus.LANGUAGES:
+                if not has_language(lang):
+                    what = "the demo corpus" if parallel["loader"] == "demo" else repr(parallel["path"])
                     raise ConfigError(f"experiments[{i}]: XLRS of {'+'.join(combination)} needs parallel sentences "
-                                      f"in {lang!r}, and xlrs.parallel is the demo corpus "
-                                      f"({', '.join(demo_corpus.LANGUAGES)})")
+                                      f"in {lang!r}, and xlrs.parallel ({what}) has none; list the languages it "
+                                      f"has in experiments[{i}].xlrs_targets")
+
+
+def parallel_language_check(parallel: dict):
+    """lang -> whether xlrs.parallel has sentences in it, or None where that cannot be known before its job (hub
+    data, files not there yet)."""
+    from workflow_scripts import loaders
+
+    path = parallel.get("path")
+    if parallel["loader"] == "demo":
+        from workflow_scripts import demo_corpus
+
+        return lambda lang: lang in demo_corpus.LANGUAGES
+    if parallel["loader"] == "file" and path and Path(path).is_file():
+        try:
+            table, _ = loaders.read_table_file(Path(path), "xlrs.parallel")
+        except ValueError:  # unreadable: the XLRS job says why
+            return None
+        return lambda lang: bool(table) and lang in table[0]
+    if parallel["loader"] in loaders.DIRECTORY_FILES and path and Path(path).is_dir():
+        split = parallel.get("split", "test")
+        return lambda lang: bool(loaders.directory_files(parallel, lang, split))
+    return None
 
 
 def xlrs_languages(sources, experiment: dict) -> list[str]:

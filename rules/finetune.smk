@@ -19,6 +19,8 @@ rule finetune:
         "../envs/pipeline.yaml"
     log:
         f"{R}/logs/finetune/{{run}}.log",
+    # exec: the shell becomes the training process. A SIGTERM (a time limit, preemption, Ctrl-C) reaches it
+    # directly, and no bash wrapper dies of it first, which would end the job before the resume state is saved.
     shell:
-        "python -m workflow_scripts.finetune --spec {params.spec:q} --run-id {wildcards.run:q}"
+        "exec python -m workflow_scripts.finetune --spec {params.spec:q} --run-id {wildcards.run:q}"
         " {params.model} --data {params.data} --out-dir {params.out_dir:q} > {log:q} 2>&1"

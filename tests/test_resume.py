@@ -76,6 +76,13 @@ def assert_identical(out_dir, reference, steps=("step-000133", "step-000267", "s
     assert (out_dir / "train_log.tsv").read_text() == (reference / "train_log.tsv").read_text()
 
 
+def proc_file(pid: int, name: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/{name}").read_bytes()
+    except OSError:  # a process that ended meanwhile
+        return b""
+
+
 def assert_resumed(output: str, at_steps=None) -> int:
     """The rerun read the saved state and trained on from the step after it, not from step 1 again."""
     import re
@@ -137,6 +144,11 @@ def test_killed_workflow_resumes_fine_tuning_when_run_again(tmp_path):
         assert process.poll() is None, "the workflow ended before fine-tuning saved its first state"
         assert time.time() < deadline, "no resumable state within 240 s"
         time.sleep(0.05)
+    # The job's shell has become the training process (exec): a SIGTERM reaches it with no bash to die first.
+    trainer = next(pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+                   if proc_file(pid, "cmdline").split(b"\0")[1:3] == [b"-m", b"workflow_scripts.finetune"])
+    parent = int(proc_file(trainer, "stat").rsplit(b")", 1)[1].split()[1])
+    assert b"snakemake" in proc_file(parent, "cmdline"), proc_file(parent, "cmdline")
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert not list(workdir.glob("results/runs/*/run.json"))

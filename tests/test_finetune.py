@@ -235,3 +235,20 @@ def test_jobs_on_a_machine_of_several_gpus_each_take_a_free_one(tmp_path, monkey
     assert modeling.claim_gpu(names, tmp_path) == 1
     for handle in held:
         handle.close()
+
+
+def test_weight_decay_groups_are_seq2seq_trainers(tiny_model_dir, tmp_path):
+    """With weight decay, the same parameters decay as under Seq2SeqTrainer (not biases, the relative position
+    bias or the norms' scales); without it, one group and none decays."""
+    from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+    model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu"))
+    trainer = Seq2SeqTrainer(model=model, args=Seq2SeqTrainingArguments(str(tmp_path), weight_decay=0.1,
+                                                                        report_to=[], use_cpu=True))
+    theirs = {id(p): group["weight_decay"] for group in trainer.create_optimizer().param_groups
+              for p in group["params"]}
+    ours = {id(p): group["weight_decay"] for group in finetune.parameter_groups(model, 0.1) for p in group["params"]}
+    assert ours == theirs and set(ours.values()) == {0.0, 0.1}
+    names = {id(p): name for name, p in model.named_parameters()}
+    assert not [names[i] for i, decay in ours.items() if decay and ("norm" in names[i] or "bias" in names[i])]
+    assert [g["weight_decay"] for g in finetune.parameter_groups(model, 0.0)] == [0.0]

@@ -179,8 +179,8 @@ def setup_training(model, params: dict, speed: dict, device=None, mixed_precisio
     model.set_attn_implementation(speed["attention"])
     model = model.to(accelerator.device)
     # The fused CUDA kernel updates all parameters in one launch; CPU keeps the reference implementation.
-    optimizer = torch.optim.AdamW(model.parameters(), lr=params["learning_rate"],
-                                  weight_decay=params["weight_decay"], fused=accelerator.device.type == "cuda")
+    optimizer = torch.optim.AdamW(parameter_groups(model, params["weight_decay"]), lr=params["learning_rate"],
+                                  fused=accelerator.device.type == "cuda")
     model, optimizer = accelerator.prepare(model, optimizer)
     if not wanted(speed["compile"], accelerator.device):
         # Uncompiled, padding to buckets would only be wasted work.
@@ -194,6 +194,19 @@ def setup_training(model, params: dict, speed: dict, device=None, mixed_precisio
     torch._dynamo.utils.counters.clear()  # modeling.compile_counts() counts this training's graphs
     return Training(accelerator, model, optimizer, torch.compile(model_loss, dynamic=False),
                     (speed["source_bucket"], speed["target_bucket"]))
+
+
+def parameter_groups(model, weight_decay: float) -> list[dict]:
+    """AdamW's parameter groups: with weight decay, Seq2SeqTrainer's (no decay for biases, the relative position
+    bias and the norms' scales, by the Trainer's own rule); without it, one group."""
+    if not weight_decay:
+        return [{"params": list(model.parameters()), "weight_decay": 0.0}]
+    from transformers import Trainer
+
+    decayed = set(Trainer.get_decay_parameter_names(None, model))  # a method that never reads its Trainer
+    named = list(model.named_parameters())
+    return [{"params": [p for name, p in named if name in decayed], "weight_decay": weight_decay},
+            {"params": [p for name, p in named if name not in decayed], "weight_decay": 0.0}]
 
 
 def train_step(training: Training, batch: list[tuple[list[int], list[int]]], pad_id: int, params: dict) -> float:

@@ -173,6 +173,8 @@ class Study:
         params = {**copy.deepcopy(self.config["train"]), **experiment.get("train", {})}
         params.setdefault("micro_batch_size", params["batch_size"])
         params.pop("seeds")
+        if params["weight_decay"]:  # finetune version 2 decayed every parameter; now Seq2SeqTrainer's groups
+            params["decay_groups"] = "trainer"
         return params
 
     @functools.cached_property

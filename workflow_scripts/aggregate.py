@@ -242,8 +242,8 @@ def score_markdown(scores: pd.DataFrame, runs: list[dict]) -> str:
                             columns=[c for t, c in columns if t == task and c in wide.columns]).fillna("")
         shared = set.intersection(*(set(targets) for targets in group.groupby("combination")["target"]
                                     .agg(list)))
-        wide["Avg."] = (group[group["target"].isin(shared)].groupby("combination")["mean"].mean()
-                        .map("{:.1f}".format))
+        averages = group[group["target"].isin(shared)].groupby("combination")["mean"].mean()
+        wide["Avg."] = averages.reindex(wide.index).map("{:.1f}".format, na_action="ignore").fillna("")
         table = wide.rename_axis(columns=None).reset_index().to_markdown(index=False, disable_numparse=True)
         out.append(f"### {task} ({metric}, en-dev checkpoint, {int(group['seeds'].max())} seed(s))\n\n{table}\n")
     return "\n".join(out) + ("\n† supervised direction (the target is a source language), not zero-shot. Avg.: the "

@@ -18,8 +18,9 @@ def stages(planned):
 
 def test_fresh_config_plans_every_stage(tmp_path):
     counts = stages(dry_run(tmp_path, tiny_config()))
-    # 2 tasks x 3 languages; 3 runs: title en, title en+zh, pos en
-    assert counts["prepare"] == 6 * 3 * 2 and counts["cast"] == 6 * 3 * 2  # a job per split: records and meta
+    # 2 tasks x 3 languages; 3 runs: title en, title en+zh, pos en. Dev and test of all 6, training splits of the
+    # sources only (title en, zh; pos en): a zero-shot target needs no training data
+    assert counts["prepare"] == (6 * 2 + 3) * 2 and counts["cast"] == (6 * 2 + 3) * 2  # records and meta each
     assert counts["build_model"] == 1
     assert counts["finetune"] == 3 * 2
     # XLRS: every eval language except a run's only source (title/en: de zh, title/en+zh: en de zh, pos: de)

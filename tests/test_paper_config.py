@@ -40,7 +40,8 @@ def test_measurement_jobs_follow_the_tables(planned_jobs):
     assert planned_jobs["xlrs"] == SEEDS * sum(XLRS.values())
     assert planned_jobs["select"] == SEEDS * sum(EVAL.values())
     assert planned_jobs["decode"] == planned_jobs["score"] == 2 * SEEDS * sum(EVAL.values())
-    assert planned_jobs["prepare"] == planned_jobs["cast"] == 3 * (18 + 5 + 5 + 5 + 5 + 9)  # a job per split
+    # dev and test of every task language; training splits of the sources only (WikiLingua and MTG: en, de, zh)
+    assert planned_jobs["prepare"] == planned_jobs["cast"] == 2 * (18 + 5 + 5 + 5 + 5 + 9) + 3 + 3 + 3 + 1 + 1 + 1
 
 
 def test_the_estimate_counts_the_same_jobs(planned_jobs):

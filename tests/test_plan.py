@@ -255,3 +255,17 @@ def test_a_versioned_loaders_records_version_the_xlrs_measured_on_them_too(monke
     path = before.xlrs_path(run, "de")
     monkeypatch.setitem(plan.LOADER_VERSIONS, "wiki_lingua", plan.LOADER_VERSIONS["wiki_lingua"] + 1)
     assert study(hub_parallel).xlrs_path(run, "de") != path
+
+
+def test_a_target_language_needs_no_training_split():
+    """A zero-shot target may have no training data at all: its train split is prepared only once it is a source."""
+    def french_target(config):
+        config["tasks"]["title_generation"]["languages"].append("fr")
+        config["experiments"][0]["targets"].append("fr")
+
+    plan = study(french_target)
+    outputs = set(plan.final_outputs())
+    assert {plan.cast_path("title_generation", "fr", split) in outputs for split in ("dev", "test")} == {True}
+    assert plan.cast_path("title_generation", "fr", "train") not in outputs
+    plan = study(lambda c: (french_target(c), c["experiments"][0]["sources"].append(["fr"])))
+    assert plan.cast_path("title_generation", "fr", "train") in plan.final_outputs()

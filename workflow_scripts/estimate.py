@@ -14,7 +14,7 @@ from pathlib import Path
 
 from workflow_scripts.config import load_config
 from workflow_scripts.decode import static_cache_for_job
-from workflow_scripts.plan import SPLITS, Study
+from workflow_scripts.plan import Study
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 REFERENCE_PARAMETERS = 582_401_280  # mT5-base, the shape the benchmarks measure
@@ -93,7 +93,7 @@ def estimate(study: Study) -> dict:
     encoder_loads = 0  # XLRS's loads after step 0, which read only the encoder
     new_tokens = {False: 0, True: 0}  # by whether the decode job uses the static cache (on a GPU)
     static_cache = study.config.get("speed", {}).get("static_cache", "auto")
-    data_jobs = len(SPLITS) * len(study.prepared_pairs())  # prepare and cast: a job per split
+    data_jobs = len(study.prepared_splits())  # prepare and cast: a job per split
     jobs = {"prepare": data_jobs, "cast": data_jobs,
             "build_model": int(study.builds_model), "finetune": len(study.runs), "xlrs": 0, "decode": 0, "score": 0,
             "select": 0, "aggregate": 2}

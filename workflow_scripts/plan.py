@@ -280,8 +280,13 @@ class Study:
         return self.config["score"]["rouge_l"] if metric == "rougeL" else metric
 
     # --- everything -----------------------------------------------------------------------------
-    def prepared_pairs(self) -> list[tuple[str, str]]:
-        return [(task, lang) for task, declaration in self.config["tasks"].items() for lang in declaration["languages"]]
+    def prepared_splits(self) -> list[tuple[str, str, str]]:
+        """(task, language, split) of every split the study prepares: dev and test of each language a task
+        declares, a training split only where the language is a source (a zero-shot target may have none)."""
+        sources = {(run.task, lang) for run in self.runs.values() for lang in run.sources}
+        return [(task, lang, split) for task, declaration in self.config["tasks"].items()
+                for lang in declaration["languages"] for split in SPLITS
+                if split != "train" or (task, lang) in sources]
 
     def run_outputs(self, run: Run) -> list[str]:
         outputs = [f"{self.run_dir(run)}/train_log.tsv"]
@@ -325,7 +330,7 @@ class Study:
         return paths
 
     def final_outputs(self) -> list[str]:
-        outputs = [self.cast_path(task, lang, split) for task, lang in self.prepared_pairs() for split in SPLITS]
+        outputs = [self.cast_path(task, lang, split) for task, lang, split in self.prepared_splits()]
         for run in self.runs.values():
             outputs += self.run_outputs(run)
         return outputs + [f"{self.summary_dir}/tables/README.md", f"{self.summary_dir}/figures"]

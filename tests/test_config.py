@@ -132,7 +132,8 @@ def test_xlrs_on_local_parallel_sentences_needs_their_languages(tmp_path, monkey
                           ({"loader": "file", "path": "pairs.tsv"}, "'pairs.tsv'")):
         check(lambda c: c["xlrs"].update(parallel=parallel),
               rf"experiments\[0\]: XLRS of en needs parallel sentences in '(fr|es)', and xlrs.parallel \({has}\) "
-              rf"has none; list the languages it has in experiments\[0\].xlrs_targets")
+              rf"has none; set experiments\[0\].xlrs_targets to languages xlrs.parallel has \(of this "
+              rf"experiment's: de, en,( fr,)? zh\)")
         config = copy.deepcopy(demo_config())
         config["xlrs"]["parallel"] = parallel
         for experiment in config["experiments"]:

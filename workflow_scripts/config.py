@@ -154,9 +154,12 @@ def check_xlrs_languages(config: dict) -> None:
             for lang in dict.fromkeys([*measured, *(combination if measured else [])]):
                 if not has_language(lang):
                     what = "the demo corpus" if parallel["loader"] == "demo" else repr(parallel["path"])
+                    present = [code for code in sorted({*measured, *experiment["targets"], *combination})
+                               if has_language(code)]
                     raise ConfigError(f"experiments[{i}]: XLRS of {'+'.join(combination)} needs parallel sentences "
-                                      f"in {lang!r}, and xlrs.parallel ({what}) has none; list the languages it "
-                                      f"has in experiments[{i}].xlrs_targets")
+                                      f"in {lang!r}, and xlrs.parallel ({what}) has none; set "
+                                      f"experiments[{i}].xlrs_targets to languages xlrs.parallel has "
+                                      f"(of this experiment's: {', '.join(present) or 'none'})")
 
 
 def parallel_language_check(parallel: dict):

@@ -87,6 +87,12 @@ def test_a_file_template_must_name_a_file_per_language_and_split(loader, path, n
           rf"tasks.pos.dataset.path: .*{named}")
 
 
+def test_columns_are_refused_where_the_loader_would_ignore_them():
+    check(lambda c: c["tasks"]["pos"].update(dataset={"loader": "jsonl", "path": "d/{lang}/{split}.jsonl",
+                                                      "columns": {"tags": "upos"}}),
+          r"tasks.pos.dataset.columns: the jsonl loader does not read it .*use loader 'files'")
+
+
 def test_one_file_for_every_split_is_fine_when_each_split_takes_a_slice():
     config = copy.deepcopy(demo_config())
     splits = {"train": "all[:800]", "dev": "all[800:900]", "test": "all[900:]"}

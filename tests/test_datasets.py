@@ -350,6 +350,17 @@ def test_files_tsv_with_a_column_mapping(tmp_path):
     assert notes == {"upstream_split": "dev", "file": "dev.tsv"}
 
 
+@pytest.mark.parametrize("suffix, text", [("tsv", "document\tsummary\nText.\tTitel.\n"),
+                                          ("csv", "document,summary\nText.,Titel.\n"),
+                                          ("jsonl", '{"document": "Text.", "summary": "Titel."}\n')])
+def test_files_saved_with_a_byte_order_mark_read_as_without(tmp_path, suffix, text):
+    """Spreadsheet programs start UTF-8 files with a byte-order mark; it must not become part of the first column."""
+    (tmp_path / f"de.dev.{suffix}").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    declaration = {"loader": "files", "path": str(tmp_path / f"{{lang}}.{{split}}.{suffix}")}
+    records, _ = loaders.load(declaration, "de", "dev")
+    assert records == [{"id": "dev-000000", "document": "Text.", "summary": "Titel."}]
+
+
 def test_files_csv_and_parquet_coerce_types(tmp_path):
     csv_path = tmp_path / "en-test.csv"
     csv_path.write_text('s1,s2,gold\n"Yes, it is.",It is.,1\nNo.,Maybe.,0\n', encoding="utf-8")

@@ -193,6 +193,9 @@ def check_dataset_paths(config: dict) -> None:
                               "'files' (or 'jsonl')")
         if dataset["loader"] in ("file", "files", "jsonl", "mtg") and not dataset.get("path"):
             raise ConfigError(f"{where}.path: missing; the {dataset['loader']} loader reads local files")
+        if dataset.get("columns") and dataset["loader"] not in ("files", "mtg"):
+            raise ConfigError(f"{where}.columns: the {dataset['loader']} loader does not read it (files and mtg do; "
+                              "a jsonl file holds our field names already): use loader 'files' to map columns")
     for (where, dataset), task in zip(declarations, config["tasks"].values()):
         check_path_template(where, dataset, task["languages"])
 

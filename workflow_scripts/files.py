@@ -66,7 +66,7 @@ def read_jsonl(path, required: Iterable[str] = (), allow_empty: bool = False) ->
         raise DataError(f"{path}: file does not exist")
     records = []
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not UTF-8 (byte {err.start}: {err.reason})") from err
     required = tuple(required)

@@ -91,7 +91,7 @@ def finish(marked: list[tuple[dict, str | None]], part: slice | None, dataset: d
 def json_records(path: Path, lang: str, where: str) -> list[dict]:
     """Objects of a JSON-lines file, or of a JSON file holding a list (or {lang: list} / {"data": list})."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{where}: cannot read {path}: {err}") from err
     stripped = text.lstrip()

@@ -58,7 +58,7 @@ def read_table_file(path: Path, where: str) -> tuple[list[dict], dict]:
         return table.to_pylist(), parquet_features(table.schema)
     if suffix in (".tsv", ".csv"):
         try:
-            with open(path, encoding="utf-8", newline="") as handle:
+            with open(path, encoding="utf-8-sig", newline="") as handle:
                 if suffix == ".tsv":
                     rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
                 else:

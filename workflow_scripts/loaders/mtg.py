@@ -61,7 +61,7 @@ def local_mtg_files(dataset: dict, lang: str, split: str) -> list[Path]:
 
 def _holds_language(path: Path, lang: str) -> bool:
     try:
-        whole = json.loads(path.read_text(encoding="utf-8"))
+        whole = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, ValueError):
         return False
     return isinstance(whole, dict) and isinstance(whole.get(lang), list)
@@ -105,7 +105,7 @@ def load_mtg(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
         sides = []
         for path in pair:
             try:
-                lines = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
+                lines = path.read_text(encoding="utf-8-sig").rstrip("\n").split("\n")
                 sides.append([line.rstrip("\r") for line in lines])
             except (OSError, UnicodeDecodeError) as err:
                 raise DataError(f"{where}: cannot read {path}: {err}") from err

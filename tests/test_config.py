@@ -87,6 +87,20 @@ def test_a_file_template_must_name_a_file_per_language_and_split(loader, path, n
           rf"tasks.pos.dataset.path: .*{named}")
 
 
+def test_an_unknown_task_kind_is_named_with_the_known_ones():
+    check(lambda c: c["tasks"]["pos"].update(kind="nli"),
+          r"tasks.pos.kind: 'nli' is not a task kind \(workflow_scripts/tasks.py KINDS: generation, tagging, ")
+
+
+def test_every_kind_has_what_each_stage_asks_of_it():
+    """Cast, check, score (or a text reference for SP-ROUGE) and sentinels: all in tasks.KINDS, nothing elsewhere."""
+    from workflow_scripts.tasks import KINDS
+
+    for name, kind in KINDS.items():
+        assert kind.name == name and callable(kind.cast) and callable(kind.check) and kind.sentinels >= 1
+        assert (kind.score is None) == bool(kind.reference) and (kind.reference in ("", *kind.fields)), name
+
+
 def test_columns_are_refused_where_the_loader_would_ignore_them():
     check(lambda c: c["tasks"]["pos"].update(dataset={"loader": "jsonl", "path": "d/{lang}/{split}.jsonl",
                                                       "columns": {"tags": "upos"}}),

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from workflow_scripts.plan import SPLITS, ConfigError, xlrs_languages
+from workflow_scripts.tasks import KINDS
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
@@ -81,6 +82,9 @@ def check_config(config: dict, named_report_keys: set[str] = frozenset()) -> Non
             if lang not in known:
                 raise ConfigError(f"report.{key}: language {lang!r} is not a language of any task ({', '.join(known)})")
     for name, task in tasks.items():
+        if task["kind"] not in KINDS:
+            raise ConfigError(f"tasks.{name}.kind: {task['kind']!r} is not a task kind (workflow_scripts/tasks.py "
+                              f"KINDS: {', '.join(KINDS)})")
         if task["dataset"]["loader"] == "demo":
             from workflow_scripts import demo_corpus
 

@@ -29,8 +29,6 @@ from workflow_scripts import cli, tasks
 from workflow_scripts.files import DataError, checkpoint_path, read_jsonl, write_json, write_tsv
 
 log = logging.getLogger("finetune")
-# How many sentinels each kind's template needs (tasks.py): tagging numbers every token.
-TEMPLATE_SENTINELS = {"generation": 1, "paraphrase": 1, "qa": 1, "tagging": tasks.MAX_TAGGED_TOKENS}
 # Non-zero, so that Snakemake and SLURM treat a stopped job as unfinished and run (or requeue) it again.
 EXIT_STOPPED = 75
 
@@ -297,7 +295,7 @@ def train(spec: dict, model_ref: str, train_files: dict[str, Path], out_dir: Pat
         raise DataError(f"run {run_id}: no training examples in {', '.join(spec['sources'])}")
     set_seed(spec["seed"])
     speed = modeling.speed_settings(speed)
-    tokenizer = modeling.load_tokenizer(model_ref, sentinels=TEMPLATE_SENTINELS[spec["kind"]], revision=revision)
+    tokenizer = modeling.load_tokenizer(model_ref, sentinels=tasks.kind(spec["kind"]).sentinels, revision=revision)
     encoded, cut = encode_pairs(tokenizer, examples, params, tasks.kind(spec["kind"]).tail)
     log.info("%d of %d inputs cut to max_source_length %d (their template's end kept), %d targets to "
              "max_target_length %d", cut["inputs"], len(examples), params["max_source_length"], cut["targets"],

@@ -248,7 +248,7 @@ class Study:
     def score_spec(self, run: Run, lang: str, split: str) -> dict:
         spec = {"stage": "score", "version": VERSIONS["score"], "decode": digest(self.decode_spec(run, lang, split)),
                 "kind": run.spec["kind"], "lang": lang, "sources": list(run.sources), "model": digest(self.model_spec)}
-        if run.spec["kind"] != "generation":  # ROUGE and language ID measure generated text only
+        if KINDS[run.spec["kind"]].score is not None:  # ROUGE and language ID measure generated text only
             return spec
         spec["rouge_l"] = self.config["score"]["rouge_l"]
         if split != "test":  # dev scores pick checkpoints: another LID model must not re-decode every test set

@@ -10,29 +10,25 @@ from pathlib import Path
 
 from workflow_scripts import cli, metrics
 from workflow_scripts.files import read_jsonl
-from workflow_scripts.tasks import MAX_TAGGED_TOKENS, kind as task_kind, validate_records
+from workflow_scripts.tasks import kind as task_kind, validate_records
 
 
 def score_step(kind: str, records: list[dict], spec: dict, tokenizer=None, lid_model=None) -> dict:
+    """One checkpoint's predictions: the kind's own metrics, or for text (tasks.TaskKind.reference) SP-ROUGE and,
+    on test sets, language ID."""
+    scored_as = task_kind(kind)
     predictions = [r["prediction"] for r in records]
     gold = [r["record"] for r in records]
     row = {"n": len(records), "n_empty": sum(not metrics.strip_sentinels(p) for p in predictions)}
-    if kind == "generation":
-        texts = [metrics.strip_sentinels(p) for p in predictions]
-        row.update(metrics.sp_rouge(texts, [g["summary"] for g in gold], tokenizer,
-                                    variants=("rouge1", "rouge2", spec["rouge_l"])))
-        if "lid_model" in spec:  # test sets only: Table 9 reads the selected checkpoints' test outputs
-            lid = metrics.lid_summary(lid_model, texts, spec["lang"], spec["sources"])
-            row.update({k: v for k, v in lid.items() if k != "n"})
-    elif kind == "tagging":
-        row.update(metrics.pos_accuracy(predictions, [g["tags"][:MAX_TAGGED_TOKENS] for g in gold]))
-    elif kind == "paraphrase":
-        row.update(metrics.paraphrase_scores(predictions, [g["label"] for g in gold]))
-    elif kind == "qa":
-        row.update(metrics.squad_scores([metrics.strip_sentinels(p) for p in predictions],
-                                        [g["answer_text"] for g in gold]))
-    else:
-        raise ValueError(f"unknown task kind {kind!r}")
+    if scored_as.score is not None:
+        row.update(scored_as.score(predictions, gold))
+        return row
+    texts = [metrics.strip_sentinels(p) for p in predictions]
+    row.update(metrics.sp_rouge(texts, [g[scored_as.reference] for g in gold], tokenizer,
+                                variants=("rouge1", "rouge2", spec["rouge_l"])))
+    if "lid_model" in spec:  # test sets only: Table 9 reads the selected checkpoints' test outputs
+        lid = metrics.lid_summary(lid_model, texts, spec["lang"], spec["sources"])
+        row.update({k: v for k, v in lid.items() if k != "n"})
     return row
 
 
@@ -59,7 +55,7 @@ def main() -> None:
     gold = [r["record"] for r in decodes]
     validate_records(task_kind(spec["kind"]), gold, f"{args.decodes} ({spec['kind']} examples)")
     tokenizer = lid_model = None
-    if spec["kind"] == "generation":
+    if task_kind(spec["kind"]).score is None:  # text: SP-ROUGE counts the model's own pieces
         from workflow_scripts.modeling import load_tokenizer
 
         tokenizer = load_tokenizer(args.model, revision=args.model_revision)

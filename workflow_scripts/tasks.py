@@ -1,6 +1,7 @@
 """Task kinds: the record fields, the text-to-text template (paper Table 10) and the metric of each.
 
-A task in config.yaml names a kind and a dataset; adding a kind is one entry in KINDS.
+A task in config.yaml names a kind and a dataset; adding a kind is one entry in KINDS, with its cast function
+and, unless its output is text scored by SP-ROUGE, its score function, all in this module.
 """
 from __future__ import annotations
 
@@ -53,6 +54,24 @@ def cast_qa(record: dict) -> dict:
             "target": f"{sentinel(0)}{record['answer_text']}"}
 
 
+def score_tagging(predictions: list[str], gold: list[dict]) -> dict:
+    from workflow_scripts import metrics
+
+    return metrics.pos_accuracy(predictions, [g["tags"][:MAX_TAGGED_TOKENS] for g in gold])
+
+
+def score_paraphrase(predictions: list[str], gold: list[dict]) -> dict:
+    from workflow_scripts import metrics
+
+    return metrics.paraphrase_scores(predictions, [g["label"] for g in gold])
+
+
+def score_qa(predictions: list[str], gold: list[dict]) -> dict:
+    from workflow_scripts import metrics
+
+    return metrics.squad_scores([metrics.strip_sentinels(p) for p in predictions], [g["answer_text"] for g in gold])
+
+
 def check_tagging(record: dict) -> str | None:
     if len(record["tokens"]) != len(record["tags"]):
         return f"{len(record['tokens'])} tokens but {len(record['tags'])} tags"
@@ -90,16 +109,22 @@ class TaskKind:
     cos_sim: str
     check: Callable[[dict], str | None] = lambda record: None
     tail: str = ""                   # the template's text after its last field, which a cut input keeps
+    # The metrics of a checkpoint's predictions against the gold records; None: the output is text, scored by
+    # SP-ROUGE against the record's `reference` field (and by language ID on test sets).
+    score: Callable[[list[str], list[dict]], dict] | None = None
+    reference: str = ""
+    sentinels: int = 1               # <extra_id_N> tokens the template uses, which the tokenizer must have
 
 
 KINDS: dict[str, TaskKind] = {
     "generation": TaskKind("generation", ("id", "document", "summary"), cast_generation, "rougeL", PAPER_COS_SIM,
-                           tail=GENERATION_TAIL),
-    "tagging": TaskKind("tagging", ("id", "tokens", "tags"), cast_tagging, "accuracy", "highest", check_tagging),
+                           tail=GENERATION_TAIL, reference="summary"),
+    "tagging": TaskKind("tagging", ("id", "tokens", "tags"), cast_tagging, "accuracy", "highest", check_tagging,
+                        score=score_tagging, sentinels=MAX_TAGGED_TOKENS),
     "paraphrase": TaskKind("paraphrase", ("id", "sentence1", "sentence2", "label"), cast_paraphrase,
-                           "accuracy", "highest", check_paraphrase),
+                           "accuracy", "highest", check_paraphrase, score=score_paraphrase),
     "qa": TaskKind("qa", ("id", "context", "question", "answer_text", "answer_start"), cast_qa, "f1", "highest",
-                   check_qa),
+                   check_qa, score=score_qa),
 }
 
 

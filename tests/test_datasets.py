@@ -361,6 +361,13 @@ def test_files_saved_with_a_byte_order_mark_read_as_without(tmp_path, suffix, te
     assert records == [{"id": "dev-000000", "document": "Text.", "summary": "Titel."}]
 
 
+def test_files_rows_with_an_empty_text_cell_are_dropped_and_counted(tmp_path):
+    (tmp_path / "de.dev.tsv").write_text("document\tsummary\nText eins.\tTitel.\nText zwei.\t \n\tTitel.\n",
+                                         encoding="utf-8")
+    records, notes = loaders.load({"loader": "files", "path": str(tmp_path / "{lang}.{split}.tsv")}, "de", "dev")
+    assert [r["id"] for r in records] == ["dev-000000"] and notes["dropped_empty"] == 2
+
+
 def test_files_csv_and_parquet_coerce_types(tmp_path):
     csv_path = tmp_path / "en-test.csv"
     csv_path.write_text('s1,s2,gold\n"Yes, it is.",It is.,1\nNo.,Maybe.,0\n', encoding="utf-8")

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from workflow_scripts.files import DataError, read_jsonl
-from workflow_scripts.tasks import WORD_FIELDS
+from workflow_scripts.tasks import TEXT_FIELDS, WORD_FIELDS
 from workflow_scripts.loaders.common import (class_names, describe, finish, json_records, parquet_features,
                                              upstream_split)
 
@@ -120,5 +120,8 @@ def load_files(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
         except json.JSONDecodeError as err:  # a word-list cell that starts like JSON and is not
             raise DataError(f"{where}: {path}: row {index + 1}: a list of words that is not valid JSON: {err}") from err
         record = {"id": record.pop("id", None) or f"{split}-{index:06d}", **record}
-        marked.append((record, None))
+        # an empty cell of a text field (a summary not written yet): dropped and counted, as the hub loaders do
+        empty = any(isinstance(value, str) and not value.strip() for field, value in record.items()
+                    if field in TEXT_FIELDS)
+        marked.append((record, "empty" if empty else None))
     return finish(marked, part, dataset, split, where, notes, "")

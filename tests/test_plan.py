@@ -269,3 +269,15 @@ def test_a_target_language_needs_no_training_split():
     assert plan.cast_path("title_generation", "fr", "train") not in outputs
     plan = study(lambda c: (french_target(c), c["experiments"][0]["sources"].append(["fr"])))
     assert plan.cast_path("title_generation", "fr", "train") in plan.final_outputs()
+
+
+def test_a_kinds_new_template_moves_its_tasks_only(monkeypatch):
+    import dataclasses
+
+    from workflow_scripts import tasks
+
+    before = dict(study().runs)
+    monkeypatch.setitem(tasks.KINDS, "tagging", dataclasses.replace(tasks.KINDS["tagging"], template_version=2))
+    after = study().runs
+    moved = {run.task for run_id, run in before.items() if run_id not in after}
+    assert moved == {"pos"} and len(after) == len(before)

@@ -131,8 +131,12 @@ class Study:
 
     @functools.cache
     def cast_spec(self, task: str, lang: str, split: str) -> dict:
+        """A kind whose template changed has a template_version of its own (tasks.TaskKind), so that only its
+        tasks are cast, trained and measured again."""
+        template = KINDS[self.task_kind(task)].template_version
         return {"stage": "cast", "version": VERSIONS["cast"], "kind": self.task_kind(task),
-                "data": digest(self.data_spec(task, lang, split))}
+                "data": digest(self.data_spec(task, lang, split)),
+                **({"template_version": template} if template > 1 else {})}
 
     def cast_path(self, task: str, lang: str, split: str) -> str:
         return f"{self.results}/cast/{task}/{lang}/{split}-{digest(self.cast_spec(task, lang, split))}.jsonl"

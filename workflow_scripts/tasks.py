@@ -114,6 +114,7 @@ class TaskKind:
     score: Callable[[list[str], list[dict]], dict] | None = None
     reference: str = ""
     sentinels: int = 1               # <extra_id_N> tokens the template uses, which the tokenizer must have
+    template_version: int = 1        # bump when `cast` changes what it writes: this kind's tasks are cast anew
 
 
 KINDS: dict[str, TaskKind] = {

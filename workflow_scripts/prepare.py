@@ -5,6 +5,7 @@ is a job of its own, so that a new test set leaves the training split, and every
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from workflow_scripts import cli, loaders, tasks
@@ -47,6 +48,8 @@ def main() -> None:
     records, notes = prepare(args.spec)
     count = write_jsonl(args.out, records)
     write_json(args.out.with_suffix(".meta.json"), {"spec": args.spec, "count": count, "notes": notes})
+    logging.getLogger("prepare").info("%d records of %s %s %s%s", count, args.spec["task"], args.spec["lang"],
+                                      args.spec["split"], "".join(f"; {k}: {v}" for k, v in notes.items()))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from workflow_scripts import metrics
 from workflow_scripts.files import DataError
 
 # cos-sim's end of the XLRS range in the paper (§6.2). A select spec names its end only when it differs, so the
@@ -55,20 +56,14 @@ def cast_qa(record: dict) -> dict:
 
 
 def score_tagging(predictions: list[str], gold: list[dict]) -> dict:
-    from workflow_scripts import metrics
-
     return metrics.pos_accuracy(predictions, [g["tags"][:MAX_TAGGED_TOKENS] for g in gold])
 
 
 def score_paraphrase(predictions: list[str], gold: list[dict]) -> dict:
-    from workflow_scripts import metrics
-
     return metrics.paraphrase_scores(predictions, [g["label"] for g in gold])
 
 
 def score_qa(predictions: list[str], gold: list[dict]) -> dict:
-    from workflow_scripts import metrics
-
     return metrics.squad_scores([metrics.strip_sentinels(p) for p in predictions], [g["answer_text"] for g in gold])
 
 

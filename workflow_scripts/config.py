@@ -2,6 +2,7 @@
 checked for what a schema cannot express (languages a task lacks, file templates, parallel sentences)."""
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -184,7 +185,8 @@ def parallel_language_check(parallel: dict):
         return lambda lang: bool(table) and lang in table[0]
     if parallel["loader"] in loaders.DIRECTORY_FILES and path and Path(path).is_dir():
         split = parallel.get("split", "test")
-        return lambda lang: bool(loaders.directory_files(parallel, lang, split))
+        # each combination asks again: a directory is searched once per language
+        return functools.cache(lambda lang: bool(loaders.directory_files(parallel, lang, split)))
     return None
 
 

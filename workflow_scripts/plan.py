@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from workflow_scripts.digest import FileHashes, digest
+from workflow_scripts.digest import FileHashes, canonical_json, digest
 from workflow_scripts.tasks import KINDS, PAPER_COS_SIM
 
 # Bump one when the code of its stage changes what it writes, so old outputs are not reused.
@@ -93,25 +93,37 @@ class Study:
         """{key: the fingerprint of the files a local dataset reads for `languages` and `splits`}, or nothing.
         In a directory of many languages (an unpacked MTG archive, a local copy of a hub dataset) only the files
         of these languages and splits count, so that one language's new files move no other language's data."""
-        from workflow_scripts.files import DataError
-        from workflow_scripts.loaders import directory_files, upstream_names
+        # Every XLRS spec asks again for the same few languages of the parallel set: the answer is kept.
+        return self._local_files(canonical_json(dataset), tuple(languages), tuple(splits), key)
 
+    @functools.cache
+    def _local_files(self, dataset_json: str, languages: tuple[str, ...], splits: tuple[str, ...], key: str) -> dict:
+        from workflow_scripts.files import DataError
+        from workflow_scripts.loaders import upstream_names
+
+        dataset = json.loads(dataset_json)
         path = dataset.get("path")
         if not path:
             return {}
         if Path(path).is_dir():
             try:
                 found = sorted({file for lang in languages for split in splits
-                                for file in directory_files(dataset, lang, split)})
+                                for file in self._directory_files(dataset_json, lang, split)})
             except DataError:  # a language the loader does not know: its prepare job says so
                 return {}
-            patterns = [glob.escape(str(file)) for file in found]
+            patterns = [glob.escape(file) for file in found]
         else:
             patterns = sorted({glob.escape(path.replace("{lang}", lang).replace("{split}", name))
                                for lang in languages for split in splits for name in upstream_names(dataset, split)})
         if not any(glob.glob(pattern) for pattern in patterns):  # no data here (yet): planning only
             return {}
         return {key: digest([self.fingerprint(pattern) for pattern in patterns])}
+
+    @functools.cache
+    def _directory_files(self, dataset_json: str, lang: str, split: str) -> tuple[str, ...]:
+        from workflow_scripts.loaders import directory_files
+
+        return tuple(map(str, directory_files(json.loads(dataset_json), lang, split)))
 
     # --- data -----------------------------------------------------------------------------------
     def task_kind(self, task: str) -> str:

@@ -22,23 +22,21 @@ def prepare(spec: dict) -> tuple[list[dict], dict]:
     where += f" ({source_of(spec['dataset'], spec['lang'], spec['split'])})"
     if not records:
         raise DataError(f"{where}: the split is empty")
-    try:
-        tasks.validate_records(tasks.kind(spec["kind"]), records, where)
-    except DataError as err:
-        if "lacks column" in str(err) and spec["dataset"]["loader"] in ("files", "mtg"):
-            raise DataError(f"{err}; name the file's columns with dataset.columns (our field: their column)") from err
-        raise
+    maps_columns = spec["dataset"]["loader"] in ("files", "mtg")
+    tasks.validate_records(tasks.kind(spec["kind"]), records, where, "; name the file's columns with dataset.columns "
+                           "(our field: their column)" if maps_columns else "")
     return records, notes
 
 
 def source_of(dataset: dict, lang: str, split: str) -> str:
-    """Where a split's records come from, for messages: its file, the dataset directory, or the corpus."""
-    from workflow_scripts.loaders.common import upstream_split
-
+    """Where a split's records come from, for messages: its file (a template's {split} kept where the loader
+    tries several names, as MTG's dev/valid), the dataset directory, the hub id or the corpus."""
     path = dataset.get("path")
-    if path and ("{lang}" in path or "{split}" in path):
-        return path.format(lang=lang, split=upstream_split(dataset, split, split, path)[0])
-    return path or dataset.get("hub_id") or f"{dataset['loader']} {dataset.get('name', '')}".strip()
+    if path:
+        names = loaders.upstream_names(dataset, split)
+        path = path.replace("{lang}", lang)
+        return path.replace("{split}", names[0]) if len(names) == 1 else path
+    return dataset.get("hub_id") or f"{dataset['loader']} {dataset.get('name', '')}".strip()
 
 
 def main() -> None:

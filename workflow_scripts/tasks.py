@@ -149,13 +149,14 @@ def field_problem(record: dict, fields: tuple[str, ...]) -> str | None:
     return None
 
 
-def validate_records(task_kind: TaskKind, records: list[dict], where: str) -> None:
-    """Raise DataError naming `where` and the example id for the first malformed record."""
+def validate_records(task_kind: TaskKind, records: list[dict], where: str, columns_hint: str = "") -> None:
+    """Raise DataError naming `where` and the example id for the first malformed record; columns_hint ends the
+    message of a record that lacks a field (how the data's own columns are named as ours)."""
     for number, record in enumerate(records, start=1):
         missing = [f for f in task_kind.fields if f not in record]
         if missing:
             raise DataError(f"{where}: record {number} lacks column(s) {', '.join(missing)} (it has "
-                            f"{', '.join(record) or 'none'})")
+                            f"{', '.join(record) or 'none'}){columns_hint}")
         problem = field_problem(record, task_kind.fields) or task_kind.check(record)
         if problem:
             raise DataError(f"{where}: example {record['id']!r}: {problem}")

@@ -240,8 +240,7 @@ def score_markdown(scores: pd.DataFrame, runs: list[dict]) -> str:
         wide = cells.pivot(index="combination", columns="target", values="cell")
         wide = wide.reindex(index=[c for t, c in rows if t == task and c in wide.index],
                             columns=[c for t, c in columns if t == task and c in wide.columns]).fillna("")
-        shared = set.intersection(*(set(targets) for targets in group.groupby("combination")["target"]
-                                    .agg(list)))
+        shared = set.intersection(*group.groupby("combination")["target"].agg(set))
         averages = group[group["target"].isin(shared)].groupby("combination")["mean"].mean()
         wide["Avg."] = averages.reindex(wide.index).map("{:.1f}".format, na_action="ignore").fillna("")
         table = wide.rename_axis(columns=None).reset_index().to_markdown(index=False, disable_numparse=True)

@@ -109,27 +109,27 @@ def _tydiqa_example(row: dict) -> tuple[dict, str | None]:
     return record, None
 
 
-def _xtreme_source(dataset: dict, lang: str, split: str) -> tuple[str, str, str, str]:
-    """(where, hub id, config, upstream split spec) of one language and split."""
+def _xtreme_source(dataset: dict, lang: str, split: str) -> tuple[str, str, str, tuple]:
+    """(where, hub id, config, (upstream split, slice, spec)) of one language and split."""
     where = describe(dataset, lang, split)
     name = dataset.get("name")
     if name not in XTREME_COLUMNS:
         raise DataError(f"{where}: dataset.name must be one of {', '.join(XTREME_COLUMNS)}, not {name!r}")
     hub_id = dataset.get("hub_id") or "google/xtreme"
-    return where, hub_id, _xtreme_config(dataset, name, hub_id, lang, where), HUB_SPLITS[split]
+    return (where, hub_id, _xtreme_config(dataset, name, hub_id, lang, where),
+            upstream_split(dataset, split, HUB_SPLITS[split], where))
 
 
 def local_xtreme_files(dataset: dict, lang: str, split: str) -> list[Path]:
     """The files of a local copy (dataset.path) that one language and split read."""
-    where, _, config, default = _xtreme_source(dataset, lang, split)
-    return local_parquet_files(Path(dataset["path"]), config, upstream_split(dataset, split, default, where)[0])[0]
+    _, _, config, (up_split, _, _) = _xtreme_source(dataset, lang, split)
+    return local_parquet_files(Path(dataset["path"]), config, up_split)[0]
 
 
 def load_xtreme(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
     """google/xtreme (or a local copy with its layout): udpos -> tagging, pawsx -> paraphrase, tydiqa -> qa."""
-    where, hub_id, config, default = _xtreme_source(dataset, lang, split)
+    where, hub_id, config, (up_split, part, spec) = _xtreme_source(dataset, lang, split)
     name = dataset["name"]
-    up_split, part, spec = upstream_split(dataset, split, default, where)
     table, features, source = fetch(dataset, hub_id, config, up_split, where)
     require_columns(table.column_names, XTREME_COLUMNS[name], where, source)
     notes: dict = {"upstream_split": spec}

@@ -114,6 +114,13 @@ def test_seed_and_model_are_in_the_run_digest():
     assert base.isdisjoint(study(lambda c: c["model"]["build"].update(seed=5)).runs)
 
 
+def test_a_whole_number_written_as_a_float_keeps_the_digest():
+    as_int = study(lambda c: c["train"].update(weight_decay=0, learning_rate=1))
+    as_float = study(lambda c: c["train"].update(weight_decay=0.0, learning_rate=1.0))
+    assert set(as_int.runs) == set(as_float.runs)
+    assert set(as_int.runs).isdisjoint(study(lambda c: c["train"].update(weight_decay=0.5)).runs)
+
+
 def test_multi_source_run_names_its_sources():
     runs = study().runs.values()
     assert sorted(r.combination for r in runs if r.task == "title_generation") == ["en", "en+zh"]

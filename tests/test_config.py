@@ -21,6 +21,15 @@ def test_demo_config_is_valid_and_gets_defaults():
     assert config["xlrs"]["max_length"] == 256
 
 
+def test_a_whole_number_written_as_a_float_is_an_integer():
+    config = copy.deepcopy(demo_config())
+    config["train"].update(n_train=8.0, seeds=[1.0, 2])
+    config = validate(config)
+    assert (config["train"]["n_train"], config["train"]["seeds"]) == (8, [1, 2])
+    assert all(type(value) is int for value in [config["train"]["n_train"], *config["train"]["seeds"]])
+    check(lambda c: c["train"].update(n_train=8.5), r"train.n_train: 8.5 is not of type 'integer'")
+
+
 def test_unknown_key_is_named():
     check(lambda c: c["train"].update(learning_rat=1e-4), r"config.yaml: train: .*'learning_rat' was unexpected")
 

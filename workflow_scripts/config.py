@@ -24,6 +24,7 @@ def validate(config: dict, source: str = "config") -> dict:
     # report's default languages are the paper's: only those a config names must be languages of its tasks
     named_report_keys = set(config.get("report") or {}) if isinstance(config, dict) else set()
     overrides = experiment_train_keys(config)
+    whole_floats_to_ints(config)
     try:
         snakemake_validate(config, str(SCHEMA), set_default=True)
     except WorkflowError as err:
@@ -38,6 +39,17 @@ def validate(config: dict, source: str = "config") -> dict:
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
     return config
+
+
+def whole_floats_to_ints(node) -> None:
+    """In place: the schema takes 8.0 as an integer (JSON Schema does), but n_train: 8.0 cannot slice a list and
+    seeds: [1.0] would name a run s1.0; YAML also reads 1.0e4, not 1e4, as a number."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in list(items):
+        if isinstance(value, float) and value.is_integer():
+            node[key] = int(value)
+        else:
+            whole_floats_to_ints(value)
 
 
 def experiment_train_keys(config) -> list[set[str]]:

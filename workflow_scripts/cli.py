@@ -9,6 +9,8 @@ import socket
 import sys
 from pathlib import Path
 
+from workflow_scripts.errors import UserError
+
 
 SPEED_VARIABLE = "XLGEN_SPEED"
 BATCH_SIZE_VARIABLE = "XLGEN_BATCH_SIZE"
@@ -73,17 +75,15 @@ def start_line() -> str:
 
 
 def run(main) -> None:
-    """Call main(); turn expected failures (bad data, bad config) into one readable line and exit 1."""
+    """Call main(); turn a user's errors (bad data, config or model, a NaN loss) into one readable line and exit 1."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     if not sys.stderr.isatty():  # a job's log file, where every progress bar is one endless line
         for variable in PROGRESS_BAR_VARIABLES:
             os.environ.setdefault(variable, "1")
     if not {"-h", "--help"} & set(sys.argv):
         logging.info(start_line())
-    from workflow_scripts.files import DataError
-
     try:
         main()
-    except (DataError, FileNotFoundError, ValueError, FloatingPointError) as err:
+    except (UserError, FileNotFoundError, FloatingPointError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)

@@ -12,12 +12,14 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from workflow_scripts.errors import UserError
+
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Bad input data; the message names the file and what is wrong."""
 
 

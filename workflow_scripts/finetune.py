@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from workflow_scripts import cli, tasks
+from workflow_scripts.errors import UserError
 from workflow_scripts.files import DataError, checkpoint_path, read_jsonl, write_json, write_tsv
 
 log = logging.getLogger("finetune")
@@ -171,7 +172,7 @@ def setup_training(model, params: dict, speed: dict, device=None, mixed_precisio
     accelerator = Accelerator(mixed_precision=mixed_precision or ("bf16" if device.type == "cuda" else "no"),
                               cpu=device.type == "cpu")
     if accelerator.num_processes > 1:  # batches are not sharded: each process would train and save the same run
-        raise ValueError(f"finetune trains a run in one process on one device, not under `accelerate launch` with "
+        raise UserError(f"finetune trains a run in one process on one device, not under `accelerate launch` with "
                          f"{accelerator.num_processes} processes; the workflow runs several runs side by side instead "
                          "(--resources gpu=N, or one SLURM job each)")
     model.set_attn_implementation(speed["attention"])

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from workflow_scripts.errors import UserError
+
 log = logging.getLogger("modeling")
 # How fast, not what: these settings change float rounding at most, so they are not part of any digest
 # (like the device). The config schema's `speed` section repeats these defaults (tests/test_speed.py).
@@ -28,7 +30,7 @@ SPEED_DEFAULTS = {"attention": "eager", "decode_attention": "sdpa", "compile": "
                   "source_bucket": 128, "target_bucket": 32}
 
 
-class ModelError(ValueError):
+class ModelError(UserError):
     """A model or tokenizer that cannot be used; the message names it and says what to do."""
 
 
@@ -89,7 +91,7 @@ def claim_gpu(names: list[str], lock_dir: Path | None = None) -> int:
 def speed_settings(given: dict | None = None) -> dict:
     unknown = sorted(set(given or {}) - set(SPEED_DEFAULTS))
     if unknown:
-        raise ValueError(f"speed: unknown setting {unknown[0]!r} (known: {', '.join(SPEED_DEFAULTS)})")
+        raise UserError(f"speed: unknown setting {unknown[0]!r} (known: {', '.join(SPEED_DEFAULTS)})")
     return {**SPEED_DEFAULTS, **(given or {})}
 
 

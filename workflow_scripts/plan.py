@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workflow_scripts.digest import FileHashes, canonical_json, digest
+from workflow_scripts.errors import UserError
 from workflow_scripts.tasks import KINDS, PAPER_COS_SIM
 
 # Bump one when the code of its stage changes what it writes, so old outputs are not reused.
@@ -28,7 +29,7 @@ PER_SPLIT_KEYS = ("sizes", "splits")  # dataset keys that hold one value per spl
 SELECTION_RULES = ("en-dev", "cos-sim", "tgt-dev")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config value the workflow cannot run with; the message names the key and the value."""
 
 

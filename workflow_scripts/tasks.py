@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from workflow_scripts import metrics
+from workflow_scripts.errors import UserError
 from workflow_scripts.files import DataError
 
 # cos-sim's end of the XLRS range in the paper (§6.2). A select spec names its end only when it differs, so the
@@ -128,7 +129,7 @@ def kind(name: str) -> TaskKind:
     try:
         return KINDS[name]
     except KeyError:
-        raise ValueError(f"unknown task kind {name!r}; known: {', '.join(KINDS)}") from None
+        raise UserError(f"unknown task kind {name!r}; known: {', '.join(KINDS)}") from None
 
 
 TEXT_FIELDS = ("document", "summary", "sentence1", "sentence2", "context", "question", "answer_text")

@@ -27,6 +27,7 @@ library (no module here is named `datasets`).
 """
 from __future__ import annotations
 
+from workflow_scripts.errors import UserError
 from workflow_scripts.files import DataError
 from workflow_scripts.loaders.local import load_demo, load_files, load_jsonl, read_table_file
 from workflow_scripts.loaders.common import upstream_names
@@ -58,7 +59,7 @@ def load(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
     A loader returns either a list of records or (records, notes).
     """
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+        raise UserError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
     if dataset.get("loader") not in LOADERS:
         raise DataError(f"dataset.loader {dataset.get('loader')!r} cannot load task data; use one of "
                         f"{', '.join(LOADERS)}")

@@ -252,6 +252,14 @@ def test_paraphrase_scores():
     assert paraphrase_scores(["No", "maybe"], [1, 0]) == {"accuracy": 0.0, "f1": 0.0, "n_invalid": 1}
 
 
+def test_paraphrase_labels_read_as_text_score_as_numbers():
+    """A jsonl file may hold PAWS-X's labels as "1"/"0"; an unparseable answer is never right."""
+    assert paraphrase_scores(["Yes.", "No."], ["1", "0"])["accuracy"] == 100.0
+    assert paraphrase_scores(["Maybe", "??"], ["1", "0"])["accuracy"] == 0.0
+    with pytest.raises(ValueError, match="'2' is neither"):
+        paraphrase_scores(["Yes."], ["2"])
+
+
 # ---------------------------------------------------------------- QA
 
 def test_squad_scores_english():

@@ -160,11 +160,20 @@ def parse_yes_no(text: str) -> int | None:
     return {"yes": 1, "no": 0}.get(word)
 
 
+def gold_label(label) -> int:
+    """A gold label as 1 or 0: PAWS-X's 1/0, as a number or as text ("1"), or a "Yes."/"No." target."""
+    text = str(label).strip()
+    value = int(text) if text in ("0", "1") else parse_yes_no(text)
+    if value is None:
+        raise ValueError(f"gold label {label!r} is neither 0/1 nor yes/no")
+    return value
+
+
 def paraphrase_scores(predictions, labels) -> dict:
     if len(predictions) != len(labels):
         raise ValueError(f"{len(predictions)} predictions vs {len(labels)} labels")
     parsed = [parse_yes_no(p) for p in predictions]
-    gold = [parse_yes_no(g) if isinstance(g, str) else int(g) for g in labels]
+    gold = [gold_label(g) for g in labels]
     # An unparseable answer is wrong but did not claim "yes": a false negative when
     # the gold is positive, never a false positive.
     tp = sum(p == 1 and g == 1 for p, g in zip(parsed, gold))

@@ -106,11 +106,12 @@ def test_sigkill_after_a_checkpoint_then_rerun_is_bit_identical(tiny_model_dir, 
     assert_identical(tmp_path, uninterrupted)
 
 
-def test_sigterm_saves_state_exits_non_zero_and_resumes(tiny_model_dir, train_file, uninterrupted, tmp_path):
-    code, output = interrupt_after_first_checkpoint(start(tiny_model_dir, train_file, tmp_path), tmp_path,
-                                                    signal.SIGTERM)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_saves_state_exits_non_zero_and_resumes(tiny_model_dir, train_file, uninterrupted, tmp_path,
+                                                                  signum):
+    code, output = interrupt_after_first_checkpoint(start(tiny_model_dir, train_file, tmp_path), tmp_path, signum)
     assert code == 75, output
-    assert "stopped by signal 15" in output
+    assert f"stopped by signal {int(signum)}" in output
     code, output = finish(start(tiny_model_dir, train_file, tmp_path))
     assert code == 0, output
     assert_resumed(output)

@@ -4,7 +4,7 @@ A plain training loop on `accelerate` (CPU or one GPU; runs go side by side, one
 rate decayed linearly to 0 (Seq2SeqTrainer's default) or constant (train.lr_schedule), bf16 autocast on CUDA
 and fp32 on CPU, gradient accumulation when micro_batch_size < batch_size, K evenly spaced checkpoints saved
 as safetensors with their tokenizer.
-At each checkpoint, and on SIGTERM/SIGUSR1, the state to resume from (weights, optimizer, step, RNG)
+At each checkpoint, and on SIGTERM/SIGUSR1/SIGINT, the state to resume from (weights, optimizer, step, RNG)
 goes to resume/state.pt (newest only); a restarted job continues from it and ends bit-identical (CPU).
 Checkpoints and resume/ are not Snakemake outputs, so an interrupted job's work survives its cleanup;
 run.json, written last, marks the run complete.
@@ -93,17 +93,18 @@ def collate(pairs: list[tuple[list[int], list[int]]], pad_id: int, params: dict,
 
 
 class Stop(Exception):
-    """Raised at a step boundary after SIGTERM/SIGUSR1, once the resumable state is saved."""
+    """Raised at a step boundary after SIGTERM/SIGUSR1/SIGINT, once the resumable state is saved."""
 
 
 def install_stop_handlers() -> dict:
-    """SIGTERM/SIGUSR1 (a cluster's notice before the time limit or preemption) set a flag checked per step."""
+    """SIGTERM/SIGUSR1 (a cluster's notice before the time limit or preemption) and SIGINT (Ctrl-C, which Snakemake
+    also receives and then waits for its jobs) set a flag checked per step."""
     flag = {"signal": None}
 
     def handler(signum, frame):
         flag["signal"] = signum
 
-    for signum in (signal.SIGTERM, signal.SIGUSR1):
+    for signum in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
         signal.signal(signum, handler)
     return flag
 

@@ -126,10 +126,22 @@ def test_one_file_for_every_split_is_fine_when_each_split_takes_a_slice():
 
 
 def test_a_model_path_that_is_neither_a_directory_nor_a_hub_id_is_named(tmp_path):
-    check(lambda c: c["model"].update(name="mine", path=str(tmp_path / "nowhere")),
-          r"model.path: no directory '.*nowhere' \(and it is no hub id")
-    check(lambda c: c["model"].update(name="mine", path="./models/mt5"), r"model.path: no directory './models/mt5'")
+    def model_at(path):
+        return lambda c: c.update(model={"name": "mine", "path": str(path)})
+
+    check(model_at(tmp_path / "nowhere"), r"model.path: no directory '.*nowhere' \(and it is no hub id")
+    check(model_at("./models/mt5"), r"model.path: no directory './models/mt5'")
+    check(lambda c: c["model"].update(path="google/mt5-base"), r"model.build and model.path: choose one")
+    (tmp_path / "mt5").mkdir()
+    (tmp_path / "mt5" / "config.json").write_text("{}")
+    check(model_at(tmp_path / "mt5"), r"model.path: directory '.*mt5' lacks weights \(model.safetensors or .*\), "
+                                      r"tokenizer \(tokenizer.json or .*\); it has config.json")
+    check(model_at(tmp_path / "mt5" / "config.json"), r"model.path: '.*config.json' is a file")
+    for name in ("pytorch_model.bin", "spiece.model"):
+        (tmp_path / "mt5" / name).write_text("")
     config = copy.deepcopy(demo_config())
+    model_at(tmp_path / "mt5")(config)
+    validate(config)
     config["model"] = {"name": "mt5", "path": "google/mt5-base"}  # a hub id: the jobs load it from the cache
     validate(config)
 

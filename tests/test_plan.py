@@ -132,6 +132,8 @@ def test_the_model_family_is_in_the_run_digest(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the plan keeps its file hashes under results/
 
     config_file = tmp_path / "config.json"
+    for name in ("model.safetensors", "spiece.model"):  # what config.check_model asks of a model directory
+        (tmp_path / name).write_bytes(b"")
     use_local = lambda c: c.update(model={"name": "local", "path": str(tmp_path)})
     config_file.write_text(json.dumps({"model_type": "mt5"}))
     mt5 = study(use_local)
@@ -165,6 +167,8 @@ def test_a_users_own_files_are_in_the_digests_by_content(tmp_path, monkeypatch):
     model_dir.mkdir()
     data.mkdir()
     (model_dir / "config.json").write_text('{"model_type": "mt5"}')
+    for name in ("model.safetensors", "spiece.model"):
+        (model_dir / name).write_bytes(b"")
     lid_model.write_bytes(b"v1")
     for lang in ("en", "de", "zh"):
         for split in ("train", "dev", "test"):

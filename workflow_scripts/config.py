@@ -137,9 +137,7 @@ def check_config(config: dict, named_report_keys: set[str] = frozenset()) -> Non
         raise ConfigError("xlrs.parallel: missing; name the aligned sentences XLRS is measured on")
     check_dataset_paths(config)
     check_xlrs_languages(config)
-    model_path = config["model"].get("path")
-    if model_path and not Path(model_path).exists() and not HUB_ID.match(model_path):
-        raise ConfigError(f"model.path: no directory {model_path!r} (and it is no hub id such as google/mt5-base)")
+    check_model(config["model"])
     lid_model = config["score"].get("lid_model")
     if lid_model and not Path(lid_model).is_file():
         raise ConfigError(f"score.lid_model: no file {lid_model!r}; give the path of fastText's lid.176.bin, or null "
@@ -156,6 +154,33 @@ def check_config(config: dict, named_report_keys: set[str] = frozenset()) -> Non
         if n_train < len(widest):  # a k-source combination takes n_train // k examples of each source
             raise ConfigError(f"experiments[{i}]: n_train {n_train} leaves no training example for each source of "
                               f"{'+'.join(widest)}; raise train.n_train to at least {len(widest)}")
+
+
+MODEL_FILES = {"config.json": ("config.json",),
+               "weights": ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                           "pytorch_model.bin.index.json"),
+               "tokenizer": ("tokenizer.json", "spiece.model", "tokenizer_config.json")}
+
+
+def check_model(model: dict) -> None:
+    """A local model directory must hold what from_pretrained reads; a built model names no path."""
+    path = model.get("path")
+    if path and "build" in model:
+        raise ConfigError("model.build and model.path: choose one (build makes the demo's random model; path loads "
+                          f"{path!r})")
+    if not path:
+        return
+    if not Path(path).exists():
+        if not HUB_ID.match(path):
+            raise ConfigError(f"model.path: no directory {path!r} (and it is no hub id such as google/mt5-base)")
+        return
+    if not Path(path).is_dir():
+        raise ConfigError(f"model.path: {path!r} is a file; give the directory from_pretrained reads")
+    missing = [f"{what} ({' or '.join(names)})" for what, names in MODEL_FILES.items()
+               if not any((Path(path) / name).exists() for name in names)]
+    if missing:
+        raise ConfigError(f"model.path: directory {path!r} lacks {', '.join(missing)}; it has "
+                          f"{', '.join(sorted(p.name for p in Path(path).iterdir())[:12]) or 'nothing'}")
 
 
 def check_xlrs_languages(config: dict) -> None:

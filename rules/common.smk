@@ -14,12 +14,15 @@ min_version("9.0")
 sys.path.insert(0, workflow.basedir)
 
 from workflow_scripts.cli import BATCH_SIZE_VARIABLE, SPEED_VARIABLE
-from workflow_scripts.config import validate as validate_config
+from workflow_scripts.config import read_config_file, validate as validate_config
 from workflow_scripts.digest import digest
 from workflow_scripts.plan import ConfigError, Study
 
 try:
-    validate_config(config, "config")
+    for config_file in workflow.configfiles:  # Snakemake has read them, keeping the last of two equal keys
+        read_config_file(config_file)
+    given_on_command_line = ["--config"] if workflow.config_settings.config else []
+    validate_config(config, " + ".join([*map(str, workflow.configfiles), *given_on_command_line]) or "config")
 except ConfigError as err:
     raise WorkflowError(f"invalid configuration: {err}")
 STUDY = Study(config)

@@ -225,3 +225,26 @@ def test_a_config_file_that_cannot_be_read_or_parsed_is_named(tmp_path):
                             text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "misspelt.yaml: train: Additional properties are not allowed ('learning_rte'" in result.stderr
+
+
+def test_a_key_given_twice_is_named_with_both_lines(tmp_path):
+    """PyYAML, and so Snakemake, keep the second `train:` block, and the schema fills the first one's keys with
+    defaults: the workflow refuses the file before any job."""
+    import re
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from workflow_scripts.config import load_config
+
+    twice = tmp_path / "twice.yaml"
+    twice.write_text((REPO / "config.yaml").read_text(encoding="utf-8") + "train:\n  epochs: 2\n", encoding="utf-8")
+    first = 1 + next(i for i, line in enumerate(twice.read_text().splitlines()) if line.startswith("train:"))
+    last = len(twice.read_text().splitlines()) - 1
+    message = rf"line {last}: key 'train' appears a second time \(first on line {first}\)"
+    with pytest.raises(ConfigError, match=rf"twice.yaml: {message}"):
+        load_config(twice)
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "-n",
+                             "--directory", str(tmp_path), "--configfile", str(twice)], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert re.search(rf"invalid configuration: .*twice.yaml: {message}", result.stdout + result.stderr), result.stderr

@@ -72,17 +72,38 @@ def schema_message(err: Exception) -> str:
     return f"{key or '(top level)'}: {cause.message}"
 
 
-def load_config(path: str | Path) -> dict:
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys, so a second `train:` block would silently replace the first (and
+    the schema fill the first one's keys with defaults)."""
+
+    def construct_mapping(self, node, deep=False):
+        first_line = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in first_line:
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: key {key!r} appears a second time (first on "
+                                  f"line {first_line[key]}); merge the two, or the second replaces the first")
+            first_line.setdefault(key, key_node.start_mark.line + 1)
+        return super().construct_mapping(node, deep)
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The file's YAML (or JSON) with no key given twice, as Snakemake would read it."""
     try:
         with open(path, encoding="utf-8") as handle:
-            config = yaml.safe_load(handle) or {}
+            return yaml.load(handle, Loader=UniqueKeyLoader) or {}
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the config file ({err.strerror})") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
         raise ConfigError(f"{path}: not valid YAML, {where}{getattr(err, 'problem', None) or err}") from None
-    return validate(config, str(path))
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def load_config(path: str | Path) -> dict:
+    return validate(read_config_file(path), str(path))
 
 
 def check_config(config: dict, named_report_keys: set[str] = frozenset()) -> None:

@@ -118,6 +118,7 @@ def test_spearman_of_target_means_per_checkpoint(tmp_path):
     table = aggregate.spearman_table(data, "en", ["de", "fr"]).set_index("points_are")
     assert table.loc["checkpoint, means over targets", "rho"] == pytest.approx(0.5)
     assert table.loc["(checkpoint, target)", "points"] == 6
+    assert table["table_4"].to_dict() == {"checkpoint, means over targets": True, "(checkpoint, target)": False}
     xlrs["fr"].pop(30)
     partial = make_run(tmp_path / "partial", "tg-en-s1", ["en"], ["de", "fr"], dev, dev, {}, xlrs)
     table = aggregate.spearman_table(aggregate.load_measurements({"runs": [partial], "cast_test": {}}), "en", ["de", "fr"])

@@ -368,6 +368,17 @@ def test_files_rows_with_an_empty_text_cell_are_dropped_and_counted(tmp_path):
     assert [r["id"] for r in records] == ["dev-000000"] and notes["dropped_empty"] == 2
 
 
+@pytest.mark.parametrize("suffix, text, hint", [
+    ("tsv", "document\tsummary\nText.\tTitel.\nText\tmit Tab.\tTitel.\n", "a tab inside a cell"),
+    ("csv", "document,summary\nText.,Titel.\nText, mit Komma.,Titel.\n", "a comma inside a cell")], ids=["tsv", "csv"])
+def test_files_a_row_with_more_fields_than_the_header_names_its_line(tmp_path, suffix, text, hint):
+    """csv.DictReader files the extra fields under None: the row would load with its text cut."""
+    (tmp_path / f"de.dev.{suffix}").write_text(text, encoding="utf-8")
+    declaration = {"loader": "files", "path": str(tmp_path / f"{{lang}}.{{split}}.{suffix}")}
+    with pytest.raises(DataError, match=rf"de\.dev\.{suffix}: line 3 has more fields than the header \({hint}"):
+        loaders.load(declaration, "de", "dev")
+
+
 def test_files_csv_and_parquet_coerce_types(tmp_path):
     csv_path = tmp_path / "en-test.csv"
     csv_path.write_text('s1,s2,gold\n"Yes, it is.",It is.,1\nNo.,Maybe.,0\n', encoding="utf-8")

@@ -110,6 +110,14 @@ def test_a_target_without_parallel_sentences_is_named(tmp_path):
         xlrs.load_parallel({"loader": "file", "path": str(path)}, ["en", "fr"], n_pairs=5, seed=0)
 
 
+def test_a_parallel_file_row_with_more_fields_than_the_header_is_named(tmp_path):
+    """A tab inside a sentence used to shift the row's German into an ignored column and keep the half before it."""
+    path = tmp_path / "pairs.tsv"
+    path.write_text("en\tde\nOne.\tEins.\nTwo,\tthree.\tZwei, drei.\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"pairs.tsv: line 3 has more fields than the header"):
+        xlrs.load_parallel({"loader": "file", "path": str(path)}, ["en", "de"], n_pairs=5, seed=0)
+
+
 def test_an_empty_file_or_no_complete_row_is_named(tmp_path):
     empty, holes = tmp_path / "empty.tsv", tmp_path / "holes.tsv"
     empty.write_text("en\tde\n", encoding="utf-8")

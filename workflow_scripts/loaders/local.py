@@ -60,9 +60,19 @@ def read_table_file(path: Path, where: str) -> tuple[list[dict], dict]:
         try:
             with open(path, encoding="utf-8-sig", newline="") as handle:
                 if suffix == ".tsv":
-                    rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+                    reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+                    hint = "a tab inside a cell? TSV cells are not quoted: remove the tab, or save as .csv or .jsonl"
                 else:
-                    rows = list(csv.DictReader(handle))
+                    reader = csv.DictReader(handle)
+                    hint = "a comma inside a cell? quote it"
+                rows = []
+                for row in reader:
+                    # DictReader puts the fields past the header under the key None, where no column reads them:
+                    # the row's text would be cut silently
+                    if None in row:
+                        raise DataError(f"{where}: {path}: line {reader.line_num} has more fields than the header "
+                                        f"({hint})")
+                    rows.append(row)
         except (OSError, UnicodeDecodeError, csv.Error) as err:
             raise DataError(f"{where}: cannot read {path}: {err}") from err
         return rows, {}

@@ -436,6 +436,21 @@ def test_mtg_jsonl_per_language_with_ids_shared_across_languages(tmp_path):
     tasks.validate_records(tasks.kind("generation"), de, "mtg")
 
 
+def test_mtg_task_folders_come_before_a_file_at_the_archive_root(tmp_path):
+    """An archive holding both tasks and a file at its root: each task reads its own folder (the root was tried
+    first and gave SG and TG the same examples), and the plan fingerprints the files the loader reads."""
+    root = tmp_path / "MTG"
+    for folder in ("", "SG", "TG"):
+        write_lines(root / folder / "en" / "train.jsonl", [{"document": f"doc {folder}", "summary": f"sum {folder}"}])
+    for name in ("SG", "TG"):
+        declaration = {"loader": "mtg", "name": name, "path": str(root)}
+        assert loaders.load(declaration, "en", "train")[0][0]["document"] == f"doc {name}"
+        assert loaders.directory_files(declaration, "en", "train") == [root / name / "en" / "train.jsonl"]
+    # dataset.path at the task folder itself: no task folder inside it, so its root is read
+    assert loaders.load({"loader": "mtg", "name": "SG", "path": str(root / "SG")}, "en", "train")[0][0]["document"] \
+        == "doc SG"
+
+
 def test_mtg_json_list_file_template_and_columns(tmp_path):
     path = tmp_path / "TG" / "test.zh.json"
     path.parent.mkdir()

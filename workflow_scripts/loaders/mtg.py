@@ -41,7 +41,10 @@ def _mtg_fields(records: list[dict], dataset: dict, where: str, path: Path) -> t
 def _mtg_candidates(dataset: dict, lang: str, split: str) -> tuple[list, list, list]:
     """Files to try: JSON(-lines) records, line-aligned source/target text pairs, one JSON per split."""
     root = Path(dataset["path"])
-    bases = [root] + [root / d for d in MTG_TASK_DIRS.get(str(dataset.get("name", "")).upper(), ())]
+    # The task's own folder only where it exists: in an archive of both tasks a file at the root is neither
+    # task's, and reading it first gave SG and TG the same examples. The root is the task folder otherwise.
+    task_dirs = [root / d for d in MTG_TASK_DIRS.get(str(dataset.get("name", "")).upper(), ())]
+    bases = [d for d in task_dirs if d.is_dir()] or [root]
     names = upstream_names(dataset, split)
     singles = [base / pattern.format(lang=lang, split=name, ext=ext)
                for base in bases for name in names for ext in ("jsonl", "json") for pattern in MTG_RECORD_FILES]

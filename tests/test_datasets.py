@@ -379,6 +379,17 @@ def test_files_a_row_with_more_fields_than_the_header_names_its_line(tmp_path, s
         loaders.load(declaration, "de", "dev")
 
 
+def test_files_pawsx_ns_rows_are_dropped_and_counted_as_xtreme_does(tmp_path):
+    """A local copy of PAWS-X's translated dev set, read as files: its "NS" rows go as they do from the hub."""
+    rows = pawsx_rows()
+    (tmp_path / "de.dev.tsv").write_text("sentence1\tsentence2\tlabel\n" + "".join(
+        f"{a}\t{b}\t{label}\n" for a, b, label in zip(rows["sentence1"], rows["sentence2"], rows["label"])),
+        encoding="utf-8")
+    records, notes = loaders.load({"loader": "files", "path": str(tmp_path / "{lang}.{split}.tsv")}, "de", "dev")
+    assert [r["id"] for r in records] == ["dev-000000", "dev-000003", "dev-000004"]
+    assert notes["dropped_ns_placeholders"] == 2
+
+
 def test_files_csv_and_parquet_coerce_types(tmp_path):
     csv_path = tmp_path / "en-test.csv"
     csv_path.write_text('s1,s2,gold\n"Yes, it is.",It is.,1\nNo.,Maybe.,0\n', encoding="utf-8")

@@ -47,6 +47,13 @@ def _cap(records: list, dataset: dict, split: str, notes: dict) -> list:
     return records
 
 
+def ns_placeholder(record: dict) -> bool:
+    """Whether a paraphrase pair is one of the "NS" rows PAWS-X's translated dev/test put where a pair was not
+    translated: it has no sentence to learn or score, so loaders drop it (counted as ns_placeholders)."""
+    return any(isinstance(record.get(field), str) and record[field].strip() == "NS"
+               for field in ("sentence1", "sentence2"))
+
+
 def class_names(feature) -> list[str] | None:
     """ClassLabel names of a feature: a `datasets` object or its JSON form, possibly inside a List/Sequence."""
     if feature is None:

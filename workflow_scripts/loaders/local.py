@@ -8,8 +8,8 @@ from pathlib import Path
 
 from workflow_scripts.files import DataError, read_jsonl
 from workflow_scripts.tasks import TEXT_FIELDS, WORD_FIELDS
-from workflow_scripts.loaders.common import (class_names, describe, finish, json_records, parquet_features,
-                                             upstream_split)
+from workflow_scripts.loaders.common import (class_names, describe, finish, json_records, ns_placeholder,
+                                             parquet_features, upstream_split)
 
 
 def load_demo(dataset: dict, lang: str, split: str) -> list[dict]:
@@ -133,5 +133,6 @@ def load_files(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
         # an empty cell of a text field (a summary not written yet): dropped and counted, as the hub loaders do
         empty = any(isinstance(value, str) and not value.strip() for field, value in record.items()
                     if field in TEXT_FIELDS)
-        marked.append((record, "empty" if empty else None))
+        # a local copy of PAWS-X keeps its "NS" rows: dropped as the xtreme loader drops them
+        marked.append((record, "ns_placeholders" if ns_placeholder(record) else "empty" if empty else None))
     return finish(marked, part, dataset, split, where, notes, "")

@@ -5,7 +5,7 @@ import hashlib
 from pathlib import Path
 
 from workflow_scripts.files import DataError
-from workflow_scripts.loaders.common import class_names, describe, finish, upstream_split
+from workflow_scripts.loaders.common import class_names, describe, finish, ns_placeholder, upstream_split
 from workflow_scripts.loaders.hub import HUB_SPLITS, fetch, local_parquet_files, require_columns
 
 # The 17 UPOS tags in the order of google/xtreme's `udpos.*` `pos_tags` ClassLabel (its README
@@ -79,8 +79,8 @@ def _pawsx_example(row: dict, index: int, up_split: str, names: list[str] | None
     record = {"id": str(row["id"]) if row.get("id") is not None else f"{up_split}-{index:06d}",
               "sentence1": row["sentence1"] or "", "sentence2": row["sentence2"] or "",
               "label": int(label) if label in ("0", "1") else -1}
-    if record["sentence1"].strip() == "NS" or record["sentence2"].strip() == "NS":
-        problem = "ns_placeholders"  # PAWS-X's translated dev/test mark untranslated pairs with "NS"
+    if ns_placeholder(record):
+        problem = "ns_placeholders"
     elif record["label"] == -1:
         problem = "unlabelled"
     return record, problem

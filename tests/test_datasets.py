@@ -146,7 +146,8 @@ def test_pawsx_ns_rows_are_dropped_and_counted(tmp_path):
         {"id": "validation-000003", "sentence1": "Er lacht.", "sentence2": "Er weint.", "label": 0},
         {"id": "validation-000004", "sentence1": "Es regnet.", "sentence2": "Es schneit.", "label": 1},
     ]
-    assert notes == {"upstream_split": "validation", "dropped_ns_placeholders": 2}
+    assert notes == {"upstream_split": "validation", "dropped_ns_placeholders": 2,
+                     "ids_from_rows_of": str(tmp_path / "xtreme" / "PAWS-X.de" / "validation-00000-of-00001.parquet")}
     tasks.validate_records(tasks.kind("paraphrase"), records, "pawsx")
 
 
@@ -443,7 +444,8 @@ def test_mtg_jsonl_per_language_with_ids_shared_across_languages(tmp_path):
     assert de == [{"id": "dev-000000", "document": "Tom wachte auf.", "summary": "Er ging."},
                   {"id": "dev-000001", "document": "Ann aß.", "summary": "Sie schlief."}]
     assert [r["id"] for r in en] == [r["id"] for r in de]
-    assert notes == {"upstream_split": "dev", "file": "valid.jsonl"}
+    assert notes == {"upstream_split": "dev", "file": "valid.jsonl",
+                     "ids_from_rows_of": str(root / "SG" / "en" / "valid.jsonl")}
     tasks.validate_records(tasks.kind("generation"), de, "mtg")
 
 

@@ -128,6 +128,34 @@ def test_an_empty_file_or_no_complete_row_is_named(tmp_path):
         xlrs.load_parallel({"loader": "file", "path": str(holes)}, ["en", "de"], n_pairs=5, seed=0)
 
 
+def write_files(root, lang, rows):
+    (root / f"{lang}.test.tsv").write_text("document\tsummary\n" + "".join(f"{row}\tx\n" for row in rows),
+                                          encoding="utf-8")
+
+
+def test_row_number_ids_need_every_language_to_have_the_same_rows(tmp_path):
+    """Ids made of row numbers: FR's missing third line paired every later English sentence with the wrong
+    translation. A row the loader drops (an empty cell) keeps its number and counts."""
+    write_files(tmp_path, "en", [f"en {i}" for i in range(5)])
+    write_files(tmp_path, "fr", [f"fr {i}" for i in range(5) if i != 2])
+    declaration = {"loader": "files", "path": str(tmp_path / "{lang}.{split}.tsv")}
+    with pytest.raises(ValueError, match=r"ids are row numbers.*en: \S*en.test.tsv has 5 rows, "
+                                         r"fr: \S*fr.test.tsv has 4 rows"):
+        xlrs.load_parallel(declaration, ["en", "fr"], n_pairs=5, seed=0)
+    write_files(tmp_path, "fr", [f"fr {i}" if i != 2 else " " for i in range(5)])
+    pairs = xlrs.load_parallel(declaration, ["en", "fr"], n_pairs=5, seed=0)
+    assert [s.split()[1] for s in pairs["en"]] == [s.split()[1] for s in pairs["fr"]] == ["0", "1", "3", "4"]
+
+
+def test_ids_read_from_the_files_pair_languages_whatever_their_row_counts(tmp_path):
+    (tmp_path / "en").mkdir(), (tmp_path / "fr").mkdir()
+    (tmp_path / "en" / "test.jsonl").write_text("".join(
+        f'{{"id": "{i}", "document": "en {i}", "summary": "x"}}\n' for i in range(3)), encoding="utf-8")
+    (tmp_path / "fr" / "test.jsonl").write_text('{"id": "2", "document": "fr 2", "summary": "x"}\n', encoding="utf-8")
+    pairs = xlrs.load_parallel({"loader": "mtg", "path": str(tmp_path)}, ["en", "fr"], n_pairs=5, seed=0)
+    assert pairs == {"en": ["en 2"], "fr": ["fr 2"]}
+
+
 def test_each_checkpoint_gives_what_a_fresh_load_of_it_gives(tiny_model_dir, tmp_path, monkeypatch):
     """The command reuses one model and reads only each later checkpoint's encoder into it, and tokenizes each
     language once; every step's rows must still be those of that checkpoint loaded on its own."""

@@ -68,13 +68,24 @@ def task_parallel_rows(declaration: dict, languages: list[str]) -> dict[str, dic
     from workflow_scripts import loaders
 
     field, split = declaration.get("field", "document"), declaration.get("split", "test")
-    by_language = {}
+    by_language, files, counts = {}, {}, {}
     for lang in languages:
         try:
-            records, _ = loaders.load(declaration, lang, split)
+            records, notes = loaders.load(declaration, lang, split)
         except DataError as err:
             raise DataError(f"xlrs.parallel: no parallel sentences for language {lang!r}: {err}") from err
         by_language[lang] = {r["id"]: r[field] for r in records}
+        files[lang] = notes.get("ids_from_rows_of")
+        # the rows the ids number: those kept and those the loader dropped (empty, NS...), before any cap
+        counts[lang] = notes.get("capped_from", len(records)) + sum(
+            n for key, n in notes.items() if key.startswith("dropped_"))
+    # Ids made of row numbers pair a language's n-th row with another's: one line missing (or one blank line
+    # skipped) in one file pairs every later sentence with the wrong translation.
+    if any(files.values()) and len(set(counts.values())) > 1:
+        found = ", ".join(f"{lang}: {files[lang] or 'its file'} has {counts[lang]} rows" for lang in languages)
+        raise DataError(f"xlrs.parallel: the {split!r} ids are row numbers, which pair sentences across languages "
+                        f"only where every language's file has the same rows, but {found}; line the files up (a "
+                        f"missing or blank line shifts every later row) or give them an id column (dataset.columns.id)")
     shared = sorted(set.intersection(*(set(texts) for texts in by_language.values())))
     return {i: {lang: by_language[lang][i] for lang in languages} for i in shared}
 

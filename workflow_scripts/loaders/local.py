@@ -129,7 +129,12 @@ def load_files(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
             record = {ours: _coerce(ours, row.get(theirs), names[ours]) for ours, theirs in mapping.items()}
         except json.JSONDecodeError as err:  # a word-list cell that starts like JSON and is not
             raise DataError(f"{where}: {path}: row {index + 1}: a list of words that is not valid JSON: {err}") from err
-        record = {"id": record.pop("id", None) or f"{split}-{index:06d}", **record}
+        ident = record.pop("id", None)
+        if not ident:
+            # row numbers pair the languages of parallel files only where every file has the same rows:
+            # xlrs.task_parallel_rows checks that when this note is present
+            ident, notes["ids_from_rows_of"] = f"{split}-{index:06d}", str(path)
+        record = {"id": ident, **record}
         # an empty cell of a text field (a summary not written yet): dropped and counted, as the hub loaders do
         empty = any(isinstance(value, str) and not value.strip() for field, value in record.items()
                     if field in TEXT_FIELDS)

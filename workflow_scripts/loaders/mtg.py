@@ -103,7 +103,7 @@ def load_mtg(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
             rows = [{**r, "document": " ".join(str(r[f"sentence{i}"]) for i in range(1, 5)),
                      "summary": str(r["sentence5"])} for r in rows]
         document, summary, ident = _mtg_fields(rows, dataset, where, single)
-        notes["file"] = single.name
+        notes["file"], read = single.name, single
     elif pair is not None:
         sides = []
         for path in pair:
@@ -117,7 +117,7 @@ def load_mtg(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
                             f"source and target files must be line-aligned")
         rows = [{"document": d, "summary": s} for d, s in zip(*sides)]
         document, summary, ident = "document", "summary", None
-        notes["file"] = f"{pair[0].name}+{pair[1].name}"
+        notes["file"], read = f"{pair[0].name}+{pair[1].name}", pair[0]
     else:
         root = Path(template if "{" not in template else template.split("{", 1)[0] or ".")
         present = (sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())[:15]
@@ -131,6 +131,8 @@ def load_mtg(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
     marked = []
     for index, row in enumerate(rows):
         key = row.get(ident) if ident else None
+        if key is None:  # a row-number id: xlrs.task_parallel_rows then checks that every language has these rows
+            notes["ids_from_rows_of"] = str(read)
         record = {"id": str(key) if key is not None else f"{split}-{index:06d}",
                   "document": str(row.get(document) or ""), "summary": str(row.get(summary) or "")}
         marked.append((record, None if record["document"].strip() and record["summary"].strip() else "empty"))

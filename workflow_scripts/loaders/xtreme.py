@@ -147,6 +147,8 @@ def load_xtreme(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]
     elif name == "pawsx":
         names = class_names(features.get("label"))
         marked = [_pawsx_example(row, i, up_split, names) for i, row in enumerate(rows)]
+        if any(row.get("id") is None for row in rows):  # row-number ids: see xlrs.task_parallel_rows
+            notes["ids_from_rows_of"] = source
         hint = "XTREME's own PAWS-X test files carry no labels"
     else:
         if lang not in XTREME_TYDIQA:

@@ -243,8 +243,8 @@ def _explain_load_error(ref: str, err: Exception) -> ModelError:
         hint = "no such directory"
     elif os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in str(err).lower() or "connect" in str(err).lower():
         hint = ("it is neither a local directory nor in the Hugging Face cache, and the hub cannot be reached "
-                "(HF_HUB_OFFLINE or no network): download it on a machine with network (huggingface-cli "
-                "download) and point HF_HOME at that cache, or set model.path to a local directory")
+                f"(HF_HUB_OFFLINE or no network): download it on a machine with network (hf download {ref}) and "
+                "point HF_HOME at that cache, or set model.path to a local directory")
     elif not Path(ref).exists() and ("/" not in ref or ref.startswith((".", "/"))):
         hint = "no such directory"
     else:

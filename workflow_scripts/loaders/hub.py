@@ -24,9 +24,12 @@ PARQUET_LAYOUTS = (
 
 def _hub_help(hub_id: str, config: str | None, split: str, parquet_export: bool = False) -> str:
     config = config or "<config>"
-    where = f"{config}/{split}/0000.parquet" if parquet_export else f"{config}/{split}-*.parquet"
+    if parquet_export:  # datasets cannot reload a load by file pattern from its cache offline
+        return (f"set dataset.path to a local copy of the hub's parquet conversion (files such as "
+                f"{config}/{split}/0000.parquet): hf download {hub_id} --repo-type dataset "
+                f"--revision refs/convert/parquet --include '*.parquet' --local-dir <dir>")
     return (f"set HF_HOME to a cache that holds {hub_id} (load it once on a machine with network access), "
-            f"or set dataset.path to a local copy of the hub repository (files such as {where})")
+            f"or set dataset.path to a local copy of the hub repository (files such as {config}/{split}-*.parquet)")
 
 
 def _hf_datasets():

@@ -44,7 +44,9 @@ SHAPES = {
 LANGUAGES = ["en", "de", "es", "fr", "zh", "ar", "hi", "ru", "ja", "ko", "pt", "it", "tr", "vi", "id", "th", "sw"]
 PEAK_TFLOPS = {"H100": 989.0, "H200": 790.0}  # bf16 dense: H100 SXM datasheet; H200 as measured in this workplace
 LEARNING_RATE, MAX_GRAD_NORM = 7e-5, 1.0  # the paper's lr; the config schema's and the Trainer's clipping
-SECTIONS = ("finetune", "decode", "xlrs")  # xlrs includes the checkpoint's size
+# In the order they run: the quickest first, so that a run cut short by a time limit keeps the most.
+# xlrs includes the checkpoint's size; fp32_check (after a bf16 run only) decodes one batch in fp32.
+SECTIONS = ("xlrs", "finetune", "decode", "fp32_check")
 XLRS_BATCH, XLRS_MAX_LENGTH = 64, 256  # the config schema's xlrs defaults
 # Relative loss differences allowed: fp32 differs only in summation order; bf16 keeps 8 mantissa bits (0.4%).
 TOLERANCE = {"fp32": {"first": 1e-5, "curve": 1e-4}, "bf16": {"first": 1e-2, "curve": 3e-2}}
@@ -156,14 +158,17 @@ def train_trainer(template, examples, shape, steps, device, seed, precision):
 
 
 def step_flops(model, source_tokens: float, target_tokens: float, per_token: int = 6) -> tuple[float, float]:
-    """6 x parameters x tokens, each parameter against the tokens that pass through it (encoder: source;
-    decoder and lm_head: target; embedding lookups and attention scores not counted); and the literal
-    6 x all parameters x all tokens, which overcounts an encoder-decoder with a 250k vocabulary ~5x.
-    per_token=2: a forward pass (decoding, where cross-attention's keys and values, counted per new token here,
-    are computed once per sequence: ~5% too many for mT5-base)."""
-    def count(prefix):
-        return sum(p.numel() for n, p in model.named_parameters() if n.startswith(prefix))
-    return (per_token * (count("encoder.") * source_tokens + (count("decoder.") + count("lm_head.")) * target_tokens),
+    """6 x parameters x tokens, each parameter against the tokens that pass through it (source: the encoder and
+    cross-attention's keys and values; target: the rest of the decoder and lm_head; embedding lookups and
+    attention scores not counted); and the literal 6 x all parameters x all tokens, which overcounts an
+    encoder-decoder with a 250k vocabulary ~5x. per_token=2: a forward pass (decoding, where cross-attention's
+    keys and values are computed once per sequence, over its source tokens)."""
+    def count(selected):
+        return sum(p.numel() for n, p in model.named_parameters() if selected(n))
+    cross_kv = count(lambda n: ".EncDecAttention.k." in n or ".EncDecAttention.v." in n)  # decoder only
+    on_source = count(lambda n: n.startswith("encoder.")) + cross_kv
+    on_target = count(lambda n: n.startswith(("decoder.", "lm_head."))) - cross_kv
+    return (per_token * (on_source * source_tokens + on_target * target_tokens),
             per_token * sum(p.numel() for p in model.parameters()) * (source_tokens + target_tokens))
 
 
@@ -221,34 +226,43 @@ def finetune_section(template, shape, args, device, precision):
                       "peak_memory": memory[0] / memory[1] if all(memory) else None}}, math
 
 
+def decode_sources(shape: dict, args) -> list[list[int]]:
+    length = shape["decode_source"]
+    return synthetic(random.Random(args.seed + 1), args.decode_batch * args.decode_batches, (length, length),
+                     shape["model"]["vocab_size"])
+
+
+def decode_ours(model, texts: list[str], shape: dict, args) -> list[str]:
+    return decode.generate(model, IdTokenizer(), texts, args.decode_batch, 1, shape["new_tokens"],
+                           shape["decode_source"], args.speed)[0]
+
+
+def decode_generate(model, rows: list[list[int]], shape: dict, args, device, autocast: bool) -> list[str]:
+    """model.generate with its defaults (greedy), a batch at a time."""
+    outputs, tokenizer, new = [], IdTokenizer(), shape["new_tokens"]
+    for start in range(0, len(rows), args.decode_batch):
+        ids, mask = modeling.pad_rows(rows[start:start + args.decode_batch], 0)
+        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=autocast):
+            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=new,
+                                 do_sample=False)
+        assert out.shape[1] == new + 1, "generate stopped early"
+        outputs += [decode.clean(t, tokenizer) for t in tokenizer.batch_decode(out.cpu())]
+    return outputs
+
+
 def decode_section(template, shape, args, device, precision):
     """Ours: decode.generate on bf16 weights (CUDA), as decode.main loads a checkpoint. Baseline: model.generate
-    with its defaults on fp32 weights under bf16 autocast, what a Seq2SeqTrainer checkpoint (saved in fp32) gives
-    and the issue's anchor measured; on CUDA also generate's defaults on our bf16 weights, for reference. One
-    model on the device at a time, so each side's peak memory is its own."""
+    with its defaults on the same weights (transformers 5 loads our bf16 checkpoint as bf16). After a bf16 run
+    also generate on fp32 weights under bf16 autocast, for reference: what a Seq2SeqTrainer checkpoint (saved in
+    fp32) gives. One model on the device at a time, so each side's peak memory is its own."""
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     new, length, batch = shape["new_tokens"], shape["decode_source"], args.decode_batch
-    sources = synthetic(random.Random(args.seed + 1), batch * args.decode_batches, (length, length),
-                        shape["model"]["vocab_size"])
-    texts, tokenizer = [text(s) for s in sources], IdTokenizer()
-
-    def ours(model, items):
-        return decode.generate(model, tokenizer, items, batch, 1, new, length, args.speed)[0]
-
-    def generate_defaults(model, rows, autocast=precision == "bf16"):
-        outputs = []
-        for start in range(0, len(rows), batch):
-            ids, mask = modeling.pad_rows(rows[start:start + batch], 0)
-            with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=autocast):
-                out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=new,
-                                     do_sample=False)
-            assert out.shape[1] == new + 1, "generate stopped early"
-            outputs += [decode.clean(t, tokenizer) for t in tokenizer.batch_decode(out.cpu())]
-        return outputs
-
-    sides = {"ours": (dtype, ours, texts), "baseline": (torch.float32, generate_defaults, sources)}
-    if precision == "bf16":
-        sides["baseline_bf16_weights"] = (dtype, generate_defaults, sources)
+    sources = decode_sources(shape, args)
+    texts, bf16 = [text(s) for s in sources], precision == "bf16"
+    sides = {"ours": (dtype, lambda model, items: decode_ours(model, items, shape, args), texts),
+             "baseline": (dtype, lambda model, rows: decode_generate(model, rows, shape, args, device, bf16), sources)}
+    if bf16:
+        sides["baseline_fp32_weights"] = (torch.float32, sides["baseline"][1], sources)
     figures, outputs = {}, {}
     decode_flops = step_flops(template, len(sources) * length, len(sources) * new, per_token=2)[0]
     for name, (weights, run, items) in sides.items():
@@ -267,7 +281,8 @@ def decode_section(template, shape, args, device, precision):
         outputs[name] = run(model, items)
         seconds = sync(device) - start
         tflops = decode_flops / seconds / 1e12
-        figures[name] = {"new_tokens_per_s": len(items) * new / seconds, "seconds": seconds, "tflops": tflops,
+        figures[name] = {"new_tokens_per_s": len(items) * new / seconds, "sequences_per_s": len(items) / seconds,
+                         "seconds": seconds, "tflops": tflops,
                          "utilisation": tflops / args.peak_tflops if args.peak_tflops else None,
                          "peak_memory_bytes": peak_memory(device), "warmup_s": warmup}
         if name == "ours":
@@ -275,36 +290,35 @@ def decode_section(template, shape, args, device, precision):
                                         else None)
             torch._dynamo.reset()  # frees our CUDA graphs' memory pool, which the baselines' peaks must not hold
         del model
-    agreements = decode_agreement(template, args, device, precision, new, sources, outputs, (ours, generate_defaults))
-
-    ratio = {"new_tokens_per_s": figures["ours"]["new_tokens_per_s"] / figures["baseline"]["new_tokens_per_s"]}
-    if "baseline_bf16_weights" in figures:
-        ratio["new_tokens_per_s_vs_bf16_weights"] = (figures["ours"]["new_tokens_per_s"] /
-                                                     figures["baseline_bf16_weights"]["new_tokens_per_s"])
-    return {"dtype": str(dtype), "sequences": len(sources), "batch": batch, "source_tokens": length,
-            "new_tokens": new, "flops": decode_flops, **figures,
-            "identical_share": agreements["baseline"]["identical_share"], "agreement": agreements, "ratio": ratio}
-
-
-def decode_agreement(template, args, device, precision, new, sources, outputs, runners) -> dict:
-    """Our outputs against each baseline's, differences judged by an fp32 reference (benchmarks/agreement.py);
-    after a bf16 run also generate on bf16 weights against generate on fp32 weights (what bf16 weights alone
-    change, whoever decodes), and the fp32 check on one batch: both sides on fp32 weights, no autocast."""
-    reference = copy.deepcopy(template).to(device).eval()
-    reference.generation_config.min_new_tokens = new
+    reference = copy.deepcopy(template).to(device).eval()  # fp32: judges where two outputs part
     found = {name: agreement.compare(reference, sources, outputs["ours"], theirs, device)
              for name, theirs in outputs.items() if name != "ours"}
-    if "baseline_bf16_weights" in outputs:
-        found["bf16_weights_vs_baseline"] = agreement.compare(reference, sources, outputs["baseline_bf16_weights"],
-                                                              outputs["baseline"], device)
-    if precision == "bf16":
-        batch, texts = args.decode_batch, [text(s) for s in sources[:args.decode_batch]]
-        ours_fp32 = copy.deepcopy(reference)
-        ours_fp32.set_attn_implementation(args.speed["decode_attention"])
-        ours, generate_defaults = runners
-        fp32 = {"ours": ours(ours_fp32, texts), "baseline": generate_defaults(reference, sources[:batch], False)}
-        found["fp32_check"] = agreement.compare(reference, sources[:batch], fp32["ours"], fp32["baseline"], device)
-    return found
+    if bf16:  # what bf16 weights alone change, whoever decodes
+        found["bf16_weights_vs_fp32_weights"] = agreement.compare(reference, sources, outputs["baseline"],
+                                                                  outputs["baseline_fp32_weights"], device)
+    del reference
+    ratio = {"new_tokens_per_s": figures["ours"]["new_tokens_per_s"] / figures["baseline"]["new_tokens_per_s"]}
+    if bf16:
+        ratio["new_tokens_per_s_vs_fp32_weights"] = (figures["ours"]["new_tokens_per_s"] /
+                                                     figures["baseline_fp32_weights"]["new_tokens_per_s"])
+    return {"dtype": str(dtype), "sequences": len(sources), "batch": batch, "source_tokens": length,
+            "new_tokens": new, "flops": decode_flops, **figures,
+            "identical_share": found["baseline"]["identical_share"], "agreement": found, "ratio": ratio}
+
+
+def fp32_check_section(template, shape, args, device) -> dict:
+    """One batch decoded by both sides on fp32 weights, no autocast, where greedy outputs must be identical (on
+    CUDA ours is the compiled static-cache step, whose kernels sum in another order than generate's: a
+    difference at a logit gap far below the usual top-2 gap is such a tie, not other math)."""
+    sources = decode_sources(shape, args)[:args.decode_batch]
+    reference = copy.deepcopy(template).to(device).eval()  # generate's, and agreement's teacher-forced reference
+    reference.generation_config.min_new_tokens = shape["new_tokens"]
+    ours_fp32 = copy.deepcopy(reference)
+    ours_fp32.set_attn_implementation(args.speed["decode_attention"])
+    torch._dynamo.reset()
+    ours = decode_ours(ours_fp32, [text(s) for s in sources], shape, args)
+    baseline = decode_generate(reference, sources, shape, args, device, autocast=False)
+    return agreement.compare(reference, sources, ours, baseline, device)
 
 
 def xlrs_section(template, shape, args, device, work: Path):
@@ -331,8 +345,11 @@ def xlrs_section(template, shape, args, device, work: Path):
     modeling.load_weights_into(model, str(checkpoint), only=model.get_encoder())
     encoder_reloaded = sync(device)
     low, high = TARGETS["checkpoint_bytes_per_parameter"]
+    sentences = shape["xlrs_sentences"] * len(LANGUAGES)
+    tokens = sum(min(len(t.split()), XLRS_MAX_LENGTH) for texts in parallel.values() for t in texts)
     return ({"sentences": shape["xlrs_sentences"], "languages": len(LANGUAGES), "batch_size": XLRS_BATCH,
              "max_length": XLRS_MAX_LENGTH, "seconds": end - start, "load_seconds": loaded - start,
+             "encoded_sentences_per_s": sentences / (end - loaded), "encoded_tokens_per_s": tokens / (end - loaded),
              "next_checkpoint_load_seconds": reloaded - end, "next_encoder_load_seconds": encoder_reloaded - reloaded,
              "job_start_seconds": job_start_seconds(device),
              "rows": len(rows), "peak_memory_bytes": peak_memory(device),
@@ -355,7 +372,7 @@ def targets_met(record: dict, precision: str, apply: bool) -> dict:
     """Pass or fail per target; None where its section did not run (or, fp32_check, after an fp32 run)."""
     f, d, m = record.get("finetune"), record.get("decode"), record.get("math")
     x, c = record.get("xlrs"), record.get("checkpoint")
-    fp32_check = d and d["agreement"].get("fp32_check")
+    fp32_check = record.get("fp32_check")
     return {"apply": apply,
             "finetune_speed": f and f["ratio"]["samples_per_s"] >= TARGETS["finetune_speedup"],
             "finetune_memory": (None if not f or f["ratio"]["peak_memory"] is None else
@@ -400,10 +417,10 @@ def table(record: dict) -> str:
                   t["decode_speed"]),
                  ("decode FLOP utilisation", pct(d["ours"]["utilisation"]), pct(d["baseline"]["utilisation"]), "",
                   "", ""),
-                 *([("decode vs generate on our bf16 weights", "",
-                     f"{d['baseline_bf16_weights']['new_tokens_per_s']:.0f}",
-                     f"{d['ratio']['new_tokens_per_s_vs_bf16_weights']:.2f}x", "", "")]
-                   if "baseline_bf16_weights" in d else []),
+                 *([("decode vs generate on fp32 weights (a Seq2SeqTrainer checkpoint's)", "",
+                     f"{d['baseline_fp32_weights']['new_tokens_per_s']:.0f}",
+                     f"{d['ratio']['new_tokens_per_s_vs_fp32_weights']:.2f}x", "", "")]
+                   if "baseline_fp32_weights" in d else []),
                  ("decode warm-up batch (ours: incl. compiling)", f"{d['ours']['warmup_s']:.1f} s",
                   f"{d['baseline']['warmup_s']:.1f} s", "", "", ""),
                  ("decode: torch.compile graphs / failed frames (ours)", compiled(d["ours"]["compile"]),
@@ -412,16 +429,16 @@ def table(record: dict) -> str:
                   f">= {100 * TARGETS['decode_identical'][record['precision']]:.0f}%", t["decode_identical"]),
                  ("where they differ: fp32 logit gap of the two tokens, median (usual top-2 gap)",
                   gaps(d["agreement"]["baseline"]), "", "", "", "")]
-        for key, what in (("baseline_bf16_weights", "ours vs generate on our bf16 weights"),
-                          ("bf16_weights_vs_baseline", "generate on bf16 weights vs the baseline")):
+        for key, what in (("baseline_fp32_weights", "ours vs generate on fp32 weights"),
+                          ("bf16_weights_vs_fp32_weights", "generate on bf16 vs on fp32 weights")):
             if key in d["agreement"]:
                 found = d["agreement"][key]
                 rows.append((f"greedy outputs identical, {what}; logit gap where they differ (usual)",
                              f"{100 * found['identical_share']:.1f}%; {gaps(found)}", "", "", "", ""))
-        if "fp32_check" in d["agreement"]:
-            rows.append(("greedy outputs identical (fp32 check, one batch)",
-                         f"{100 * d['agreement']['fp32_check']['identical_share']:.1f}%", "", "", "100%",
-                         t["decode_identical_fp32"]))
+    if "fp32_check" in record:
+        rows.append(("greedy outputs identical (fp32 check, one batch)",
+                     f"{100 * record['fp32_check']['identical_share']:.1f}%; {gaps(record['fp32_check'])}", "", "",
+                     "100%", t["decode_identical_fp32"]))
     if "xlrs" in record:
         x = record["xlrs"]
         rows += [(f"XLRS {x['languages']} x {x['sentences']} incl. load", f"{x['seconds']:.2f} s", "", "", "< 10 s",
@@ -505,6 +522,11 @@ def main(argv: list[str] | None = None) -> dict:
         args.out.write_text(json.dumps(record, indent=2) + "\n")
 
     progress(f"built the {args.shape} model; timing {', '.join(args.sections)}")
+    if "xlrs" in args.sections:
+        with tempfile.TemporaryDirectory() as work:
+            xlrs_figures, checkpoint = xlrs_section(template, shape, args, device, Path(work))
+        save(xlrs=xlrs_figures, checkpoint=checkpoint)
+        progress(f"XLRS ({xlrs_figures['seconds']:.1f} s) and the checkpoint done")
     if "finetune" in args.sections:
         finetuning, math = finetune_section(template, shape, args, device, precision)
         save(finetune=finetuning, math=math)
@@ -515,11 +537,9 @@ def main(argv: list[str] | None = None) -> dict:
         save(decode=decoding)
         progress(f"decoding done ({decoding['ratio']['new_tokens_per_s']:.2f}x; torch.compile: "
                  f"{decoding['ours']['compile']})")
-    if "xlrs" in args.sections:
-        with tempfile.TemporaryDirectory() as work:
-            xlrs_figures, checkpoint = xlrs_section(template, shape, args, device, Path(work))
-        save(xlrs=xlrs_figures, checkpoint=checkpoint)
-        progress("XLRS and the checkpoint done")
+    if "fp32_check" in args.sections and precision == "bf16":
+        save(fp32_check=fp32_check_section(template, shape, args, device))
+        progress(f"fp32 check done ({100 * record['fp32_check']['identical_share']:.1f}% identical)")
     save(targets=targets_met(record, precision, args.shape == "mt5-base" and device.type == "cuda"), complete=True)
     print(f"{name}, {args.shape}, {precision}; record written to {args.out}\n\n{table(record)}")
     return record

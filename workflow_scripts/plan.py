@@ -28,7 +28,6 @@ VERSIONS = {"prepare": 2, "cast": 2, "model": 1, "finetune": 2, "xlrs": 2, "deco
 LOADER_VERSIONS = {"xtreme": 2, "wiki_lingua": 2, "mtg": 2, "files": 2}
 SPLITS = ("train", "dev", "test")
 PER_SPLIT_KEYS = ("sizes", "splits")  # dataset keys that hold one value per split
-SELECTION_RULES = ("en-dev", "cos-sim", "tgt-dev")
 
 
 class ConfigError(UserError):

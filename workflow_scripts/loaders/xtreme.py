@@ -29,7 +29,7 @@ XTREME_TYDIQA = {"ar": "arabic", "bn": "bengali", "en": "english", "fi": "finnis
                  "ko": "korean", "ru": "russian", "sw": "swahili", "te": "telugu"}
 XTREME_COLUMNS = {"udpos": ("tokens", "pos_tags"), "pawsx": ("sentence1", "sentence2", "label"),
                   "tydiqa": ("id", "context", "question", "answers")}
-# Alternative hub repositories (FIELD_NOTES) and their per-language config.
+# Alternative hub repositories that hold the same data, and their per-language config.
 XTREME_ALTERNATIVES = {"google-research-datasets/paws-x": "{lang}",
                        "google-research-datasets/tydiqa": "secondary_task"}
 

@@ -7,9 +7,7 @@ rule manifest:
     log:
         f"{R}/logs/manifest/summary-{{digest}}.log",
     run:
-        from workflow_scripts.files import write_json
-
-        write_json(output[0], json.loads(params.spec))
+        write_manifest(output[0], params.spec, log[0])
 
 
 rule tables:

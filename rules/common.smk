@@ -101,3 +101,12 @@ def select_inputs(w):
     if w.lang in STUDY.xlrs_languages(run):
         inputs["xlrs"] = STUDY.xlrs_path(run, w.lang)
     return inputs
+
+
+def write_manifest(path, spec, log_path):
+    """The summary's inputs, from the plan: written by Snakemake itself, no job process needed."""
+    from workflow_scripts.files import write_json, write_text
+
+    manifest = json.loads(spec)
+    write_json(path, manifest)
+    write_text(log_path, f"{path}: {len(manifest['runs'])} runs\n")

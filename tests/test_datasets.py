@@ -546,6 +546,20 @@ def test_jsonl_reads_the_mapped_split_sliced_and_the_plan_knows_its_file(tmp_pat
     assert loaders.upstream_names({"loader": "mtg"}, "dev") == ("dev", "valid", "validation", "val")
 
 
+def test_jsonl_drops_and_counts_records_with_an_empty_text(tmp_path):
+    """An empty summary would be trained on as "stop at once" and score every output 0: dropped, as the other
+    loaders drop it, before the size cap."""
+    from workflow_scripts.files import write_jsonl
+
+    write_jsonl(tmp_path / "en.test.jsonl", [{"id": "1", "document": "d", "summary": " "},
+                                             {"id": "2", "document": "d", "summary": "s"},
+                                             {"id": "3", "document": "", "summary": "s"},
+                                             {"id": "4", "document": "d", "summary": "t"}])
+    declaration = {"loader": "jsonl", "path": str(tmp_path / "{lang}.{split}.jsonl"), "sizes": {"test": 1}}
+    records, notes = loaders.load(declaration, "en", "test")
+    assert [r["id"] for r in records] == ["2"] and notes["dropped_empty"] == 2
+
+
 def test_unknown_loader_is_a_data_error():
     with pytest.raises(DataError, match="cannot load task data"):
         loaders.load({"loader": "file", "path": "x.tsv"}, "en", "train")

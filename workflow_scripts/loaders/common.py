@@ -47,6 +47,14 @@ def _cap(records: list, dataset: dict, split: str, notes: dict) -> list:
     return records
 
 
+def empty_text(record: dict) -> bool:
+    """Whether a text field is an empty cell (a summary not written yet): nothing to learn or score, so the local
+    loaders drop such a record and count it, as the hub loaders do."""
+    from workflow_scripts.tasks import TEXT_FIELDS
+
+    return any(isinstance(value, str) and not value.strip() for field, value in record.items() if field in TEXT_FIELDS)
+
+
 def ns_placeholder(record: dict) -> bool:
     """Whether a paraphrase pair is one of the "NS" rows PAWS-X's translated dev/test put where a pair was not
     translated: it has no sentence to learn or score, so loaders drop it (counted as ns_placeholders)."""

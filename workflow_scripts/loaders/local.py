@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 from workflow_scripts.files import DataError, read_jsonl
-from workflow_scripts.tasks import TEXT_FIELDS, WORD_FIELDS
-from workflow_scripts.loaders.common import (class_names, describe, finish, json_records, ns_placeholder,
-                                             parquet_features, upstream_split)
+from workflow_scripts.tasks import WORD_FIELDS
+from workflow_scripts.loaders.common import (class_names, describe, empty_text, finish, json_records,
+                                             ns_placeholder, parquet_features, upstream_split)
 
 
 def load_demo(dataset: dict, lang: str, split: str) -> list[dict]:
@@ -27,16 +27,19 @@ def load_demo(dataset: dict, lang: str, split: str) -> list[dict]:
         raise DataError(f"demo dataset {dataset['name']!r}, {lang} {split}: dataset.sizes.{split}: {err}") from err
 
 
-def load_jsonl(dataset: dict, lang: str, split: str) -> list[dict]:
-    """`path` is a template such as data/pos/{lang}/{split}.jsonl; `splits` may name (and slice) another file."""
+def load_jsonl(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
+    """`path` is a template such as data/pos/{lang}/{split}.jsonl; `splits` may name (and slice) another file.
+    A record with an empty text field is dropped and counted (dropped_empty)."""
     if "path" not in dataset:
         raise DataError("jsonl dataset needs `path`, e.g. data/{lang}/{split}.jsonl")
     up_split, part, _ = upstream_split(dataset, split, split, describe(dataset, lang, split))
     path = Path(dataset["path"].format(lang=lang, split=up_split))
     records = read_jsonl(path)[part] if part else read_jsonl(path)
+    kept = [record for record in records if not empty_text(record)]
+    notes = {"dropped_empty": len(records) - len(kept)} if len(kept) < len(records) else {}
     if "sizes" in dataset and split in dataset["sizes"]:
-        records = records[: dataset["sizes"][split]]
-    return records
+        kept = kept[: dataset["sizes"][split]]
+    return kept, notes
 
 
 def read_table_file(path: Path, where: str) -> tuple[list[dict], dict]:
@@ -135,9 +138,7 @@ def load_files(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
             # xlrs.task_parallel_rows checks that when this note is present
             ident, notes["ids_from_rows_of"] = f"{split}-{index:06d}", str(path)
         record = {"id": ident, **record}
-        # an empty cell of a text field (a summary not written yet): dropped and counted, as the hub loaders do
-        empty = any(isinstance(value, str) and not value.strip() for field, value in record.items()
-                    if field in TEXT_FIELDS)
         # a local copy of PAWS-X keeps its "NS" rows: dropped as the xtreme loader drops them
-        marked.append((record, "ns_placeholders" if ns_placeholder(record) else "empty" if empty else None))
+        marked.append((record, "ns_placeholders" if ns_placeholder(record) else "empty" if empty_text(record)
+                       else None))
     return finish(marked, part, dataset, split, where, notes, "")

@@ -424,3 +424,24 @@ def test_out_of_memory_in_decoding_and_xlrs_names_the_batch_size(stage, tiny_mod
     where = "decoding at step 1" if stage == "decode" else "XLRS at step 0"
     assert error.startswith(f"error: {out}: {where}: out of GPU memory at {stage}.batch_size 256 (CUDA out of")
     assert error.endswith(f"free.); lower {stage}.batch_size in the config")
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path):
+    """A write the machine refuses (here: past a file-size limit, which Python turns into EFBIG, as a full disk
+    gives ENOSPC) ends the job with a line naming the file, not a traceback."""
+    import resource
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    spec = {"task": "t", "kind": "generation", "lang": "en", "split": "test",
+            "dataset": {"loader": "demo", "name": "title_generation", "sizes": {"test": 200}}}
+    out = tmp_path / "data" / "test.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "workflow_scripts.prepare", "--spec", json.dumps(spec), "--out", str(out)],
+        capture_output=True, text=True, cwd=REPO,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000)))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert re.search(r"error: \S*/data/test.jsonl: File too large; free disk space", result.stderr), result.stderr
+    assert not out.exists()

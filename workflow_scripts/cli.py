@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -16,6 +17,8 @@ SPEED_VARIABLE = "XLGEN_SPEED"
 BATCH_SIZE_VARIABLE = "XLGEN_BATCH_SIZE"
 # read when huggingface_hub (transformers' loading and saving bars) and datasets are imported, after cli.run starts
 PROGRESS_BAR_VARIABLES = ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS")
+# What the machine, not the code, is at fault for: a full or read-only disk, a quota, permissions.
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -86,4 +89,10 @@ def run(main) -> None:
         main()
     except (UserError, FileNotFoundError, FloatingPointError) as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as err:
+        if err.errno not in STORAGE_ERRNOS:
+            raise
+        print(f"error: {err.filename or 'a file'}: {err.strerror}; free disk space (or quota), or check the "
+              "permissions; what was written before is kept", file=sys.stderr)
         sys.exit(1)

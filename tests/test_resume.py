@@ -161,3 +161,15 @@ def test_killed_workflow_resumes_fine_tuning_when_run_again(tmp_path):
     run_dir = next(workdir.glob("results/runs/*"))
     assert_identical(run_dir, tmp_path / "uninterrupted" / "results" / "runs" / run_dir.name,
                      steps=["step-000160", "step-000320", "step-000480"])
+
+
+def test_fewer_steps_than_checkpoints_is_a_warning_in_run_json(tiny_model_dir, train_file, tmp_path):
+    spec = {**SPEC, "train": {**SPEC["train"], "n_train": 16, "epochs": 1, "checkpoints": 3}}  # 2 steps
+    result = subprocess.run(
+        [sys.executable, "-m", "workflow_scripts.finetune", "--spec", json.dumps(spec), "--run-id", "few-steps",
+         "--model", str(tiny_model_dir), "--data", f"en={train_file}", "--out-dir", str(tmp_path)],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["checkpoints"] == [1, 2]
+    assert any("2 training steps hold only 2 of the 3 checkpoints" in w for w in run["warnings"]), run["warnings"]

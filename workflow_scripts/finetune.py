@@ -313,6 +313,10 @@ def train(spec: dict, model_ref: str, train_files: dict[str, Path], out_dir: Pat
     steps_per_epoch = math.ceil(len(examples) / params["batch_size"])
     total_steps = max(1, math.ceil(steps_per_epoch * params["epochs"]))
     saves = checkpoint_steps(total_steps, params["checkpoints"])
+    if len(saves) < params["checkpoints"]:  # one per step at most: the selections then choose among fewer
+        warnings.append(f"{total_steps} training steps hold only {len(saves)} of the {params['checkpoints']} "
+                        "checkpoints asked for (train.checkpoints); more examples or epochs give more steps")
+        log.warning(warnings[-1])
     state_path = out_dir / "resume" / "state.pt"
     step, log_rows = 0, []
     if state_path.exists():

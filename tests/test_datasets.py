@@ -181,7 +181,8 @@ def write_tydiqa(root, split):
         "context": ["Paris is in France.", "Helsinki on Suomen pääkaupunki.", "Oulu on kaupunki.",
                     "القاهرة عاصمة مصر", "Turku on vanha."],
         "question": ["Where is Paris?", "Mikä on pääkaupunki?", "Mikä Oulu on?", "ما عاصمة مصر؟", "Mikä Turku on?"],
-        "answers": [{"text": ["France"], "answer_start": [12]}, {"text": ["Helsinki"], "answer_start": [0]},
+        "answers": [{"text": ["France"], "answer_start": [12]},
+                    {"text": ["Helsinki", "Helsinki", "Suomen pääkaupunki"], "answer_start": [0, 0, 12]},
                     {"text": ["kaupunki", "kaupunki"], "answer_start": [8, 8]},
                     {"text": ["القاهرة"], "answer_start": [0]},
                     {"text": ["vanha"], "answer_start": [3]}],  # a wrong offset upstream: the span is at 9
@@ -194,7 +195,7 @@ def test_tydiqa_keeps_the_language_of_the_id_prefix(tmp_path):
     records, notes = loaders.load(xtreme(tmp_path, "tydiqa"), "fi", "train")
     assert records == [
         {"id": "finnish-2-0", "context": "Helsinki on Suomen pääkaupunki.", "question": "Mikä on pääkaupunki?",
-         "answer_text": "Helsinki", "answer_start": 0},
+         "answer_text": "Helsinki", "answer_start": 0, "other_answers": ["Suomen pääkaupunki"]},
         {"id": "finnish-3-1", "context": "Oulu on kaupunki.", "question": "Mikä Oulu on?",
          "answer_text": "kaupunki", "answer_start": 8},
         {"id": "finnish-5-0", "context": "Turku on vanha.", "question": "Mikä Turku on?",
@@ -202,6 +203,8 @@ def test_tydiqa_keeps_the_language_of_the_id_prefix(tmp_path):
     ]
     assert notes == {"upstream_split": "train", "rows_other_languages": 2, "answer_start_fixed": 1}
     tasks.validate_records(tasks.kind("qa"), records, "tydiqa")
+    # scored, as SQuAD is, against the best of every annotated answer
+    assert tasks.kind("qa").score(["<extra_id_0>Suomen pääkaupunki"], records[:1])["exact_match"] == 100.0
 
 
 def test_tydiqa_has_no_test_split_unless_mapped(tmp_path):

@@ -65,7 +65,9 @@ def score_paraphrase(predictions: list[str], gold: list[dict]) -> dict:
 
 
 def score_qa(predictions: list[str], gold: list[dict]) -> dict:
-    return metrics.squad_scores([metrics.strip_sentinels(p) for p in predictions], [g["answer_text"] for g in gold])
+    """EM/F1 against the best of a question's answers: its target's, and any other_answers its loader kept."""
+    return metrics.squad_scores([metrics.strip_sentinels(p) for p in predictions],
+                                [[g["answer_text"], *g.get("other_answers", [])] for g in gold])
 
 
 def check_tagging(record: dict) -> str | None:

@@ -99,6 +99,9 @@ def _tydiqa_example(row: dict) -> tuple[dict, str | None]:
         return record, "unlabelled"
     text, start = texts[0], int(starts[0])
     record.update(answer_text=text, answer_start=start)
+    others = list(dict.fromkeys(t for t in texts[1:] if t and t != text))
+    if others:  # SQuAD-style scoring takes the best match over every annotated answer; training uses the first
+        record["other_answers"] = others
     context = record["context"]
     if context[start:start + len(text)] != text:
         found = [i for i in range(len(context)) if context.startswith(text, i)]

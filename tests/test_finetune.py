@@ -179,6 +179,21 @@ def test_a_silently_tied_head_is_caught(tiny_model_dir):
         modeling.assert_head_untied(model, str(tiny_model_dir))
 
 
+def test_a_checkpoint_in_pytorch_model_bin_is_read_for_its_own_head(tiny_model_dir, tmp_path):
+    """Older hub models (google/mt5-base among them, at least once) ship pytorch_model.bin, not safetensors: the
+    untied-head check must see their lm_head too."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    shutil.copytree(tiny_model_dir, tmp_path / "bin", ignore=shutil.ignore_patterns("*.safetensors"))
+    weights = load_file(tiny_model_dir / "model.safetensors")
+    torch.save(weights, tmp_path / "bin" / "pytorch_model.bin")
+    assert modeling.stores_own_lm_head(str(tmp_path / "bin"))
+    torch.save({k: v for k, v in weights.items() if k != "lm_head.weight"}, tmp_path / "bin" / "pytorch_model.bin")
+    assert not modeling.stores_own_lm_head(str(tmp_path / "bin"))
+
+
 def test_missing_model_directory_is_named(tmp_path):
     with pytest.raises(modeling.ModelError, match="no-such-model"):
         modeling.load_model(str(tmp_path / "no-such-model"))

@@ -205,19 +205,23 @@ def at_revision(ref: str, revision: str | None) -> dict:
 
 
 def _checkpoint_files(ref: str, revision: str | None = None) -> list[Path]:
+    """The weight files from_pretrained reads: safetensors, else (older hub models) pytorch_model*.bin."""
     local = Path(ref)
     if local.is_dir():
-        return sorted(local.glob("*.safetensors"))
+        return sorted(local.glob("*.safetensors")) or sorted(local.glob("pytorch_model*.bin"))
     from huggingface_hub import try_to_load_from_cache
 
-    files = []
-    index = try_to_load_from_cache(ref, "model.safetensors.index.json", **at_revision(ref, revision))
-    if isinstance(index, str):
-        names = set(json.loads(Path(index).read_text())["weight_map"].values())
-        files = [try_to_load_from_cache(ref, name, **at_revision(ref, revision)) for name in sorted(names)]
-    else:
-        files = [try_to_load_from_cache(ref, "model.safetensors", **at_revision(ref, revision))]
-    return [Path(f) for f in files if isinstance(f, str)]
+    for single, index_name in (("model.safetensors", "model.safetensors.index.json"),
+                               ("pytorch_model.bin", "pytorch_model.bin.index.json")):
+        index = try_to_load_from_cache(ref, index_name, **at_revision(ref, revision))
+        if isinstance(index, str):
+            names = sorted(set(json.loads(Path(index).read_text())["weight_map"].values()))
+        else:
+            names = [single]
+        files = [try_to_load_from_cache(ref, name, **at_revision(ref, revision)) for name in names]
+        if any(isinstance(f, str) for f in files):
+            return [Path(f) for f in files if isinstance(f, str)]
+    return []
 
 
 def stores_own_lm_head(ref: str, revision: str | None = None) -> bool:
@@ -225,6 +229,10 @@ def stores_own_lm_head(ref: str, revision: str | None = None) -> bool:
     from safetensors import safe_open
 
     for path in _checkpoint_files(ref, revision):
+        if path.suffix == ".bin":  # mmap: the keys without reading the tensors
+            if "lm_head.weight" in torch.load(path, map_location="cpu", weights_only=True, mmap=True):
+                return True
+            continue
         with safe_open(str(path), "pt") as handle:
             if "lm_head.weight" in handle.keys():
                 return True

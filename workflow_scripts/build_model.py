@@ -9,10 +9,10 @@ from pathlib import Path
 
 from workflow_scripts import cli
 from workflow_scripts.files import write_json
+from workflow_scripts.tasks import UPOS
 
 # Words the templates and labels put into inputs and targets (tasks.py), so they get pieces of their own.
-TEMPLATE_LINES = ["story: title:", "Yes. No.",
-                  "ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM VERB X"]
+TEMPLATE_LINES = ["story: title:", "Yes. No.", " ".join(UPOS)]
 
 
 def corpus_lines(languages: list[str], per_language: int) -> list[str]:

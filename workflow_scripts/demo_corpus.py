@@ -21,11 +21,10 @@ import zlib
 from functools import lru_cache
 from typing import NamedTuple
 
+from workflow_scripts.tasks import SPLITS, UPOS
+
 LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es", "zh")
 TASKS: tuple[str, ...] = ("title_generation", "story_completion", "pos", "paraphrase", "qa", "parallel")
-SPLITS: tuple[str, ...] = ("train", "dev", "test")
-UPOS: frozenset[str] = frozenset(
-    "ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM VERB X".split())
 
 # ---------------------------------------------------------------------------------------------------
 # Lexicon. Cells are "token/UPOS" sequences in LANGUAGES order: en | de | fr | es | zh.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from workflow_scripts.digest import FileHashes, canonical_json, digest
 from workflow_scripts.errors import UserError
-from workflow_scripts.tasks import KINDS, PAPER_COS_SIM
+from workflow_scripts.tasks import KINDS, PAPER_COS_SIM, SPLITS
 
 # Bump one when the code of its stage changes what it writes, so old outputs are not reused.
 VERSIONS = {"prepare": 2, "cast": 2, "model": 1, "finetune": 2, "xlrs": 2, "decode": 2, "score": 2,
@@ -27,7 +27,6 @@ VERSIONS = {"prepare": 2, "cast": 2, "model": 1, "finetune": 2, "xlrs": 2, "deco
 # placeholder pairs are dropped, as xtreme drops them; jsonl 2: a record with an empty text field is dropped;
 # xtreme 3: a TyDiQA record keeps its other annotated answers (other_answers), which scoring takes the best of.
 LOADER_VERSIONS = {"xtreme": 3, "wiki_lingua": 2, "mtg": 2, "files": 2, "jsonl": 2}
-SPLITS = ("train", "dev", "test")
 PER_SPLIT_KEYS = ("sizes", "splits")  # dataset keys that hold one value per split
 
 

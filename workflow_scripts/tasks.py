@@ -18,6 +18,11 @@ PAPER_COS_SIM = "lowest"
 SENTINEL = "<extra_id_{}>"
 # mT5 has 100 sentinels, so a tagged sentence can carry at most 100 tokens.
 MAX_TAGGED_TOKENS = 100
+SPLITS = ("train", "dev", "test")  # every task's data, prepared a split at a time
+# The tagging kind's 17 UPOS tags, in the order of google/xtreme's `udpos.*` `pos_tags` ClassLabel (its README
+# dataset_info: '0': ADJ ... '15': VERB, '16': X; the alphabetical UD v2 list).
+UPOS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
+        "SCONJ", "SYM", "VERB", "X")
 
 
 def sentinel(i: int) -> str:

@@ -34,10 +34,10 @@ from workflow_scripts.loaders.common import upstream_names
 from workflow_scripts.loaders.mtg import load_mtg, local_mtg_files
 from workflow_scripts.loaders.wiki_lingua import load_wiki_lingua, local_wiki_lingua_files
 from workflow_scripts.loaders.xtreme import load_xtreme, local_xtreme_files
+from workflow_scripts.tasks import SPLITS
 
 __all__ = ["SPLITS", "LOADERS", "load", "directory_files", "read_table_file", "upstream_names"]
 
-SPLITS = ("train", "dev", "test")
 
 LOADERS = {"demo": load_demo, "jsonl": load_jsonl, "xtreme": load_xtreme, "wiki_lingua": load_wiki_lingua,
            "mtg": load_mtg, "files": load_files}

@@ -7,12 +7,8 @@ from pathlib import Path
 from workflow_scripts.files import DataError
 from workflow_scripts.loaders.common import class_names, describe, finish, ns_placeholder, upstream_split
 from workflow_scripts.loaders.hub import HUB_SPLITS, fetch, local_parquet_files, require_columns
+from workflow_scripts.tasks import UPOS  # names a parquet file's tag integers where it has no feature metadata
 
-# The 17 UPOS tags in the order of google/xtreme's `udpos.*` `pos_tags` ClassLabel (its README
-# dataset_info: '0': ADJ ... '15': VERB, '16': X; the alphabetical UD v2 list). Used only when a parquet
-# file carries integers but no `datasets` feature metadata to name them.
-UPOS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
-        "SCONJ", "SYM", "VERB", "X")
 
 # google/xtreme config names: udpos.<Language> (the 33 XTREME UD languages), PAWS-X.<code>, tydiqa.
 XTREME_UDPOS = {

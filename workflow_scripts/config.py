@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from workflow_scripts import loaders
 from workflow_scripts.plan import SPLITS, ConfigError, xlrs_languages
 from workflow_scripts.tasks import KINDS
 
@@ -228,8 +229,6 @@ def check_xlrs_languages(config: dict) -> None:
 def parallel_language_check(parallel: dict):
     """lang -> whether xlrs.parallel has sentences in it, or None where that cannot be known before its job (hub
     data, files not there yet)."""
-    from workflow_scripts import loaders
-
     path = parallel.get("path")
     if parallel["loader"] == "demo":
         from workflow_scripts import demo_corpus
@@ -255,9 +254,9 @@ def check_dataset_paths(config: dict) -> None:
         if dataset["loader"] == "file" and where != "xlrs.parallel":
             raise ConfigError(f"{where}.loader: 'file' reads xlrs.parallel's table; a task's local files use "
                               "'files' (or 'jsonl')")
-        if dataset["loader"] in ("file", "files", "jsonl", "mtg") and not dataset.get("path"):
+        if dataset["loader"] in loaders.NEEDS_PATH and not dataset.get("path"):
             raise ConfigError(f"{where}.path: missing; the {dataset['loader']} loader reads local files")
-        if dataset.get("columns") and dataset["loader"] not in ("files", "mtg"):
+        if dataset.get("columns") and dataset["loader"] not in loaders.MAPS_COLUMNS:
             raise ConfigError(f"{where}.columns: the {dataset['loader']} loader does not read it (files and mtg do; "
                               "a jsonl file holds our field names already): use loader 'files' to map columns")
     for (where, dataset), task in zip(declarations, config["tasks"].values()):
@@ -274,7 +273,7 @@ def check_path_template(where: str, dataset: dict, languages: list[str]) -> None
         fields = {field for _, field, _, _ in string.Formatter().parse(path) if field is not None}
     except ValueError as err:  # an unmatched brace
         raise ConfigError(f"{where}.path: {path!r} is not a file template ({err})") from None
-    if dataset["loader"] not in ("files", "jsonl") and not (dataset["loader"] == "mtg" and fields):
+    if dataset["loader"] not in loaders.PATH_IS_TEMPLATE and not (dataset["loader"] == "mtg" and fields):
         return
     unknown = sorted(fields - {"lang", "split"})
     if unknown:

@@ -22,7 +22,7 @@ def prepare(spec: dict) -> tuple[list[dict], dict]:
     where += f" ({source_of(spec['dataset'], spec['lang'], spec['split'])})"
     if not records:
         raise DataError(f"{where}: the split is empty")
-    maps_columns = spec["dataset"]["loader"] in ("files", "mtg")
+    maps_columns = spec["dataset"]["loader"] in loaders.MAPS_COLUMNS
     tasks.validate_records(tasks.kind(spec["kind"]), records, where, "; name the file's columns with dataset.columns "
                            "(our field: their column)" if maps_columns else "")
     return records, notes

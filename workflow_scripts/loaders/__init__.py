@@ -36,12 +36,18 @@ from workflow_scripts.loaders.wiki_lingua import load_wiki_lingua, local_wiki_li
 from workflow_scripts.loaders.xtreme import load_xtreme, local_xtreme_files
 from workflow_scripts.tasks import SPLITS
 
-__all__ = ["SPLITS", "LOADERS", "load", "directory_files", "read_table_file", "upstream_names"]
+__all__ = ["SPLITS", "LOADERS", "NEEDS_PATH", "MAPS_COLUMNS", "PATH_IS_TEMPLATE", "DIRECTORY_FILES", "load",
+           "directory_files", "read_table_file", "upstream_names"]
 
 
 LOADERS = {"demo": load_demo, "jsonl": load_jsonl, "xtreme": load_xtreme, "wiki_lingua": load_wiki_lingua,
            "mtg": load_mtg, "files": load_files}
 
+
+# What each loader does with a declaration's keys, for the config checks and error messages.
+NEEDS_PATH = ("file", "files", "jsonl", "mtg")  # read local files only
+MAPS_COLUMNS = ("files", "mtg")                  # read dataset.columns (their column names as our fields)
+PATH_IS_TEMPLATE = ("files", "jsonl")            # a path with {lang} and {split}; mtg's may be one or a directory
 
 # Loaders whose dataset.path may be a directory of many languages, and the files in it one language and split read.
 DIRECTORY_FILES = {"xtreme": local_xtreme_files, "wiki_lingua": local_wiki_lingua_files, "mtg": local_mtg_files}

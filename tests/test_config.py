@@ -110,6 +110,14 @@ def test_every_kind_has_what_each_stage_asks_of_it():
         assert (kind.score is None) == bool(kind.reference) and (kind.reference in ("", *kind.fields)), name
 
 
+def test_columns_name_fields_of_the_tasks_kind():
+    files = {"loader": "files", "path": "d/{lang}/{split}.tsv"}
+    check(lambda c: c["tasks"]["pos"].update(dataset={**files, "columns": {"tag": "upos"}}),
+          r"tasks.pos.dataset.columns: 'tag' is not a field of the tagging kind \(id, tokens, tags\)")
+    check(lambda c: c["tasks"]["pos"].update(dataset={**files, "columns": {"summary": "s"}}),
+          r"'summary' is not a field of the tagging kind")
+
+
 def test_columns_are_refused_where_the_loader_would_ignore_them():
     check(lambda c: c["tasks"]["pos"].update(dataset={"loader": "jsonl", "path": "d/{lang}/{split}.jsonl",
                                                       "columns": {"tags": "upos"}}),

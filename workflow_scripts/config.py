@@ -259,8 +259,18 @@ def check_dataset_paths(config: dict) -> None:
         if dataset.get("columns") and dataset["loader"] not in loaders.MAPS_COLUMNS:
             raise ConfigError(f"{where}.columns: the {dataset['loader']} loader does not read it (files and mtg do; "
                               "a jsonl file holds our field names already): use loader 'files' to map columns")
+    every_field = sorted({field for kind in KINDS.values() for field in kind.fields})
     for (where, dataset), task in zip(declarations, config["tasks"].values()):
         check_path_template(where, dataset, task["languages"])
+        fields = KINDS[task["kind"]].fields
+        for field in dataset.get("columns") or {}:
+            if field not in fields:
+                raise ConfigError(f"{where}.columns: {field!r} is not a field of the {task['kind']} kind ("
+                                  f"{', '.join(fields)}); columns maps our field names to the file's")
+    for field in config["xlrs"]["parallel"].get("columns") or {}:
+        if field not in every_field:
+            raise ConfigError(f"xlrs.parallel.columns: {field!r} is not a field of any task kind "
+                              f"({', '.join(every_field)})")
 
 
 def check_path_template(where: str, dataset: dict, languages: list[str]) -> None:

@@ -1,7 +1,8 @@
 """Task kinds: the record fields, the text-to-text template (paper Table 10) and the metric of each.
 
 A task in config.yaml names a kind and a dataset; adding a kind is one entry in KINDS, with its cast function
-and, unless its output is text scored by SP-ROUGE, its score function, all in this module.
+and, unless its output is text scored by SP-ROUGE, its score function, and its new fields' types in TEXT_FIELDS,
+WORD_FIELDS or NUMBER_FIELDS, all in this module.
 """
 from __future__ import annotations
 
@@ -141,6 +142,7 @@ def kind(name: str) -> TaskKind:
 
 TEXT_FIELDS = ("document", "summary", "sentence1", "sentence2", "context", "question", "answer_text")
 WORD_FIELDS = ("tokens", "tags")
+NUMBER_FIELDS = ("label", "answer_start")  # a table's cell holds them as text
 
 
 def field_problem(record: dict, fields: tuple[str, ...]) -> str | None:

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from workflow_scripts.files import DataError, read_jsonl
-from workflow_scripts.tasks import WORD_FIELDS
+from workflow_scripts.tasks import NUMBER_FIELDS, WORD_FIELDS
 from workflow_scripts.loaders.common import (class_names, describe, empty_text, finish, json_records,
                                              ns_placeholder, parquet_features, upstream_split)
 
@@ -91,7 +91,7 @@ def _coerce(field: str, value, names: list[str] | None):
             value = names[value]
     if field in WORD_FIELDS and isinstance(value, str):
         value = json.loads(value) if value.lstrip().startswith("[") else value.split()
-    elif field in ("label", "answer_start") and isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+    elif field in NUMBER_FIELDS and isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
         value = int(value)
     elif field == "id" and value is not None:
         value = str(value)

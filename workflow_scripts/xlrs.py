@@ -163,11 +163,13 @@ def main() -> None:
     from workflow_scripts.files import write_json, write_tsv
 
     p = cli.parser(__doc__)
-    p.add_argument("--run-dir", type=Path, required=True)
+    p.add_argument("--run-dir", type=Path, required=True,
+                   help="the run's directory (finetune's --out-dir): run.json and checkpoints/")
     cli.add_model(p, "the model before fine-tuning (step 0)")
     p.add_argument("--targets", nargs="+", help="target languages (default: the spec's target)")
     cli.add_batch_size(p, "xlrs")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True,
+                   help="TSV: step, source, target, layer, last_layer, xlrs, n_pairs; its .meta.json beside it")
     cli.add_speed(p)
     args = p.parse_args()
     spec, speed = args.spec, modeling.speed_settings(args.speed)

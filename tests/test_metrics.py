@@ -196,6 +196,10 @@ def test_lid_summary(lid_model):
     assert same["accidental_translation"] == 0.0 and set(same) == {"lid_de", "accidental_translation", "n"}
     assert lid_summary(lid_model, [], target="de", sources=["en"]) == {
         "lid_de": 0.0, "lid_en": 0.0, "accidental_translation": 0.0, "n": 0}
+    # a code with a region or script subtag is read by fastText's label for its language
+    tagged = lid_summary(lid_model, outputs, target="de-AT", sources=["en-GB"])
+    assert (tagged["lid_de-AT"], tagged["lid_en-GB"], tagged["accidental_translation"]) == (
+        got["lid_de"], got["lid_en"], 50.0)
 
 
 # ---------------------------------------------------------------- POS

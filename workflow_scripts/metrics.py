@@ -90,13 +90,18 @@ def _one_line(text: str) -> str:
     return " ".join((text or "").split())  # fastText's predict rejects "\n"
 
 
+def lid_label(lang: str) -> str:
+    """fastText's label for a language code: its primary subtag (zh-Hans and zh-Hant are both zh, pt-BR is pt)."""
+    return lang.split("-")[0].lower()
+
+
 def language_probabilities(model, text: str, languages: Sequence[str]) -> dict[str, float]:
     text = _one_line(text)
     probs: dict[str, float] = {}
     if text:
         labels, values = model.predict(text, k=-1)
         probs = {lab.removeprefix("__label__"): min(float(p), 1.0) for lab, p in zip(labels, values)}
-    return {lang: probs.get(lang, 0.0) for lang in languages}
+    return {lang: probs.get(lid_label(lang), 0.0) for lang in languages}
 
 
 def top_language(model, text: str) -> str:
@@ -111,7 +116,7 @@ def lid_summary(model, predictions: Sequence[str], target: str, sources: Sequenc
     langs = list(dict.fromkeys([target, *sources]))
     sums = dict.fromkeys(langs, 0.0)
     accidental = 0
-    wrong_langs = set(sources) - {target}
+    wrong_langs = {lid_label(lang) for lang in sources} - {lid_label(target)}
     for text in predictions:
         for lang, p in language_probabilities(model, text, langs).items():
             sums[lang] += p

@@ -23,10 +23,14 @@ def test_demo_config_is_valid_and_gets_defaults():
 
 def test_a_whole_number_written_as_a_float_is_an_integer():
     config = copy.deepcopy(demo_config())
-    config["train"].update(n_train=8.0, seeds=[1.0, 2])
+    config["train"].update(n_train=8.0, seeds=[1.0, 2], epochs=3.0, weight_decay=0)
+    config["experiments"][0]["train"] = {"max_grad_norm": 2}
     config = validate(config)
     assert (config["train"]["n_train"], config["train"]["seeds"]) == (8, [1, 2])
     assert all(type(value) is int for value in [config["train"]["n_train"], *config["train"]["seeds"]])
+    # a number takes its default's type (epochs 10, weight_decay 0.0), so the digests of both spellings agree
+    assert type(config["train"]["epochs"]) is int and type(config["train"]["weight_decay"]) is float
+    assert type(config["experiments"][0]["train"]["max_grad_norm"]) is float
     check(lambda c: c["train"].update(n_train=8.5), r"train.n_train: 8.5 is not of type 'integer'")
 
 

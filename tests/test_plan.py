@@ -268,6 +268,16 @@ def test_a_versioned_loaders_records_version_the_xlrs_measured_on_them_too(monke
     assert study(hub_parallel).xlrs_path(run, "de") != path
 
 
+def test_a_loader_version_can_move_one_dataset_or_kind_alone():
+    from workflow_scripts.plan import loader_version
+
+    assert loader_version({"loader": "xtreme", "name": "tydiqa"}, "qa") == {"loader_version": 3}
+    assert loader_version({"loader": "xtreme", "name": "udpos"}, "tagging") == {"loader_version": 2}
+    assert loader_version({"loader": "files"}, "paraphrase") == {"loader_version": 2}
+    assert loader_version({"loader": "files"}, "generation") == {}
+    assert loader_version({"loader": "demo"}, "generation") == {}
+
+
 def test_a_target_language_needs_no_training_split():
     """A zero-shot target may have no training data at all: its train split is prepared only once it is a source."""
     def french_target(config):

@@ -25,11 +25,12 @@ def validate(config: dict, source: str = "config") -> dict:
     # report's default languages are the paper's: only those a config names must be languages of its tasks
     named_report_keys = set(config.get("report") or {}) if isinstance(config, dict) else set()
     overrides = experiment_train_keys(config)
-    whole_floats_to_ints(config)
     try:
         snakemake_validate(config, str(SCHEMA), set_default=True)
     except WorkflowError as err:
         raise ConfigError(f"{source}: {schema_message(err)}") from None
+    schema = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
+    numbers_as_their_schema_types(config, schema, schema)
     # The schema's defaults also fill experiments[i].train, which would override the top-level train section
     # with them: an experiment keeps only the keys it sets.
     for experiment, keys in zip(config["experiments"], overrides):
@@ -42,15 +43,31 @@ def validate(config: dict, source: str = "config") -> dict:
     return config
 
 
-def whole_floats_to_ints(node) -> None:
-    """In place: the schema takes 8.0 as an integer (JSON Schema does), but n_train: 8.0 cannot slice a list and
-    seeds: [1.0] would name a run s1.0; YAML also reads 1.0e4, not 1e4, as a number."""
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-    for key, value in list(items):
-        if isinstance(value, float) and value.is_integer():
+def numbers_as_their_schema_types(node, schema: dict, root: dict) -> None:
+    """In place, once validated: a whole float where the schema wants an integer becomes an int (JSON Schema
+    takes 8.0 as an integer, but n_train: 8.0 cannot slice a list and seeds: [1.0] would name a run s1.0), and a
+    whole number where it wants a number takes the type of the key's default (weight_decay: 0 is the default 0.0,
+    epochs: 10.0 the default 10): one value, one digest, and the digests of values written as before unchanged."""
+    while "$ref" in schema:
+        schema = root["definitions"][schema["$ref"].rsplit("/", 1)[-1]]
+    if isinstance(node, dict):
+        children = [(key, schema.get("properties", {}).get(key, schema.get("additionalProperties")))
+                    for key in node]
+    elif isinstance(node, list):
+        children = [(index, schema.get("items")) for index in range(len(node))]
+    else:
+        return
+    for key, child in children:
+        if not isinstance(child, dict):
+            continue
+        value, wanted = node[key], child.get("type")
+        whole = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
+        if whole and (wanted == "integer" or wanted == "number" and isinstance(child.get("default"), int)):
             node[key] = int(value)
+        elif whole and wanted == "number":
+            node[key] = float(value)
         else:
-            whole_floats_to_ints(value)
+            numbers_as_their_schema_types(value, child, root)
 
 
 def experiment_train_keys(config) -> list[set[str]]:

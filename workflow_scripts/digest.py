@@ -9,18 +9,7 @@ DIGEST_LENGTH = 10
 
 
 def canonical_json(obj) -> str:
-    return json.dumps(_whole_floats_as_ints(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _whole_floats_as_ints(obj):
-    """YAML reads `weight_decay: 0` and `weight_decay: 0.0` as different types; they mean the same run."""
-    if isinstance(obj, float) and obj.is_integer():
-        return int(obj)
-    if isinstance(obj, dict):
-        return {key: _whole_floats_as_ints(value) for key, value in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_whole_floats_as_ints(value) for value in obj]
-    return obj
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def digest(obj) -> str:

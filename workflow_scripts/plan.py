@@ -21,12 +21,14 @@ from workflow_scripts.tasks import KINDS, PAPER_COS_SIM, SPLITS
 # Bump one when the code of its stage changes what it writes, so old outputs are not reused.
 VERSIONS = {"prepare": 2, "cast": 2, "model": 1, "finetune": 2, "xlrs": 2, "decode": 2, "score": 2,
             "select": 1, "aggregate": 6}
-# A loader whose records changed is versioned alone, so that only its datasets (and what follows) are rebuilt:
+# A loader whose records changed is versioned alone, so that only its datasets (and what follows) are rebuilt; a
+# (loader, dataset name or task kind) entry versions only those of its datasets:
 # xtreme 2: UDPOS ids carry their language (UD treebanks are not parallel); wiki_lingua 2: so do WikiLingua's;
-# mtg 2: with dataset.name, the task's folder is read, not a file at the archive's root; files 2: PAWS-X's "NS"
-# placeholder pairs are dropped, as xtreme drops them; jsonl 2: a record with an empty text field is dropped;
-# xtreme 3: a TyDiQA record keeps its other annotated answers (other_answers), which scoring takes the best of.
-LOADER_VERSIONS = {"xtreme": 3, "wiki_lingua": 2, "mtg": 2, "files": 2, "jsonl": 2}
+# mtg 2: with dataset.name, the task's folder is read, not a file at the archive's root; files 2 (paraphrase):
+# PAWS-X's "NS" placeholder pairs are dropped, as xtreme drops them; jsonl 2: a record with an empty text field is
+# dropped; xtreme 3 (tydiqa): a record keeps its other annotated answers, which scoring takes the best of.
+LOADER_VERSIONS = {"xtreme": 2, ("xtreme", "tydiqa"): 3, "wiki_lingua": 2, "mtg": 2, ("files", "paraphrase"): 2,
+                   "jsonl": 2}
 PER_SPLIT_KEYS = ("sizes", "splits")  # dataset keys that hold one value per split
 
 
@@ -56,11 +58,13 @@ def xlrs_languages(sources, experiment: dict) -> list[str]:
     return [lang for lang in dict.fromkeys([*sources, *languages]) if any(source != lang for source in sources)]
 
 
-def loader_version(dataset: dict) -> dict:
+def loader_version(dataset: dict, kind: str | None = None) -> dict:
     """{"loader_version": N} for a loader whose records changed since it was written (LOADER_VERSIONS), else
     nothing: the specs of every other loader's data keep their digests."""
     loader = dataset["loader"]
-    return {"loader_version": LOADER_VERSIONS[loader]} if loader in LOADER_VERSIONS else {}
+    version = (LOADER_VERSIONS.get((loader, dataset.get("name"))) or LOADER_VERSIONS.get((loader, kind))
+               or LOADER_VERSIONS.get(loader))
+    return {"loader_version": version} if version else {}
 
 
 def split_view(dataset: dict, split: str) -> dict:
@@ -138,7 +142,7 @@ class Study:
         dataset = self.config["tasks"][task]["dataset"]
         return {"stage": "prepare", "version": VERSIONS["prepare"], "task": task, "kind": self.task_kind(task),
                 "dataset": split_view(dataset, split), "lang": lang, "split": split,
-                **self.local_files(dataset, [lang], [split]), **loader_version(dataset)}
+                **self.local_files(dataset, [lang], [split]), **loader_version(dataset, self.task_kind(task))}
 
     def data_path(self, task: str, lang: str, split: str) -> str:
         return f"{self.results}/data/{task}/{lang}/{split}-{digest(self.data_spec(task, lang, split))}.jsonl"

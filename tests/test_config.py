@@ -246,8 +246,10 @@ def test_a_key_given_twice_is_named_with_both_lines(tmp_path):
     import subprocess
     import sys
 
+    import json
+
     from conftest import REPO
-    from workflow_scripts.config import load_config
+    from workflow_scripts.config import load_config, read_config_file
 
     twice = tmp_path / "twice.yaml"
     twice.write_text((REPO / "config.yaml").read_text(encoding="utf-8") + "train:\n  epochs: 2\n", encoding="utf-8")
@@ -260,3 +262,13 @@ def test_a_key_given_twice_is_named_with_both_lines(tmp_path):
                              "--directory", str(tmp_path), "--configfile", str(twice)], capture_output=True, text=True)
     assert result.returncode != 0
     assert re.search(rf"invalid configuration: .*twice.yaml: {message}", result.stdout + result.stderr), result.stderr
+    # what YAML and JSON allow still reads: a merge key (whose keys a mapping may override), tab-indented JSON
+    anchors = tmp_path / "anchors.yaml"
+    anchors.write_text("defaults: &fast {epochs: 1, learning_rate: 1.0e-3}\ntrain:\n  <<: *fast\n  epochs: 2\n")
+    assert read_config_file(anchors)["train"] == {"epochs": 2, "learning_rate": 1e-3}
+    tabs = tmp_path / "tabs.json"
+    tabs.write_text(json.dumps({"train": {"epochs": 2}}, indent="\t"))
+    assert read_config_file(tabs) == {"train": {"epochs": 2}}
+    tabs.write_text('{"train": {"epochs": 2},\n\t"train": {}}')
+    with pytest.raises(ConfigError, match="tabs.json: key 'train' appears a second time"):
+        read_config_file(tabs)

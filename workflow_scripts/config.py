@@ -3,6 +3,7 @@ checked for what a schema cannot express (languages a task lacks, file templates
 from __future__ import annotations
 
 import functools
+import json
 import re
 from pathlib import Path
 
@@ -97,6 +98,8 @@ class UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         first_line = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`, which SafeLoader merges
+                continue
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, (str, int, float, bool)) and key in first_line:
                 raise ConfigError(f"line {key_node.start_mark.line + 1}: key {key!r} appears a second time (first on "
@@ -105,11 +108,24 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+def refuse_repeated_keys(pairs: list) -> dict:
+    keys = [key for key, _ in pairs]
+    repeated = next((key for key in keys if keys.count(key) > 1), None)
+    if repeated is not None:
+        raise ConfigError(f"key {repeated!r} appears a second time in one object; merge the two, or the second "
+                          "replaces the first")
+    return dict(pairs)
+
+
 def read_config_file(path: str | Path) -> dict:
-    """The file's YAML (or JSON) with no key given twice, as Snakemake would read it."""
+    """The file's JSON or YAML (Snakemake tries JSON first), with no key given twice."""
     try:
         with open(path, encoding="utf-8") as handle:
-            return yaml.load(handle, Loader=UniqueKeyLoader) or {}
+            text = handle.read()
+        try:
+            return json.loads(text, object_pairs_hook=refuse_repeated_keys)
+        except json.JSONDecodeError:
+            return yaml.load(text, Loader=UniqueKeyLoader) or {}
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the config file ({err.strerror})") from None
     except yaml.YAMLError as err:

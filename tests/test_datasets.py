@@ -384,6 +384,9 @@ def test_files_a_row_with_more_fields_than_the_header_names_its_line(tmp_path, s
     declaration = {"loader": "files", "path": str(tmp_path / f"{{lang}}.{{split}}.{suffix}")}
     with pytest.raises(DataError, match=rf"de\.dev\.{suffix}: line 3 has more fields than the header \({hint}"):
         loaders.load(declaration, "de", "dev")
+    delimiter = "\t" if suffix == "tsv" else ","  # a line that only ends in a delimiter loses nothing
+    (tmp_path / f"de.dev.{suffix}").write_text(f"document{delimiter}summary\nText.{delimiter}Titel.{delimiter}\n")
+    assert loaders.load(declaration, "de", "dev")[0][0]["summary"] == "Titel."
 
 
 def test_files_pawsx_ns_rows_are_dropped_and_counted_as_xtreme_does(tmp_path):

@@ -71,8 +71,8 @@ def read_table_file(path: Path, where: str) -> tuple[list[dict], dict]:
                 rows = []
                 for row in reader:
                     # DictReader puts the fields past the header under the key None, where no column reads them:
-                    # the row's text would be cut silently
-                    if None in row:
+                    # the row's text would be cut silently (an empty one, a line ending in a delimiter, loses nothing)
+                    if any((extra or "").strip() for extra in row.pop(None, [])):
                         raise DataError(f"{where}: {path}: line {reader.line_num} has more fields than the header "
                                         f"({hint})")
                     rows.append(row)

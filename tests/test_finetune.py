@@ -267,3 +267,23 @@ def test_weight_decay_groups_are_seq2seq_trainers(tiny_model_dir, tmp_path):
     names = {id(p): name for name, p in model.named_parameters()}
     assert not [names[i] for i, decay in ours.items() if decay and ("norm" in names[i] or "bias" in names[i])]
     assert [g["weight_decay"] for g in finetune.parameter_groups(model, 0.0)] == [0.0]
+
+
+def test_a_second_ctrl_c_stops_at_once():
+    """The first SIGINT asks for a save at the next step; a second one (a step that hangs) interrupts."""
+    import os
+    import signal
+
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)}
+    try:
+        flag = finetune.install_stop_handlers()
+        os.kill(os.getpid(), signal.SIGINT)
+        assert flag["signal"] == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # Python runs the handler before the next line
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a job started to ignore Ctrl-C keeps ignoring it
+        finetune.install_stop_handlers()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)

@@ -103,9 +103,12 @@ def install_stop_handlers() -> dict:
 
     def handler(signum, frame):
         flag["signal"] = signum
+        if signum == signal.SIGINT:  # a second Ctrl-C stops at once, as it did before
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     for signum in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
-        signal.signal(signum, handler)
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # a job started to ignore it keeps ignoring it
+            signal.signal(signum, handler)
     return flag
 
 

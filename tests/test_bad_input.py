@@ -443,5 +443,29 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path):
         capture_output=True, text=True, cwd=REPO,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000)))
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert re.search(r"error: \S*/data/test.jsonl: File too large; free disk space", result.stderr), result.stderr
+    assert re.search(r"error: \S*/data/test.jsonl: File too large; the file is over a size limit", result.stderr), \
+        result.stderr
     assert not out.exists()
+
+
+def test_a_checkpoint_save_on_a_full_disk_names_its_path(tiny_model_dir, tmp_path, monkeypatch):
+    """safetensors and torch.save report a full disk with errors of their own, not OSError: with little space
+    left, the save says which checkpoint and how much space there is; with space, a failure stays what it is."""
+    import shutil
+    from collections import namedtuple
+
+    from workflow_scripts import files
+
+    model, tokenizer = modeling.load_model(str(tiny_model_dir)), modeling.load_tokenizer(str(tiny_model_dir))
+
+    def failing_save(*args, **kwargs):
+        raise RuntimeError("file write failed")
+
+    monkeypatch.setattr(type(model), "save_pretrained", failing_save)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 30, 10 << 30, 3 << 20))
+    with pytest.raises(DataError, match=r"step-000010: cannot write \(file write failed\); 3 MiB left"):
+        modeling.save_model(model, tokenizer, tmp_path / "checkpoints" / "step-000010")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 30, 0, files.LOW_SPACE))
+    with pytest.raises(RuntimeError, match="file write failed"):
+        modeling.save_model(model, tokenizer, tmp_path / "checkpoints" / "step-000010")

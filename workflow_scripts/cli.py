@@ -17,8 +17,10 @@ SPEED_VARIABLE = "XLGEN_SPEED"
 BATCH_SIZE_VARIABLE = "XLGEN_BATCH_SIZE"
 # read when huggingface_hub (transformers' loading and saving bars) and datasets are imported, after cli.run starts
 PROGRESS_BAR_VARIABLES = ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS")
-# What the machine, not the code, is at fault for: a full or read-only disk, a quota, permissions.
-STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+# What the machine, not the code, is at fault for, and what to do about it.
+STORAGE_ADVICE = {errno.ENOSPC: "free disk space", errno.EDQUOT: "free space within your quota",
+                  errno.EFBIG: "the file is over a size limit (ulimit -f)", errno.EROFS: "the file system is read-only",
+                  errno.EACCES: "check the permissions", errno.EPERM: "check the permissions"}
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -91,8 +93,8 @@ def run(main) -> None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
     except OSError as err:
-        if err.errno not in STORAGE_ERRNOS:
+        if err.errno not in STORAGE_ADVICE:
             raise
-        print(f"error: {err.filename or 'a file'}: {err.strerror}; free disk space (or quota), or check the "
-              "permissions; what was written before is kept", file=sys.stderr)
+        print(f"error: {err.filename or 'a file'}: {err.strerror}; {STORAGE_ADVICE[err.errno]}; what was written "
+              "before is kept", file=sys.stderr)
         sys.exit(1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -41,6 +42,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+LOW_SPACE = 1 << 30  # below this much free space, a failed write is taken for a full disk
+
+
+@contextlib.contextmanager
+def full_disk_named(path: str | os.PathLike) -> Iterator[None]:
+    """A write into `path` that fails on a full disk names it: torch.save, safetensors and tokenizers raise
+    errors of their own (RuntimeError, SafetensorError, Exception), not OSError with ENOSPC."""
+    try:
+        yield
+    except (DataError, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        existing = next(p for p in (Path(path), *Path(path).absolute().parents) if p.exists())
+        free = shutil.disk_usage(existing).free
+        if free >= LOW_SPACE:
+            raise
+        raise DataError(f"{path}: cannot write ({err}); {free / 2**20:.0f} MiB left on its file system: free disk "
+                        "space (or quota); what was written before is kept") from err
 
 
 def write_text(path, text: str) -> None:

@@ -116,12 +116,12 @@ def save_state(path: Path, model, optimizer, step: int, log_rows: list[dict]) ->
     """Everything a restarted job needs to continue bit-identically; only the newest is kept."""
     import torch
 
-    from workflow_scripts.files import atomic_path
+    from workflow_scripts.files import atomic_path, full_disk_named
 
     state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "torch_rng": torch.get_rng_state(), "log": log_rows,
              "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-    with atomic_path(path) as tmp:
+    with full_disk_named(path), atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from workflow_scripts.errors import UserError
+from workflow_scripts.files import full_disk_named
 
 log = logging.getLogger("modeling")
 # How fast, not what: these settings change float rounding at most, so they are not part of any digest
@@ -382,12 +383,13 @@ def save_model(model, tokenizer, out_dir: str | Path, dtype: torch.dtype | None 
     untied = model.get_output_embeddings() is not None and \
         model.get_output_embeddings().weight.data_ptr() != model.get_input_embeddings().weight.data_ptr()
     converted = dtype is not None and dtype != next(model.parameters()).dtype
-    model.save_pretrained(tmp, safe_serialization=True, state_dict=state_in(model, dtype) if converted else None)
-    if converted:  # save_pretrained writes the model's own dtype into the config
-        config = json.loads((tmp / "config.json").read_text())
-        (tmp / "config.json").write_text(json.dumps({**config, "dtype": str(dtype).removeprefix("torch.")},
-                                                    indent=2, sort_keys=True) + "\n")
-    tokenizer.save_pretrained(tmp)
+    with full_disk_named(out_dir):
+        model.save_pretrained(tmp, safe_serialization=True, state_dict=state_in(model, dtype) if converted else None)
+        if converted:  # save_pretrained writes the model's own dtype into the config
+            config = json.loads((tmp / "config.json").read_text())
+            (tmp / "config.json").write_text(json.dumps({**config, "dtype": str(dtype).removeprefix("torch.")},
+                                                        indent=2, sort_keys=True) + "\n")
+        tokenizer.save_pretrained(tmp)
     if untied and not stores_own_lm_head(str(tmp)):
         raise ModelError(f"{out_dir}: save_pretrained dropped the untied lm_head")
     shutil.rmtree(out_dir, ignore_errors=True)

@@ -83,6 +83,13 @@ def test_parallel_sample_is_the_same_whichever_languages_are_asked():
     assert with_de["en"] == with_zh["en"] and len(with_de["de"]) == 10
 
 
+def test_more_demo_sentences_than_the_corpus_holds_is_a_data_error():
+    from workflow_scripts.files import DataError
+
+    with pytest.raises(DataError, match=r"xlrs.parallel \(demo corpus\): n=100000 exceeds .*lower xlrs.parallel"):
+        xlrs.load_parallel({"loader": "demo", "sizes": {"test": 100000}}, ["en", "de"], 8, 0)
+
+
 def test_rows_a_target_lacks_change_no_other_sentence_of_the_sample(tmp_path):
     """FR lacks every third row: the EN-FR sample replaces those rows only and shares every other one with EN-DE's."""
     path = tmp_path / "pairs.tsv"

@@ -31,9 +31,12 @@ def load_parallel(declaration: dict, languages: list[str], n_pairs: int, seed: i
         missing = [lang for lang in languages if lang not in demo_corpus.LANGUAGES]
         if missing:
             raise DataError(f"xlrs.parallel (demo corpus): no parallel sentences for language {missing[0]!r}")
-        columns = {lang: [r["text"] for r in demo_corpus.generate("parallel", lang, "test", size,
-                                                                 seed=declaration.get("seed", 0))]
-                   for lang in languages}
+        try:
+            columns = {lang: [r["text"] for r in demo_corpus.generate("parallel", lang, "test", size,
+                                                                     seed=declaration.get("seed", 0))]
+                       for lang in languages}
+        except ValueError as err:  # a size beyond what the corpus holds
+            raise DataError(f"xlrs.parallel (demo corpus): {err}; lower xlrs.parallel.sizes.test") from err
         rows = dict(enumerate(dict(zip(columns, texts)) for texts in zip(*columns.values())))
     elif loader == "file":
         from workflow_scripts.loaders import read_table_file

@@ -47,6 +47,7 @@ LEARNING_RATE, MAX_GRAD_NORM = 7e-5, 1.0  # the paper's lr; the config schema's 
 # In the order they run: the quickest first, so that a run cut short by a time limit keeps the most.
 # xlrs includes the checkpoint's size; fp32_check (after a bf16 run only) decodes one batch in fp32.
 SECTIONS = ("xlrs", "finetune", "decode", "fp32_check")
+RECORD_VERSION = 2  # 2: decode.baseline is generate on the same weights as ours (1: on fp32 weights)
 XLRS_BATCH, XLRS_MAX_LENGTH = 64, 256  # the config schema's xlrs defaults
 # Relative loss differences allowed: fp32 differs only in summation order; bf16 keeps 8 mantissa bits (0.4%).
 TOLERANCE = {"fp32": {"first": 1e-5, "curve": 1e-4}, "bf16": {"first": 1e-2, "curve": 3e-2}}
@@ -502,7 +503,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     anchors = Path(__file__).with_name("anchors.json")
     template = build_model(shape, args.seed, args.dropout)  # on the CPU; every section starts from a copy
-    record = {"device": name, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    record = {"record_version": RECORD_VERSION, "device": name, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "command": shlex.join([sys.executable, "-m", "benchmarks.bench",
                                      *(sys.argv[1:] if argv is None else argv)]),
               "versions": {"torch": torch.__version__, "transformers": transformers.__version__,

@@ -159,6 +159,9 @@ def check_the_estimate_reads_a_gpu_record(record, folder, monkeypatch):
     assert speed["encoder_load_seconds"] == record["xlrs"]["next_encoder_load_seconds"]
     plan = estimate.estimate(Study(load_config(REPO / "config" / "paper.yaml")))
     assert plan["gpu_hours"]["total"] > 0 and "record.json" in plan["throughput_from"]
+    older = {key: value for key, value in record.items() if key != "record_version"}  # decode.baseline meant another
+    (folder / "record.json").write_text(json.dumps({**older, "targets": {**record["targets"], "apply": True}}))
+    assert estimate.throughput()["train_samples_per_second"] == anchors["train_samples_per_second"]
     partial = {key: value for key, value in record.items() if key != "xlrs"}  # a --sections run
     (folder / "record.json").write_text(json.dumps({**partial, "targets": {**record["targets"], "apply": True}}))
     assert estimate.throughput()["train_samples_per_second"] == anchors["train_samples_per_second"]

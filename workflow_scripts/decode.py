@@ -23,12 +23,12 @@ log = logging.getLogger("decode")
 
 
 def generate(model, tokenizer, inputs: list[str], batch_size: int, num_beams: int, max_new_tokens: int,
-             max_source_length: int, speed: dict | None = None, tail: str = "") -> tuple[list[str], int]:
-    """Predictions in input order, and how many inputs were cut to max_source_length (keeping `tail`, the
-    template's end: tasks.TaskKind.tail). main does the same in two steps, tokenizing once for all checkpoints."""
+             max_source_length: int, speed: dict | None = None) -> tuple[list[str], int]:
+    """Predictions in input order, and how many inputs were cut to max_source_length. main does the same in two
+    steps, tokenizing once for all checkpoints and keeping the template's end (tasks.TaskKind.tail) in a cut."""
     from workflow_scripts.modeling import tokenize
 
-    rows, truncated = tokenize(tokenizer, inputs, max_source_length, tail)
+    rows, truncated = tokenize(tokenizer, inputs, max_source_length)
     return generate_from_ids(model, tokenizer, rows, batch_size, num_beams, max_new_tokens, max_source_length,
                              speed), truncated
 

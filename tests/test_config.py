@@ -25,7 +25,9 @@ def test_a_whole_number_written_as_a_float_is_an_integer():
     config = copy.deepcopy(demo_config())
     config["train"].update(n_train=8.0, seeds=[1.0, 2], epochs=3.0, weight_decay=0)
     config["experiments"][0]["train"] = {"max_grad_norm": 2}
+    config["decode"]["max_new_tokens"] = 16.0  # an integer or null
     config = validate(config)
+    assert type(config["decode"]["max_new_tokens"]) is int
     assert (config["train"]["n_train"], config["train"]["seeds"]) == (8, [1, 2])
     assert all(type(value) is int for value in [config["train"]["n_train"], *config["train"]["seeds"]])
     # a number takes its default's type (epochs 10, weight_decay 0.0), so the digests of both spellings agree

@@ -62,10 +62,11 @@ def numbers_as_their_schema_types(node, schema: dict, root: dict) -> None:
         if not isinstance(child, dict):
             continue
         value, wanted = node[key], child.get("type")
+        wanted = wanted if isinstance(wanted, list) else [wanted]  # [integer, "null"]: an integer or nothing
         whole = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
-        if whole and (wanted == "integer" or wanted == "number" and isinstance(child.get("default"), int)):
+        if whole and ("integer" in wanted or "number" in wanted and isinstance(child.get("default"), int)):
             node[key] = int(value)
-        elif whole and wanted == "number":
+        elif whole and "number" in wanted:
             node[key] = float(value)
         else:
             numbers_as_their_schema_types(value, child, root)

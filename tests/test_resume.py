@@ -33,7 +33,9 @@ def start(model_dir, train_file, out_dir):
     return subprocess.Popen(
         [sys.executable, "-m", "workflow_scripts.finetune", "--spec", json.dumps(SPEC), "--run-id", "resume-test",
          "--model", str(model_dir), "--data", f"en={train_file}", "--out-dir", str(out_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        # Ctrl-C as in a terminal: a suite run in the background (nohup, `&`) passes SIGINT on ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def finish(process):

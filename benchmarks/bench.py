@@ -503,7 +503,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     anchors = Path(__file__).with_name("anchors.json")
     template = build_model(shape, args.seed, args.dropout)  # on the CPU; every section starts from a copy
-    record = {"record_version": RECORD_VERSION, "device": name, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    record = {"record_version": RECORD_VERSION, "device": name,
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "command": shlex.join([sys.executable, "-m", "benchmarks.bench",
                                      *(sys.argv[1:] if argv is None else argv)]),
               "versions": {"torch": torch.__version__, "transformers": transformers.__version__,

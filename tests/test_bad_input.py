@@ -469,3 +469,29 @@ def test_a_checkpoint_save_on_a_full_disk_names_its_path(tiny_model_dir, tmp_pat
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 30, 0, files.LOW_SPACE))
     with pytest.raises(RuntimeError, match="file write failed"):
         modeling.save_model(model, tokenizer, tmp_path / "checkpoints" / "step-000010")
+
+
+def test_a_resume_state_save_on_a_full_disk_names_its_path(tiny_model_dir, tmp_path, monkeypatch):
+    """The space is measured while the partial file still takes it: a 7 GB state can fill a disk that had more
+    than the low-space mark free before the save."""
+    import shutil
+    from collections import namedtuple
+    from pathlib import Path
+
+    usage = namedtuple("usage", "total used free")
+
+    def partial_write(state, path):
+        Path(path).write_bytes(b"partial")
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+
+    def free_space(path):  # little left only while the partial file is there
+        partial = any(Path(path).glob(".state.pt.*.tmp"))
+        return usage(10 << 30, 10 << 30, (2 << 20) if partial else (8 << 30))
+
+    model = modeling.load_model(str(tiny_model_dir))
+    optimizer = torch.optim.AdamW(model.parameters())
+    monkeypatch.setattr(torch, "save", partial_write)
+    monkeypatch.setattr(shutil, "disk_usage", free_space)
+    with pytest.raises(DataError, match=r"resume/state.pt: cannot write \(PytorchStreamWriter .*\); 2 MiB left"):
+        finetune.save_state(tmp_path / "resume" / "state.pt", model, optimizer, 10, [])
+    assert not list((tmp_path / "resume").iterdir())  # the partial file is gone

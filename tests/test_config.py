@@ -268,6 +268,9 @@ def test_a_key_given_twice_is_named_with_both_lines(tmp_path):
     anchors = tmp_path / "anchors.yaml"
     anchors.write_text("defaults: &fast {epochs: 1, learning_rate: 1.0e-3}\ntrain:\n  <<: *fast\n  epochs: 2\n")
     assert read_config_file(anchors)["train"] == {"epochs": 2, "learning_rate": 1e-3}
+    anchors.write_text("base: &base {epochs: 1, learning_rate: 1.0e-3}\nexperiments:\n  - train: &fast {<<: *base, "
+                       "epochs: 2}\ntrain:\n  <<: *fast\n  epochs: 3\n")  # a merged mapping built by a merge
+    assert read_config_file(anchors)["train"] == {"epochs": 3, "learning_rate": 1e-3}
     tabs = tmp_path / "tabs.json"
     tabs.write_text(json.dumps({"train": {"epochs": 2}}, indent="\t"))
     assert read_config_file(tabs) == {"train": {"epochs": 2}}

@@ -269,13 +269,15 @@ def test_a_versioned_loaders_records_version_the_xlrs_measured_on_them_too(monke
 
 
 def test_a_loader_version_can_move_one_dataset_or_kind_alone():
-    from workflow_scripts.plan import loader_version
+    from workflow_scripts.plan import loader_version, parallel_kind
 
     assert loader_version({"loader": "xtreme", "name": "tydiqa"}, "qa") == {"loader_version": 3}
     assert loader_version({"loader": "xtreme", "name": "udpos"}, "tagging") == {"loader_version": 2}
     assert loader_version({"loader": "files"}, "paraphrase") == {"loader_version": 2}
     assert loader_version({"loader": "files"}, "generation") == {}
     assert loader_version({"loader": "demo"}, "generation") == {}
+    paws = {"loader": "files", "path": "p/{lang}/{split}.tsv", "field": "sentence1"}  # XLRS on PAWS-X sentences
+    assert loader_version(paws, parallel_kind(paws)) == {"loader_version": 2}
 
 
 def test_a_target_language_needs_no_training_split():
@@ -302,3 +304,35 @@ def test_a_kinds_new_template_moves_its_tasks_only(monkeypatch):
     after = study().runs
     moved = {run.task for run_id, run in before.items() if run_id not in after}
     assert moved == {"pos"} and len(after) == len(before)
+
+
+def test_a_kinds_new_scoring_moves_its_scores_only(monkeypatch):
+    """A kind's score_version moves its score files (and what reads them), never a run or a decode."""
+    import dataclasses
+
+    from workflow_scripts import tasks
+
+    def scores(plan):
+        return {(run.task, lang, split): plan.score_path(run, lang, split) for run in plan.runs.values()
+                for lang in plan.targets_of(run) for split in ("dev", "test")}
+
+    before = study()
+    runs, paths = set(before.runs), scores(before)
+    monkeypatch.setitem(tasks.KINDS, "tagging", dataclasses.replace(tasks.KINDS["tagging"], score_version=2))
+    after = study()
+    assert set(after.runs) == runs
+    assert {key[0] for key, path in scores(after).items() if paths[key] != path} == {"pos"}
+
+
+def test_a_language_with_a_subtag_moves_its_language_id_scores_only():
+    """Language ID reads zh-Hans as zh since it scored 0: only the test scores of such codes move."""
+    def hans(config):
+        config["tasks"]["title_generation"].update(
+            languages=["en", "de", "zh-Hans"], dataset={"loader": "jsonl", "path": "d/{lang}/{split}.jsonl"})
+        config["experiments"][0].update(sources=[["en"]], targets=["en", "de", "zh-Hans"], xlrs_targets=["de"])
+
+    plan = study(hans)
+    title = next(run for run in plan.runs.values() if run.task == "title_generation" and run.sources == ("en",))
+    assert plan.score_spec(title, "zh-Hans", "test")["lid_labels"] == 2
+    assert "lid_labels" not in plan.score_spec(title, "de", "test")
+    assert "lid_labels" not in plan.score_spec(title, "zh-Hans", "dev")

@@ -63,7 +63,8 @@ def numbers_as_their_schema_types(node, schema: dict, root: dict) -> None:
             continue
         value, wanted = node[key], child.get("type")
         wanted = wanted if isinstance(wanted, list) else [wanted]  # [integer, "null"]: an integer or nothing
-        whole = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
+        whole = not isinstance(value, bool) and (isinstance(value, int) or isinstance(value, float)
+                                                 and value.is_integer())
         if whole and ("integer" in wanted or "number" in wanted and isinstance(child.get("default"), int)):
             node[key] = int(value)
         elif whole and "number" in wanted:
@@ -96,17 +97,26 @@ class UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML keeps the last of two equal keys, so a second `train:` block would silently replace the first (and
     the schema fill the first one's keys with defaults)."""
 
-    def construct_mapping(self, node, deep=False):
-        first_line = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`, which SafeLoader merges
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, (str, int, float, bool)) and key in first_line:
-                raise ConfigError(f"line {key_node.start_mark.line + 1}: key {key!r} appears a second time (first on "
-                                  f"line {first_line[key]}); merge the two, or the second replaces the first")
-            first_line.setdefault(key, key_node.start_mark.line + 1)
-        return super().construct_mapping(node, deep)
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.checked: set[int] = set()
+
+    def flatten_mapping(self, node):
+        # Each mapping as written, before `<<: *anchor` merges into it (whose keys it may override), once: a merged
+        # mapping's own keys are merged in place, so a second look would see its overrides twice.
+        if id(node) not in self.checked:
+            self.checked.add(id(node))
+            first_line = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node)
+                if isinstance(key, (str, int, float, bool)) and key in first_line:
+                    raise ConfigError(f"line {key_node.start_mark.line + 1}: key {key!r} appears a second time "
+                                      f"(first on line {first_line[key]}); merge the two, or the second replaces "
+                                      "the first")
+                first_line.setdefault(key, key_node.start_mark.line + 1)
+        super().flatten_mapping(node)
 
 
 def refuse_repeated_keys(pairs: list) -> dict:

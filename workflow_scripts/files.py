@@ -53,7 +53,7 @@ def full_disk_named(path: str | os.PathLike) -> Iterator[None]:
     errors of their own (RuntimeError, SafetensorError, Exception), not OSError with ENOSPC."""
     try:
         yield
-    except (DataError, KeyboardInterrupt):
+    except (DataError, OSError, KeyboardInterrupt):  # cli.run names an OSError's file with its own advice
         raise
     except Exception as err:
         existing = next(p for p in (Path(path), *Path(path).absolute().parents) if p.exists())

@@ -121,7 +121,7 @@ def save_state(path: Path, model, optimizer, step: int, log_rows: list[dict]) ->
     state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "torch_rng": torch.get_rng_state(), "log": log_rows,
              "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-    with full_disk_named(path), atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, full_disk_named(path):  # measured while the partial file still takes its space
         torch.save(state, tmp)
 
 

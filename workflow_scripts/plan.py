@@ -19,7 +19,7 @@ from workflow_scripts.errors import UserError
 from workflow_scripts.tasks import KINDS, PAPER_COS_SIM, SPLITS
 
 # Bump one when the code of its stage changes what it writes, so old outputs are not reused.
-VERSIONS = {"prepare": 2, "cast": 2, "model": 1, "finetune": 2, "xlrs": 2, "decode": 2, "score": 2,
+VERSIONS = {"prepare": 2, "cast": 2, "model": 1, "finetune": 2, "xlrs": 2, "decode": 2, "score": 1,
             "select": 1, "aggregate": 6}
 # A loader whose records changed is versioned alone, so that only its datasets (and what follows) are rebuilt; a
 # (loader, dataset name or task kind) entry versions only those of its datasets:
@@ -56,6 +56,12 @@ def xlrs_languages(sources, experiment: dict) -> list[str]:
     source other than itself."""
     languages = experiment.get("xlrs_targets", experiment["targets"])
     return [lang for lang in dict.fromkeys([*sources, *languages]) if any(source != lang for source in sources)]
+
+
+def parallel_kind(parallel: dict) -> str | None:
+    """The task kind whose records hold xlrs.parallel's field (sentence1: paraphrase), for its loader version."""
+    field = parallel.get("field", "document")
+    return next((name for name, kind in KINDS.items() if field in kind.fields), None)
 
 
 def loader_version(dataset: dict, kind: str | None = None) -> dict:
@@ -243,7 +249,7 @@ class Study:
                 **self.local_files(xlrs["parallel"], [*run.sources, lang], [xlrs["parallel"].get("split", "test")],
                                    key="parallel_files"),
                 "max_length": xlrs["max_length"], "sources": list(run.sources), "target": lang,
-                **loader_version(xlrs["parallel"])}
+                **loader_version(xlrs["parallel"], parallel_kind(xlrs["parallel"]))}
 
     def xlrs_path(self, run: Run, lang: str) -> str:
         return f"{self.run_dir(run)}/xlrs/{lang}-{digest(self.xlrs_spec(run, lang))}.tsv"
@@ -268,16 +274,20 @@ class Study:
         return f"{self.run_dir(run)}/decode/{split}/{lang}-{digest(self.decode_spec(run, lang, split))}.jsonl"
 
     def score_spec(self, run: Run, lang: str, split: str) -> dict:
+        kind = KINDS[run.spec["kind"]]
         spec = {"stage": "score", "version": VERSIONS["score"], "decode": digest(self.decode_spec(run, lang, split)),
-                "kind": run.spec["kind"], "lang": lang, "sources": list(run.sources), "model": digest(self.model_spec)}
-        if KINDS[run.spec["kind"]].score is not None:  # ROUGE and language ID measure generated text only
+                "kind": run.spec["kind"], "lang": lang, "sources": list(run.sources), "model": digest(self.model_spec),
+                **({"score_version": kind.score_version} if kind.score_version > 1 else {})}
+        if kind.score is not None:  # ROUGE and language ID measure generated text only
             return spec
         spec["rouge_l"] = self.config["score"]["rouge_l"]
         if split != "test":  # dev scores pick checkpoints: another LID model must not re-decode every test set
             return spec
         lid_model = self.config["score"]["lid_model"]
         lid_files = {"lid_files": self.fingerprint(glob.escape(lid_model))} if lid_model else {}
-        return {**spec, "lid_model": lid_model, **lid_files}
+        # 2: a code with a subtag (zh-Hans) is read as its language's fastText label; it scored 0 before
+        subtags = {"lid_labels": 2} if any("-" in code for code in [lang, *run.sources]) else {}
+        return {**spec, "lid_model": lid_model, **lid_files, **subtags}
 
     def score_path(self, run: Run, lang: str, split: str) -> str:
         return f"{self.run_dir(run)}/scores/{split}/{lang}-{digest(self.score_spec(run, lang, split))}.tsv"

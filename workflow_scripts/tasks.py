@@ -119,6 +119,7 @@ class TaskKind:
     reference: str = ""
     sentinels: int = 1               # <extra_id_N> tokens the template uses, which the tokenizer must have
     template_version: int = 1        # bump when `cast` changes what it writes: this kind's tasks are cast anew
+    score_version: int = 1           # bump when `score` changes what it gives: this kind's scores are computed anew
 
 
 KINDS: dict[str, TaskKind] = {
@@ -127,7 +128,8 @@ KINDS: dict[str, TaskKind] = {
     "tagging": TaskKind("tagging", ("id", "tokens", "tags"), cast_tagging, "accuracy", "highest", check_tagging,
                         score=score_tagging, sentinels=MAX_TAGGED_TOKENS),
     "paraphrase": TaskKind("paraphrase", ("id", "sentence1", "sentence2", "label"), cast_paraphrase,
-                           "accuracy", "highest", check_paraphrase, score=score_paraphrase),
+                           "accuracy", "highest", check_paraphrase, score=score_paraphrase,
+                           score_version=2),  # 2: labels read as text ("1") are 1, not unparseable
     "qa": TaskKind("qa", ("id", "context", "question", "answer_text", "answer_start"), cast_qa, "f1", "highest",
                    check_qa, score=score_qa),
 }

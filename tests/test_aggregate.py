@@ -3,6 +3,7 @@ import copy
 import json
 from pathlib import Path
 
+import matplotlib
 import pandas as pd
 import pytest
 
@@ -174,6 +175,37 @@ def test_xlrs_over_training_is_the_mean_over_seeds(manifest, tmp_path, monkeypat
     lines = {line.get_label(): [round(y, 3) for y in line.get_ydata()] for line in axis.get_lines()}
     assert lines == {"en–de": [0.1, 0.2, 0.3], "en–fr": [0.05, 0.3, 0.9]}  # de: (0.05+0.15)/2, (0.1+0.3)/2, ...
     assert "mean of 2 seed(s)" in axis.get_title()
+
+
+def test_a_language_keeps_its_colour_and_two_sources_are_drawn_once(tmp_path, monkeypatch):
+    """In an EN+ZH run, XLRS(en, zh) and XLRS(zh, en) are one value: one line. DE has one colour in every run's
+    figure, the source a line style; a seed band takes its line's colour."""
+    steps = {lang: {0: 0.0, 10: 1.0} for lang in ("en", "zh", "de")}
+    chosen = {lang: {"en-dev": 10, "cos-sim": 10, "tgt-dev": 10} for lang in ("en", "zh", "de")}
+    english = make_run(tmp_path, "tg-en-s1", ["en"], ["de", "zh"], steps, steps, chosen,
+                       {"de": {0: 0.5, 10: 0.6}, "zh": {0: 0.4, 10: 0.5}})
+    both = make_run(tmp_path, "tg-en+zh-s1", ["en", "zh"], ["de"], steps, steps, chosen, {})
+    write(tmp_path / "tg-en+zh-s1" / "xlrs.tsv", pd.DataFrame(
+        [{"step": s, "source": source, "target": target, "layer": 1, "last_layer": True, "xlrs": 0.5}
+         for source, target in (("en", "zh"), ("zh", "en"), ("en", "de"), ("zh", "de")) for s in (0, 10)]))
+    both["xlrs"] = {"all": str(tmp_path / "tg-en+zh-s1" / "xlrs.tsv")}
+    again = copy.deepcopy(english)
+    again.update(id="tg-en-s2", seed=2)
+    drawn = {}
+    monkeypatch.setattr(figures, "save", lambda figure, path: drawn.update({path.name: figure}))
+    figures.write_figures({"runs": [english, again, both], "cast_test": {},
+                           "report": {"source": "en", "targets": ["de"]}}, tmp_path / "figures")
+    lines = {name: {line.get_label(): line for line in drawn[name].axes[0].get_lines()}
+             for name in ("xlrs_tg-en.png", "xlrs_tg-en+zh.png")}
+    assert sorted(lines["xlrs_tg-en+zh.png"]) == ["en–de", "en–zh", "zh–de"]
+    assert lines["xlrs_tg-en+zh.png"]["en–de"].get_color() == lines["xlrs_tg-en.png"]["en–de"].get_color()
+    assert lines["xlrs_tg-en+zh.png"]["zh–de"].get_color() == lines["xlrs_tg-en.png"]["en–de"].get_color()
+    assert lines["xlrs_tg-en+zh.png"]["zh–de"].get_linestyle() != lines["xlrs_tg-en+zh.png"]["en–de"].get_linestyle()
+    band = drawn["xlrs_tg-en.png"].axes[0].collections[0]  # two seeds of the EN run
+    assert tuple(band.get_facecolor()[0][:3]) == tuple(matplotlib.colors.to_rgb(
+        lines["xlrs_tg-en.png"][next(iter(lines["xlrs_tg-en.png"]))].get_color()))
+    loss = {line.get_label() for line in drawn["loss_tg.png"].axes[0].get_lines()}
+    assert loss == {"en", "en+zh"}  # a line per source combination, seeds averaged
 
 
 def test_figures_5_and_6_show_xlrs_with_the_report_source(tmp_path, monkeypatch):

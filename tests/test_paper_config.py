@@ -70,3 +70,20 @@ def test_the_english_runs_measure_every_language_of_tables_4_7_and_8():
         assert set(config["report"]["targets"]) <= set(study.xlrs_languages(run)), run.id
         if run.task != "tydiqa":  # TyDiQA has no data in those languages: Figure 5 only
             assert set(config["report"]["targets"]) <= set(study.eval_languages(run)), run.id
+
+
+def test_the_estimate_reads_a_prepared_test_sets_size(tmp_path, monkeypatch):
+    """Before prepare, a test set counts as decode.test_size (an upper bound, named); once prepared, as its count."""
+    import json
+    from pathlib import Path
+
+    from workflow_scripts.estimate import assumed_test_sizes, test_sequences
+
+    monkeypatch.chdir(tmp_path)
+    study = Study(load_config(PAPER))
+    cap = study.config["decode"]["test_size"]
+    assert test_sequences(study, "wikilingua", "de") == cap and "wikilingua/de" in assumed_test_sizes(study)
+    meta = Path(study.data_path("wikilingua", "de", "test")).with_suffix(".meta.json")
+    meta.parent.mkdir(parents=True)
+    meta.write_text(json.dumps({"count": 3452}))
+    assert test_sequences(study, "wikilingua", "de") == 3452 and "wikilingua/de" not in assumed_test_sizes(study)

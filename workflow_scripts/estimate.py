@@ -69,7 +69,9 @@ def throughput() -> dict:
     # RECORD_VERSION 2: decode.baseline is generate on the same weights as ours)
     if not record.get("targets", {}).get("apply") or not {"finetune", "decode", "xlrs"} <= record.keys() \
             or record.get("record_version") != 2:
-        return {**anchors, "generate_new_tokens_per_second_static_cache": anchors["generate_new_tokens_per_second"],
+        return {**anchors, "what": "benchmarks/anchors.json: Hugging Face defaults measured by issue 7's author, not "
+                                   "our speed settings; encoding, job starts and loads assumed",
+                "generate_new_tokens_per_second_static_cache": anchors["generate_new_tokens_per_second"],
                 "encoder_load_seconds": anchors["checkpoint_load_seconds"] * ENCODER_SHARE}
     decode, xlrs = record["decode"], record["xlrs"]
     return {"device": record["device"], "what": f"benchmarks/record.json of {record['date']}, our side",
@@ -83,6 +85,24 @@ def throughput() -> dict:
             "checkpoint_load_seconds": xlrs.get("next_checkpoint_load_seconds", anchors["checkpoint_load_seconds"]),
             "encoder_load_seconds": xlrs.get("next_encoder_load_seconds",
                                              anchors["checkpoint_load_seconds"] * ENCODER_SHARE)}
+
+
+def test_sequences(study: Study, task: str, lang: str) -> int:
+    """A test set's size: its prepared file's count where it exists, else dataset.sizes.test, else the cap
+    decode.test_size (an upper bound; assumed_test_sizes names them)."""
+    meta = Path(study.data_path(task, lang, "test")).with_suffix(".meta.json")
+    cap = study.config["decode"]["test_size"]
+    if meta.exists():
+        return min(cap, json.loads(meta.read_text())["count"])
+    return min(cap, study.config["tasks"][task]["dataset"].get("sizes", {}).get("test", cap))
+
+
+def assumed_test_sizes(study: Study) -> set[str]:
+    """The test sets whose size the estimate takes as decode.test_size: neither prepared nor sized in the config."""
+    cap = study.config["decode"]["test_size"]
+    return {f"{run.task}/{lang}" for run in study.runs.values() for lang in study.eval_languages(run)
+            if test_sequences(study, run.task, lang) == cap
+            and not Path(study.data_path(run.task, lang, "test")).with_suffix(".meta.json").exists()}
 
 
 def estimate(study: Study) -> dict:
@@ -112,7 +132,8 @@ def estimate(study: Study) -> dict:
             jobs["select"] += 1
             # dev: every checkpoint; test: at most one checkpoint per selection rule
             loads["decode"] += k + 3
-            for sequences in (k * decode["dev_size"], 3 * min(decode["test_size"], 10_000)):
+            rules = 3 if lang in study.xlrs_languages(run) else 2  # cos-sim needs XLRS in the target
+            for sequences in (k * decode["dev_size"], rules * test_sequences(study, run.task, lang)):
                 new_tokens[static_cache_for_job(static_cache, sequences) is not False] += \
                     sequences * study.max_new_tokens(run)
         for lang in study.xlrs_languages(run):
@@ -139,8 +160,11 @@ def estimate(study: Study) -> dict:
             "start_and_load_seconds": [speed["job_start_seconds"], round(scale * speed["checkpoint_load_seconds"], 2),
                                        round(scale * speed["encoder_load_seconds"], 2)],
             "disk_gb": {"checkpoints": round(checkpoints * bytes_per_checkpoint / 1e9, 1),
-                        "resume_state_per_running_job": round(8 * (parameters or REFERENCE_PARAMETERS) / 1e9, 1)},
-            "throughput_from": speed.get("device", "?") + ": " + speed.get("what", "")[:80]}
+                        # fp32 weights and AdamW's two moments; the new state is written before the old one goes
+                        "resume_state_per_running_job": round(12 * (parameters or REFERENCE_PARAMETERS) / 1e9, 1),
+                        "resume_state_peak_per_running_job": round(24 * (parameters or REFERENCE_PARAMETERS) / 1e9, 1)},
+            "test_sizes_assumed": sorted(assumed_test_sizes(study)),
+            "throughput_from": speed.get("device", "?") + ": " + speed.get("what", "")}
 
 
 def main() -> None:
@@ -160,7 +184,12 @@ def main() -> None:
     print(f"  ({start:g} s a start, {load:g} s a checkpoint, {encoder_load:g} s for each of XLRS's "
           f"{plan['encoder_only_loads']} encoder-only loads)")
     print(f"disk: {plan['disk_gb']['checkpoints']} GB of checkpoints, plus "
-          f"{plan['disk_gb']['resume_state_per_running_job']} GB of resume state per running fine-tuning job")
+          f"{plan['disk_gb']['resume_state_per_running_job']} GB of resume state per running fine-tuning job "
+          f"({plan['disk_gb']['resume_state_peak_per_running_job']} GB while it replaces the last one)")
+    if plan["test_sizes_assumed"]:
+        print(f"test decodes: {len(plan['test_sizes_assumed'])} test sets are neither prepared nor sized "
+              "(dataset.sizes.test), so they count as decode.test_size, an upper bound; after `--until prepare` "
+              "the estimate reads their sizes")
     print(f"throughput: {plan['throughput_from']}")
 
 

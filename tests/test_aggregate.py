@@ -200,7 +200,8 @@ def test_a_language_keeps_its_colour_and_two_sources_are_drawn_once(tmp_path, mo
     assert sorted(lines["xlrs_tg-en+zh.png"]) == ["en–de", "en–zh", "zh–de"]
     assert lines["xlrs_tg-en+zh.png"]["en–de"].get_color() == lines["xlrs_tg-en.png"]["en–de"].get_color()
     assert lines["xlrs_tg-en+zh.png"]["zh–de"].get_color() == lines["xlrs_tg-en.png"]["en–de"].get_color()
-    assert lines["xlrs_tg-en+zh.png"]["zh–de"].get_linestyle() != lines["xlrs_tg-en+zh.png"]["en–de"].get_linestyle()
+    two_sources = lines["xlrs_tg-en+zh.png"]
+    assert two_sources["zh–de"].get_linestyle() != two_sources["en–de"].get_linestyle()
     band = drawn["xlrs_tg-en.png"].axes[0].collections[0]  # two seeds of the EN run
     assert tuple(band.get_facecolor()[0][:3]) == tuple(matplotlib.colors.to_rgb(
         lines["xlrs_tg-en.png"][next(iter(lines["xlrs_tg-en.png"]))].get_color()))

@@ -154,7 +154,8 @@ def estimate(study: Study) -> dict:
     hours = {stage: value + overhead[stage] for stage, value in hours.items()}
     bytes_per_checkpoint = 2 * (parameters or REFERENCE_PARAMETERS)  # bf16 weights only
     return {"model": study.model_ref, "parameters": parameters, "runs": len(study.runs), "checkpoints": checkpoints,
-            "jobs": jobs, "gpu_hours": {k: round(v, 1) for k, v in hours.items()} | {"total": round(sum(hours.values()), 1)},
+            "jobs": jobs,
+            "gpu_hours": {k: round(v, 1) for k, v in hours.items()} | {"total": round(sum(hours.values()), 1)},
             "checkpoint_loads": loads, "encoder_only_loads": encoder_loads,
             "start_and_load_hours": {k: round(v, 1) for k, v in overhead.items()},
             "start_and_load_seconds": [speed["job_start_seconds"], round(scale * speed["checkpoint_load_seconds"], 2),

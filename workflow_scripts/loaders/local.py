@@ -32,14 +32,11 @@ def load_jsonl(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
     A record with an empty text field is dropped and counted (dropped_empty)."""
     if "path" not in dataset:
         raise DataError("jsonl dataset needs `path`, e.g. data/{lang}/{split}.jsonl")
-    up_split, part, _ = upstream_split(dataset, split, split, describe(dataset, lang, split))
+    where = describe(dataset, lang, split)
+    up_split, part, spec = upstream_split(dataset, split, split, where)
     path = Path(dataset["path"].format(lang=lang, split=up_split))
-    records = read_jsonl(path)[part] if part else read_jsonl(path)
-    kept = [record for record in records if not empty_text(record)]
-    notes = {"dropped_empty": len(records) - len(kept)} if len(kept) < len(records) else {}
-    if "sizes" in dataset and split in dataset["sizes"]:
-        kept = kept[: dataset["sizes"][split]]
-    return kept, notes
+    marked = [(record, "empty" if empty_text(record) else None) for record in read_jsonl(path)]
+    return finish(marked, part, dataset, split, where, {"upstream_split": spec}, "")
 
 
 def read_table_file(path: Path, where: str) -> tuple[list[dict], dict]:

@@ -5,7 +5,8 @@ import json
 from pathlib import Path
 
 from workflow_scripts.files import DataError
-from workflow_scripts.loaders.common import describe, finish, json_records, upstream_names, upstream_split
+from workflow_scripts.loaders.common import (describe, empty_text, finish, json_records, upstream_names,
+                                             upstream_split)
 
 # Unverified: MTG (Chen et al. 2022) ships as an archive (Google Drive) whose layout is not documented
 # publicly. These are the layouts and field names tried, in order; `path` may instead be a file template
@@ -135,5 +136,5 @@ def load_mtg(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
             notes["ids_from_rows_of"] = str(read)
         record = {"id": str(key) if key is not None else f"{split}-{index:06d}",
                   "document": str(row.get(document) or ""), "summary": str(row.get(summary) or "")}
-        marked.append((record, None if record["document"].strip() and record["summary"].strip() else "empty"))
+        marked.append((record, "empty" if empty_text(record) else None))
     return finish(marked, part, dataset, split, where, notes, "no targets")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workflow_scripts.files import DataError
-from workflow_scripts.loaders.common import describe, finish, upstream_split
+from workflow_scripts.loaders.common import describe, empty_text, finish, upstream_split
 from workflow_scripts.loaders.hub import HUB_SPLITS, fetch, local_parquet_files, require_columns
 
 
@@ -41,5 +41,5 @@ def load_wiki_lingua(dataset: dict, lang: str, split: str) -> tuple[list[dict], 
     for row in kept.select(["gem_id", "source", "target"]).to_pylist():
         # gem_id numbers the rows of one language's file: the same id in two languages is not the same article
         record = {"id": f"{lang}-{row['gem_id']}", "document": row["source"] or "", "summary": row["target"] or ""}
-        marked.append((record, None if record["document"].strip() and record["summary"].strip() else "empty"))
+        marked.append((record, "empty" if empty_text(record) else None))
     return finish(marked, part, dataset, split, where, notes, "no summaries")

@@ -87,22 +87,26 @@ def throughput() -> dict:
                                              anchors["checkpoint_load_seconds"] * ENCODER_SHARE)}
 
 
-def test_sequences(study: Study, task: str, lang: str) -> int:
-    """A test set's size: its prepared file's count where it exists, else dataset.sizes.test, else the cap
-    decode.test_size (an upper bound; assumed_test_sizes names them)."""
+def known_test_size(study: Study, task: str, lang: str) -> int | None:
+    """A test set's size where it is known: its prepared file's count, else dataset.sizes.test."""
     meta = Path(study.data_path(task, lang, "test")).with_suffix(".meta.json")
-    cap = study.config["decode"]["test_size"]
     if meta.exists():
-        return min(cap, json.loads(meta.read_text())["count"])
-    return min(cap, study.config["tasks"][task]["dataset"].get("sizes", {}).get("test", cap))
+        return json.loads(meta.read_text())["count"]
+    return study.config["tasks"][task]["dataset"].get("sizes", {}).get("test")
+
+
+def test_sequences(study: Study, task: str, lang: str) -> int:
+    """A test set's decoded size: its known size, else the cap decode.test_size (an upper bound; assumed_test_sizes
+    names them)."""
+    cap, known = study.config["decode"]["test_size"], known_test_size(study, task, lang)
+    return cap if known is None else min(cap, known)
 
 
 def assumed_test_sizes(study: Study) -> set[str]:
     """The test sets whose size the estimate takes as decode.test_size: neither prepared nor sized in the config."""
-    cap = study.config["decode"]["test_size"]
-    return {f"{run.task}/{lang}" for run in study.runs.values() for lang in study.eval_languages(run)
-            if test_sequences(study, run.task, lang) == cap
-            and not Path(study.data_path(run.task, lang, "test")).with_suffix(".meta.json").exists()}
+    return {f"{task}/{lang}" for task, lang in {(run.task, lang) for run in study.runs.values()
+                                               for lang in study.eval_languages(run)}
+            if known_test_size(study, task, lang) is None}
 
 
 def estimate(study: Study) -> dict:
@@ -126,13 +130,14 @@ def estimate(study: Study) -> dict:
         train_samples += samples
         checkpoints += k
         loads["finetune"] += 1
+        measured = set(study.xlrs_languages(run))
         for lang in study.eval_languages(run):
             jobs["decode"] += 2
             jobs["score"] += 2
             jobs["select"] += 1
             # dev: every checkpoint; test: at most one checkpoint per selection rule
             loads["decode"] += k + 3
-            rules = 3 if lang in study.xlrs_languages(run) else 2  # cos-sim needs XLRS in the target
+            rules = 3 if lang in measured else 2  # cos-sim needs XLRS in the target
             for sequences in (k * decode["dev_size"], rules * test_sequences(study, run.task, lang)):
                 new_tokens[static_cache_for_job(static_cache, sequences) is not False] += \
                     sequences * study.max_new_tokens(run)

@@ -16,6 +16,13 @@ def write(path, frame):
     frame.to_csv(path, sep="\t", index=False)
 
 
+def write_xlrs(path, points) -> str:
+    """An XLRS table of (step, source, target, value) points, all of the last layer."""
+    write(path, pd.DataFrame([{"step": s, "source": source, "target": target, "layer": 1, "last_layer": True,
+                               "xlrs": value} for s, source, target, value in points]))
+    return str(path)
+
+
 def make_run(root, run_id, sources, targets, test, dev, selections, xlrs, lid=None):
     """test/dev: {lang: {step: rougeL}}; selections: {lang: {rule: step}}; xlrs: {lang: {step: value}}."""
     run_dir = root / run_id
@@ -28,10 +35,8 @@ def make_run(root, run_id, sources, targets, test, dev, selections, xlrs, lid=No
             files[split] = str(run_dir / f"{split}-{lang}.tsv")
             write(run_dir / f"{split}-{lang}.tsv", pd.DataFrame(rows))
         if lang in xlrs:
-            xlrs_files[lang] = str(run_dir / f"xlrs-{lang}.tsv")
-            write(run_dir / f"xlrs-{lang}.tsv", pd.DataFrame(
-                [{"step": s, "source": sources[0], "target": lang, "layer": 1, "last_layer": True, "xlrs": v}
-                 for s, v in xlrs[lang].items()]))
+            xlrs_files[lang] = write_xlrs(run_dir / f"xlrs-{lang}.tsv",
+                                          [(s, sources[0], lang, v) for s, v in xlrs[lang].items()])
         files["select"] = str(run_dir / f"select-{lang}.json")
         (run_dir / f"select-{lang}.json").write_text(json.dumps({"selection": selections.get(lang, {})}))
         languages[lang] = files
@@ -163,10 +168,8 @@ def test_figures_are_written(manifest, tmp_path):
 def test_xlrs_over_training_is_the_mean_over_seeds(manifest, tmp_path, monkeypatch):
     second = copy.deepcopy(manifest["runs"][0])
     second.update(id="tg-en-s2", seed=2)
-    write(tmp_path / "s2-xlrs-de.tsv", pd.DataFrame([{"step": s, "source": "en", "target": "de", "layer": 1,
-                                                       "last_layer": True, "xlrs": v}
-                                                      for s, v in {0: 0.15, 10: 0.3, 20: 0.4}.items()]))
-    second["xlrs"] = {"de": str(tmp_path / "s2-xlrs-de.tsv")}
+    second["xlrs"] = {"de": write_xlrs(tmp_path / "s2-xlrs-de.tsv",
+                                       [(s, "en", "de", v) for s, v in {0: 0.15, 10: 0.3, 20: 0.4}.items()])}
     manifest["runs"] = [manifest["runs"][0], second]
     drawn = {}
     monkeypatch.setattr(figures, "save", lambda figure, path: drawn.update({path.name: figure}))
@@ -185,10 +188,9 @@ def test_a_language_keeps_its_colour_and_two_sources_are_drawn_once(tmp_path, mo
     english = make_run(tmp_path, "tg-en-s1", ["en"], ["de", "zh"], steps, steps, chosen,
                        {"de": {0: 0.5, 10: 0.6}, "zh": {0: 0.4, 10: 0.5}})
     both = make_run(tmp_path, "tg-en+zh-s1", ["en", "zh"], ["de"], steps, steps, chosen, {})
-    write(tmp_path / "tg-en+zh-s1" / "xlrs.tsv", pd.DataFrame(
-        [{"step": s, "source": source, "target": target, "layer": 1, "last_layer": True, "xlrs": 0.5}
-         for source, target in (("en", "zh"), ("zh", "en"), ("en", "de"), ("zh", "de")) for s in (0, 10)]))
-    both["xlrs"] = {"all": str(tmp_path / "tg-en+zh-s1" / "xlrs.tsv")}
+    both["xlrs"] = {"all": write_xlrs(tmp_path / "tg-en+zh-s1" / "xlrs.tsv", [
+        (s, source, target, 0.5) for source, target in (("en", "zh"), ("zh", "en"), ("en", "de"), ("zh", "de"))
+        for s in (0, 10)])}
     again = copy.deepcopy(english)
     again.update(id="tg-en-s2", seed=2)
     drawn = {}
@@ -217,10 +219,9 @@ def test_figures_5_and_6_show_xlrs_with_the_report_source(tmp_path, monkeypatch)
     english = make_run(tmp_path, "tg-en-s1", ["en"], ["de", "fr"], steps, steps, selections,
                        {"fr": {0: 0.5, 10: 0.6}, "de": {0: 0.5, 10: 0.7}})
     both = make_run(tmp_path, "tg-de+en-s1", ["de", "en"], ["fr"], steps, steps, selections, {})
-    write(tmp_path / "tg-de+en-s1" / "xlrs-fr.tsv", pd.DataFrame(
-        [{"step": s, "source": source, "target": "fr", "layer": 1, "last_layer": True, "xlrs": value}
-         for source, values in (("de", {0: 0.9, 10: 0.9}), ("en", {0: 0.5, 10: 0.3})) for s, value in values.items()]))
-    both["xlrs"] = {"fr": str(tmp_path / "tg-de+en-s1" / "xlrs-fr.tsv")}
+    both["xlrs"] = {"fr": write_xlrs(tmp_path / "tg-de+en-s1" / "xlrs-fr.tsv", [
+        (s, source, "fr", value) for source, values in (("de", {0: 0.9, 10: 0.9}), ("en", {0: 0.5, 10: 0.3}))
+        for s, value in values.items()])}
     german = make_run(tmp_path, "tg-de-s1", ["de"], ["fr"], steps, steps, selections, {"fr": {0: 0.8, 10: 0.1}})
     drawn = {}
     monkeypatch.setattr(figures, "save", lambda figure, path: drawn.update({path.name: figure}))

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 from rouge_score import rouge_scorer
 
@@ -5,8 +7,10 @@ from workflow_scripts.metrics import (
     PieceTokenizer,
     default_lid_model_path,
     language_probabilities,
+    lid_label,
     lid_summary,
     load_lid_model,
+    model_labels,
     paraphrase_scores,
     parse_sentinel_tags,
     parse_yes_no,
@@ -172,7 +176,7 @@ def test_lid_identifies_language(lid_model, lang):
         assert top_language(lid_model, text) == lang
         probs = language_probabilities(lid_model, text, [lang, "en", "xx"])
         assert probs[lang] > 0.5
-        assert probs["xx"] == 0.0
+        assert math.isnan(probs["xx"])  # no such language: not "never produced"
 
 
 def test_lid_empty_and_newlines(lid_model):
@@ -200,6 +204,26 @@ def test_lid_summary(lid_model):
     tagged = lid_summary(lid_model, outputs, target="de-AT", sources=["en-GB"])
     assert (tagged["lid_de-AT"], tagged["lid_en-GB"], tagged["accidental_translation"]) == (
         got["lid_de"], got["lid_en"], 50.0)
+    # so is a three-letter or deprecated code, through the standard
+    three = lid_summary(lid_model, outputs, target="deu", sources=["eng"])
+    assert (three["lid_deu"], three["lid_eng"], three["accidental_translation"]) == (
+        got["lid_de"], got["lid_en"], 50.0)
+
+
+def test_lid_label_reads_codes_through_the_standard(lid_model):
+    known = model_labels(lid_model)
+    assert len(known) == 176 and {"de", "zh", "tl", "sh", "als", "sq"} <= known
+    expected = {"de": "de", "zh-Hans": "zh", "pt-BR": "pt", "deu": "de", "ger": "de", "cmn": "zh", "iw": "he",
+                "fil": "tl", "tl": "tl", "sh": "sh", "sq": "sq", "als": "als", "sr-Latn": "sr", "xx": None}
+    assert {code: lid_label(code, known) for code in expected} == expected
+
+
+def test_a_language_without_a_label_scores_nan_with_a_warning(lid_model, caplog):
+    outputs = [SENTENCES["de"][0], SENTENCES["en"][0]]
+    got = lid_summary(lid_model, outputs, target="xx", sources=["en"])
+    assert math.isnan(got["lid_xx"]) and got["lid_en"] > 0 and got["accidental_translation"] == 50.0
+    assert "no label for 'xx'" in caplog.text
+    assert math.isnan(lid_summary(lid_model, [], target="xx", sources=["en"])["lid_xx"])
 
 
 # ---------------------------------------------------------------- POS

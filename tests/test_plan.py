@@ -336,3 +336,17 @@ def test_a_language_with_a_subtag_moves_its_language_id_scores_only():
     assert plan.score_spec(title, "zh-Hans", "test")["lid_labels"] == 2
     assert "lid_labels" not in plan.score_spec(title, "de", "test")
     assert "lid_labels" not in plan.score_spec(title, "zh-Hans", "dev")
+
+
+def test_a_three_letter_code_moves_its_language_id_scores_only():
+    """Language ID reads deu as de through the standard since it scored 0; a two-letter code keeps its paths."""
+    def three_letter(config):
+        config["tasks"]["title_generation"].update(
+            languages=["en", "de", "deu"], dataset={"loader": "jsonl", "path": "d/{lang}/{split}.jsonl"})
+        config["experiments"][0].update(sources=[["en"]], targets=["en", "de", "deu"], xlrs_targets=["de"])
+
+    plan = study(three_letter)
+    title = next(run for run in plan.runs.values() if run.task == "title_generation" and run.sources == ("en",))
+    assert plan.score_spec(title, "deu", "test")["lid_labels"] == 3
+    assert "lid_labels" not in plan.score_spec(title, "de", "test")
+    assert "lid_labels" not in plan.score_spec(title, "deu", "dev")

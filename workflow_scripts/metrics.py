@@ -7,12 +7,17 @@ loaded at import time: the LID model is loaded by `load_lid_model` only.
 from __future__ import annotations
 
 import collections
+import functools
 import importlib.resources
+import logging
+import math
 import os
 import pathlib
 import re
 import unicodedata
 from typing import Sequence
+
+log = logging.getLogger(__name__)
 
 ROUGE_VARIANTS = ("rouge1", "rouge2", "rougeL")
 SP_WORD_MARKER = "\u2581"  # "▁"
@@ -90,18 +95,60 @@ def _one_line(text: str) -> str:
     return " ".join((text or "").split())  # fastText's predict rejects "\n"
 
 
-def lid_label(lang: str) -> str:
-    """fastText's label for a language code: its primary subtag (zh-Hans and zh-Hant are both zh, pt-BR is pt)."""
-    return lang.split("-")[0].lower()
+def model_labels(model) -> frozenset[str]:
+    """Every language the fastText model can name (a negative threshold keeps labels whose probability is 0)."""
+    labels, _ = model.predict("a", k=-1, threshold=-1.0)
+    return frozenset(label.removeprefix("__label__") for label in labels)
 
 
-def language_probabilities(model, text: str, languages: Sequence[str]) -> dict[str, float]:
+@functools.cache
+def standard_language(code: str) -> str:
+    """The code's language subtag in its standard form (langcodes: deu and ger are de, cmn is zh, tl is fil)."""
+    import langcodes
+
+    return langcodes.Language.get(langcodes.standardize_tag(code, macro=True)).language
+
+
+@functools.cache
+def _labels_by_standard(labels: frozenset[str]) -> dict[str, str]:
+    # Where two labels share a standard form (fastText's als is Alemannic, which the standard files under sq),
+    # the label that is that form wins.
+    ordered = sorted(labels, key=lambda label: (standard_language(label) == label, label))
+    return {standard_language(label): label for label in ordered}
+
+
+def lid_label(lang: str, labels: frozenset[str]) -> str | None:
+    """fastText's label for a language code, or None where the model has none: the code's primary subtag where the
+    model knows it (zh-Hans and zh-Hant are zh, pt-BR is pt), else the label naming the same language by the
+    standard (deu is de, iw is he, fil is fastText's tl)."""
+    primary = lang.split("-")[0].lower()
+    if primary in labels:
+        return primary
+    return _labels_by_standard(labels).get(standard_language(lang))
+
+
+def lid_labels_version(codes: Sequence[str]) -> int:
+    """How lid_label has read these codes: 1 took the primary subtag as written, 2 (a subtag: zh-Hans) read the
+    same labels, 3 (a three-letter or deprecated code: deu, fil, iw) reads them through the standard; a code
+    fastText had no label for scored 0 and now scores NaN."""
+    primaries = [code.split("-")[0] for code in codes]
+    if any(len(primary) == 3 or standard_language(primary) != primary for primary in primaries):
+        return 3
+    return 2 if any("-" in code for code in codes) else 1
+
+
+def language_probabilities(model, text: str, languages: Sequence[str], known: frozenset[str] | None = None
+                           ) -> dict[str, float]:
+    """The model's probability of each language for one text; NaN for a language it has no label for.
+    known: model_labels(model), when the caller already has it."""
+    known = model_labels(model) if known is None else known
     text = _one_line(text)
     probs: dict[str, float] = {}
     if text:
-        labels, values = model.predict(text, k=-1)
-        probs = {lab.removeprefix("__label__"): min(float(p), 1.0) for lab, p in zip(labels, values)}
-    return {lang: probs.get(lid_label(lang), 0.0) for lang in languages}
+        predicted, values = model.predict(text, k=-1)
+        probs = {lab.removeprefix("__label__"): min(float(p), 1.0) for lab, p in zip(predicted, values)}
+    labels = {lang: lid_label(lang, known) for lang in languages}
+    return {lang: math.nan if label is None else probs.get(label, 0.0) for lang, label in labels.items()}
 
 
 def top_language(model, text: str) -> str:
@@ -113,16 +160,23 @@ def top_language(model, text: str) -> str:
 
 
 def lid_summary(model, predictions: Sequence[str], target: str, sources: Sequence[str]) -> dict:
-    langs = list(dict.fromkeys([target, *sources]))
-    sums = dict.fromkeys(langs, 0.0)
+    """Mean probability (x100) of the target and of each source, and the accidental-translation share. A language
+    the model cannot name scores NaN, with a warning: 0 would read as never producing it."""
+    known = model_labels(model)
+    labels = {lang: lid_label(lang, known) for lang in dict.fromkeys([target, *sources])}
+    for lang, label in labels.items():
+        if label is None:
+            log.warning("language ID: the fastText model has no label for %r; its lid_%s is NaN", lang, lang)
+    sums = dict.fromkeys(labels, 0.0)
     accidental = 0
-    wrong_langs = {lid_label(lang) for lang in sources} - {lid_label(target)}
+    wrong_langs = {labels[lang] for lang in sources} - {labels[target], None}
     for text in predictions:
-        for lang, p in language_probabilities(model, text, langs).items():
+        for lang, p in language_probabilities(model, text, list(labels), known).items():
             sums[lang] += p
         accidental += top_language(model, text) in wrong_langs
     n = len(predictions)
-    out = {f"lid_{lang}": (100.0 * sums[lang] / n if n else 0.0) for lang in langs}
+    out = {f"lid_{lang}": (math.nan if label is None else 100.0 * sums[lang] / n if n else 0.0)
+           for lang, label in labels.items()}
     out["accidental_translation"] = 100.0 * accidental / n if n else 0.0
     out["n"] = n
     return out

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from workflow_scripts.digest import FileHashes, canonical_json, digest
 from workflow_scripts.errors import UserError
+from workflow_scripts.metrics import lid_labels_version
 from workflow_scripts.tasks import KINDS, PAPER_COS_SIM, SPLITS
 
 # Bump one when the code of its stage changes what it writes, so old outputs are not reused.
@@ -285,9 +286,9 @@ class Study:
             return spec
         lid_model = self.config["score"]["lid_model"]
         lid_files = {"lid_files": self.fingerprint(glob.escape(lid_model))} if lid_model else {}
-        # 2: a code with a subtag (zh-Hans) is read as its language's fastText label; it scored 0 before
-        subtags = {"lid_labels": 2} if any("-" in code for code in [lang, *run.sources]) else {}
-        return {**spec, "lid_model": lid_model, **lid_files, **subtags}
+        labels_version = lid_labels_version([lang, *run.sources])
+        relabelled = {"lid_labels": labels_version} if labels_version > 1 else {}
+        return {**spec, "lid_model": lid_model, **lid_files, **relabelled}
 
     def score_path(self, run: Run, lang: str, split: str) -> str:
         return f"{self.run_dir(run)}/scores/{split}/{lang}-{digest(self.score_spec(run, lang, split))}.tsv"

@@ -92,6 +92,7 @@ def test_tiny_benchmark_on_cpu(tmp_path, options, monkeypatch):
 
     assert record["xlrs"]["languages"] == 17 and record["xlrs"]["seconds"] > 0
     assert record["xlrs"]["job_start_seconds"] > 0 and record["xlrs"]["next_checkpoint_load_seconds"] > 0
+    assert record["xlrs"]["checkpoint_save_seconds"] > 0
     assert record["xlrs"]["next_encoder_load_seconds"] > 0 and record["xlrs"]["encoded_tokens_per_s"] > 0
     assert record["xlrs"]["rows"] == 16 * (record["shape"]["num_layers"] + 1)  # 16 targets x layers
     assert record["checkpoint"]["pass"] and 1.9 <= record["checkpoint"]["bytes_per_parameter"] <= 2.1
@@ -156,6 +157,7 @@ def check_the_estimate_reads_a_gpu_record(record, folder, monkeypatch):
     assert speed["encode_sentences_per_second"] == 17 * record["xlrs"]["sentences"] / record["xlrs"]["seconds"]
     assert speed["job_start_seconds"] == record["xlrs"]["job_start_seconds"]
     assert speed["checkpoint_load_seconds"] == record["xlrs"]["next_checkpoint_load_seconds"]
+    assert speed["checkpoint_save_seconds"] == record["xlrs"]["checkpoint_save_seconds"]
     assert speed["encoder_load_seconds"] == record["xlrs"]["next_encoder_load_seconds"]
     plan = estimate.estimate(Study(load_config(REPO / "config" / "paper.yaml")))
     assert plan["gpu_hours"]["total"] > 0 and "record.json" in plan["throughput_from"]

@@ -58,6 +58,9 @@ def test_the_estimate_counts_the_same_jobs(planned_jobs):
     assert 0.4 < encoder_load / load < 0.5  # the shared embedding and the encoder: under half of mT5-base
     assert plan["start_and_load_hours"]["xlrs"] == round((jobs * (start + load + 10 * encoder_load)) / 3600, 1)
     assert plan["gpu_hours"]["xlrs"] >= plan["start_and_load_hours"]["xlrs"] > 0
+    # Fine-tuning starts, loads mT5-base, saves 10 checkpoints and, before the last, 6x their bytes of resume state.
+    runs, save = planned_jobs["finetune"], plan["checkpoint_save_seconds"]
+    assert plan["start_and_load_hours"]["finetune"] == round(runs * (start + load + (10 + 6 * 9) * save) / 3600, 1)
 
 
 def test_the_english_runs_measure_every_language_of_tables_4_7_and_8():

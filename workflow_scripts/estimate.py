@@ -41,6 +41,7 @@ def t5_encoder_parameters(d_model, d_ff, d_kv, heads, layers, vocab) -> int:
 
 # mT5-base's share of bytes in an encoder-only load, for a load time known only for whole checkpoints
 ENCODER_SHARE = t5_encoder_parameters(*KNOWN_SHAPES["google/mt5-base"]) / REFERENCE_PARAMETERS
+STATE_BYTES_PER_WEIGHT_BYTE = 12 / 2  # resume state (fp32 weights, two fp32 moments) against bf16 weights
 
 
 def model_parameters(study: Study) -> int | None:
@@ -84,7 +85,8 @@ def throughput() -> dict:
             # from the page cache there: a lower bound for a cluster's shared storage
             "checkpoint_load_seconds": xlrs.get("next_checkpoint_load_seconds", anchors["checkpoint_load_seconds"]),
             "encoder_load_seconds": xlrs.get("next_encoder_load_seconds",
-                                             anchors["checkpoint_load_seconds"] * ENCODER_SHARE)}
+                                             anchors["checkpoint_load_seconds"] * ENCODER_SHARE),
+            "checkpoint_save_seconds": xlrs.get("checkpoint_save_seconds", anchors["checkpoint_save_seconds"])}
 
 
 def known_test_size(study: Study, task: str, lang: str) -> int | None:
@@ -148,9 +150,13 @@ def estimate(study: Study) -> dict:
             xlrs_sentences += (k + 1) * xlrs["n_pairs"] * (1 + len(run.sources))
     # Each job starts a process and loads its checkpoints: XLRS runs one job per (run, language), so for it these
     # cost more than the encoding itself.
-    load_seconds = {stage: loads[stage] * speed["checkpoint_load_seconds"] for stage in loads}
-    load_seconds["xlrs"] += encoder_loads * speed["encoder_load_seconds"]
-    overhead = {stage: (jobs[stage] * speed["job_start_seconds"] + scale * load_seconds[stage]) / 3600
+    checkpoint_seconds = {stage: loads[stage] * speed["checkpoint_load_seconds"] for stage in loads}
+    checkpoint_seconds["xlrs"] += encoder_loads * speed["encoder_load_seconds"]
+    # Fine-tuning saves each checkpoint's bf16 weights and, before its last, the resume state: fp32 weights and
+    # AdamW's two moments, six times the bytes, taken to write at the weights' rate.
+    saves = checkpoints + STATE_BYTES_PER_WEIGHT_BYTE * (checkpoints - len(study.runs))
+    checkpoint_seconds["finetune"] += saves * speed["checkpoint_save_seconds"]
+    overhead = {stage: (jobs[stage] * speed["job_start_seconds"] + scale * checkpoint_seconds[stage]) / 3600
                 for stage in loads}
     hours = {"finetune": train_samples * scale / speed["train_samples_per_second"] / 3600,
              "decode": scale / 3600 * (new_tokens[False] / speed["generate_new_tokens_per_second"] +
@@ -165,6 +171,7 @@ def estimate(study: Study) -> dict:
             "start_and_load_hours": {k: round(v, 1) for k, v in overhead.items()},
             "start_and_load_seconds": [speed["job_start_seconds"], round(scale * speed["checkpoint_load_seconds"], 2),
                                        round(scale * speed["encoder_load_seconds"], 2)],
+            "checkpoint_save_seconds": round(scale * speed["checkpoint_save_seconds"], 2),
             "disk_gb": {"checkpoints": round(checkpoints * bytes_per_checkpoint / 1e9, 1),
                         # fp32 weights and AdamW's two moments; the new state is written before the old one goes
                         "resume_state_per_running_job": round(12 * (parameters or REFERENCE_PARAMETERS) / 1e9, 1),
@@ -185,10 +192,11 @@ def main() -> None:
         print(f"  {stage:<{width}}  {count:>6} jobs")
     print("GPU-hours: " + ", ".join(f"{k} {v}" for k, v in plan["gpu_hours"].items()))
     start, load, encoder_load = plan["start_and_load_seconds"]
-    print("  of them job starts and checkpoint loads: " +
+    print("  of them job starts, checkpoint loads and fine-tuning's saves: " +
           ", ".join(f"{k} {v}" for k, v in plan["start_and_load_hours"].items()))
     print(f"  ({start:g} s a start, {load:g} s a checkpoint, {encoder_load:g} s for each of XLRS's "
-          f"{plan['encoder_only_loads']} encoder-only loads)")
+          f"{plan['encoder_only_loads']} encoder-only loads; {plan['checkpoint_save_seconds']:g} s to save a "
+          f"checkpoint, {STATE_BYTES_PER_WEIGHT_BYTE:g} times that for its resume state)")
     print(f"disk: {plan['disk_gb']['checkpoints']} GB of checkpoints, plus "
           f"{plan['disk_gb']['resume_state_per_running_job']} GB of resume state per running fine-tuning job "
           f"({plan['disk_gb']['resume_state_peak_per_running_job']} GB while it replaces the last one)")

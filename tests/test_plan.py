@@ -198,6 +198,27 @@ def test_a_users_own_files_are_in_the_digests_by_content(tmp_path, monkeypatch):
     assert paths(study(local))["runs"].isdisjoint(before["runs"])
 
 
+def test_a_model_directorys_hidden_bookkeeping_moves_nothing(tmp_path, monkeypatch):
+    """`hf download --local-dir` rewrites .cache/huggingface/download/*.metadata (a timestamp) on every run, even
+    when nothing was downloaded, and a git clone's .git changes on `git status`: from_pretrained reads neither."""
+    monkeypatch.chdir(tmp_path)
+    model_dir = tmp_path / "mt5-base"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text('{"model_type": "mt5"}')
+    for name in ("model.safetensors", "spiece.model"):
+        (model_dir / name).write_bytes(b"")
+    use_local = lambda c: c.update(model={"name": "mine", "path": str(model_dir)})
+    runs = set(study(use_local).runs)
+    metadata = model_dir / ".cache" / "huggingface" / "download" / "model.safetensors.metadata"
+    metadata.parent.mkdir(parents=True)
+    metadata.write_text("0123abcd\netag\n1767225600.5\n")
+    (model_dir / ".git").mkdir()
+    (model_dir / ".git" / "index").write_bytes(b"DIRC")
+    assert set(study(use_local).runs) == runs
+    (model_dir / "spiece.model").write_bytes(b"another vocabulary")
+    assert set(study(use_local).runs).isdisjoint(runs)
+
+
 @pytest.mark.parametrize("loader, layout", [("mtg", "SG/{lang}/{split}.jsonl"),
                                              ("xtreme", "PAWS-X.{lang}/{split}-00000-of-00001.parquet"),
                                              ("wiki_lingua", "{lang}/{split}/0000.parquet")])

@@ -17,6 +17,16 @@ def digest(obj) -> str:
     return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()[:DIGEST_LENGTH]
 
 
+def visible_files(directory: Path):
+    """(directory, file names) of a directory tree, following linked directories, without hidden files or
+    directories (names starting with a dot)."""
+    import os
+
+    for top, directories, names in os.walk(directory, followlinks=True):
+        directories[:] = [name for name in directories if not name.startswith(".")]
+        yield top, [name for name in names if not name.startswith(".")]
+
+
 class FileHashes:
     """The content of a user's own files (a local model, dataset files, the LID model) for the digests: the
     sha256 of each file, kept in a JSON file by path, size and modification time, so that a file is read again
@@ -32,16 +42,18 @@ class FileHashes:
 
     def fingerprint(self, pattern: str) -> str:
         """The digest of every file a path, directory or glob pattern names: names relative to what matched,
-        and contents. A pattern that matches nothing has a fingerprint too, so it is never an error here."""
+        and contents. A pattern that matches nothing has a fingerprint too, so it is never an error here.
+        In a directory (a local model), hidden files and directories are left out: from_pretrained reads none, and
+        `hf download --local-dir` rewrites its .cache/huggingface/download/*.metadata (a timestamp) on every run,
+        as a git clone's .git changes on `git status`."""
         import glob
-        import os
 
         files = []
         matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
         for match in map(Path, matches):
             if match.is_dir():  # os.walk, unlike Path.rglob, follows a linked directory (HF caches link files)
                 files += sorted((Path(top) / name, (Path(top) / name).relative_to(match).as_posix())
-                                for top, _, names in os.walk(match, followlinks=True) for name in names)
+                                for top, names in visible_files(match) for name in names)
             elif match.is_file():
                 files.append((match, match.name))
         found = digest([[name, self.sha256(path)] for path, name in files])

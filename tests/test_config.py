@@ -206,6 +206,15 @@ def test_every_source_of_a_combination_needs_a_training_example():
 
 def test_micro_batch_must_divide_batch():
     check(lambda c: c["train"].update(micro_batch_size=5), r"train.micro_batch_size: 5 does not divide batch_size 16")
+    # an experiment's own batch_size is split by the top-level micro_batch_size unless it sets its own
+    def smaller_batch(config, own_micro=None):
+        config["train"].update(micro_batch_size=8)
+        config["experiments"][0]["train"] = {"batch_size": 4, **({"micro_batch_size": own_micro} if own_micro else {})}
+
+    check(smaller_batch, r"experiments\[0\].train.batch_size: 4 is not a multiple of train.micro_batch_size 8; set "
+                         r"experiments\[0\].train.micro_batch_size too")
+    check(lambda c: smaller_batch(c, own_micro=3), r"experiments\[0\].train.micro_batch_size: 3 does not divide "
+                                                   r"batch_size 4")
 
 
 def test_an_experiments_train_section_overrides_only_what_it_sets():

@@ -225,9 +225,14 @@ def check_experiments(experiments: list[dict], tasks: dict) -> None:
 def check_training(train: dict, experiments: list[dict]) -> None:
     for where, params in [("train", train)] + [(f"experiments[{i}].train", e.get("train", {}))
                                                for i, e in enumerate(experiments)]:
-        batch, micro = params.get("batch_size", train["batch_size"]), params.get("micro_batch_size")
+        # an experiment's batch_size is split by the top-level micro_batch_size unless it sets its own
+        batch, micro = params.get("batch_size", train["batch_size"]), params.get("micro_batch_size",
+                                                                                 train.get("micro_batch_size"))
         if micro is not None and batch % micro:
-            raise ConfigError(f"{where}.micro_batch_size: {micro} does not divide batch_size {batch}")
+            if "micro_batch_size" in params:
+                raise ConfigError(f"{where}.micro_batch_size: {micro} does not divide batch_size {batch}")
+            raise ConfigError(f"{where}.batch_size: {batch} is not a multiple of train.micro_batch_size {micro}; "
+                              f"set {where}.micro_batch_size too")
     for i, experiment in enumerate(experiments):
         n_train = experiment.get("train", {}).get("n_train", train["n_train"])
         widest = max(experiment["sources"], key=len)

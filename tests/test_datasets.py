@@ -375,6 +375,23 @@ def test_files_rows_with_an_empty_text_cell_are_dropped_and_counted(tmp_path):
     assert [r["id"] for r in records] == ["dev-000000"] and notes["dropped_empty"] == 2
 
 
+def test_own_files_read_and_check_only_the_fields_of_the_task(tmp_path):
+    """A column the task does not read (a QA field beside a summary) is left out, and an empty cell in it drops
+    nothing: a title-generation row with no `context` note is a whole example."""
+    from workflow_scripts.files import write_jsonl
+
+    (tmp_path / "de.dev.tsv").write_text("document\tsummary\tcontext\nText eins.\tTitel.\t\nText zwei.\tZwei.\tNotiz\n",
+                                         encoding="utf-8")
+    write_jsonl(tmp_path / "de.dev.jsonl", [{"id": "1", "document": "d", "summary": "s", "question": ""}])
+    fields = tasks.KINDS["generation"].fields
+    records, notes = loaders.load({"loader": "files", "path": str(tmp_path / "{lang}.{split}.tsv")}, "de", "dev",
+                                  fields)
+    assert [sorted(r) for r in records] == [["document", "id", "summary"]] * 2 and "dropped_empty" not in notes
+    records, notes = loaders.load({"loader": "jsonl", "path": str(tmp_path / "{lang}.{split}.jsonl")}, "de", "dev",
+                                  fields)
+    assert [r["id"] for r in records] == ["1"] and "dropped_empty" not in notes
+
+
 @pytest.mark.parametrize("suffix, text, hint", [
     ("tsv", "document\tsummary\nText.\tTitel.\nText\tmit Tab.\tTitel.\n", "a tab inside a cell"),
     ("csv", "document,summary\nText.,Titel.\nText, mit Komma.,Titel.\n", "a comma inside a cell")], ids=["tsv", "csv"])

@@ -294,11 +294,11 @@ def test_a_loader_version_can_move_one_dataset_or_kind_alone():
 
     assert loader_version({"loader": "xtreme", "name": "tydiqa"}, "qa") == {"loader_version": 3}
     assert loader_version({"loader": "xtreme", "name": "udpos"}, "tagging") == {"loader_version": 2}
-    assert loader_version({"loader": "files"}, "paraphrase") == {"loader_version": 2}
-    assert loader_version({"loader": "files"}, "generation") == {}
+    assert loader_version({"loader": "files"}, "paraphrase") == {"loader_version": 3}
+    assert loader_version({"loader": "files"}, "generation") == {"loader_version": 2}
     assert loader_version({"loader": "demo"}, "generation") == {}
     paws = {"loader": "files", "path": "p/{lang}/{split}.tsv", "field": "sentence1"}  # XLRS on PAWS-X sentences
-    assert loader_version(paws, parallel_kind(paws)) == {"loader_version": 2}
+    assert loader_version(paws, parallel_kind(paws)) == {"loader_version": 3}
 
 
 def test_a_target_language_needs_no_training_split():

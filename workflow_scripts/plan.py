@@ -27,9 +27,11 @@ VERSIONS = {"prepare": 2, "cast": 2, "model": 1, "finetune": 2, "xlrs": 2, "deco
 # xtreme 2: UDPOS ids carry their language (UD treebanks are not parallel); wiki_lingua 2: so do WikiLingua's;
 # mtg 2: with dataset.name, the task's folder is read, not a file at the archive's root; files 2 (paraphrase):
 # PAWS-X's "NS" placeholder pairs are dropped, as xtreme drops them; jsonl 2: a record with an empty text field is
-# dropped; xtreme 3 (tydiqa): a record keeps its other annotated answers, which scoring takes the best of.
-LOADER_VERSIONS = {"xtreme": 2, ("xtreme", "tydiqa"): 3, "wiki_lingua": 2, "mtg": 2, ("files", "paraphrase"): 2,
-                   "jsonl": 2}
+# dropped; xtreme 3 (tydiqa): a record keeps its other annotated answers, which scoring takes the best of;
+# files 2 (3 for paraphrase) and jsonl 3: only the fields the task (or XLRS) reads are read from a file's columns and
+# checked for an empty text, so an empty cell in another column no longer drops the record.
+LOADER_VERSIONS = {"xtreme": 2, ("xtreme", "tydiqa"): 3, "wiki_lingua": 2, "mtg": 2, "files": 2,
+                   ("files", "paraphrase"): 3, "jsonl": 3}
 PER_SPLIT_KEYS = ("sizes", "splits")  # dataset keys that hold one value per split
 
 

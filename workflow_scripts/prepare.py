@@ -16,7 +16,7 @@ def prepare(spec: dict) -> tuple[list[dict], dict]:
     """The split's records, and the loader's notes (what was dropped and why)."""
     where = f"task {spec['task']!r}, language {spec['lang']!r}, split {spec['split']!r}"
     try:
-        records, notes = loaders.load(spec["dataset"], spec["lang"], spec["split"])
+        records, notes = loaders.load(spec["dataset"], spec["lang"], spec["split"], tasks.kind(spec["kind"]).fields)
     except DataError as err:
         raise DataError(f"{where}: {err}") from err
     where += f" ({source_of(spec['dataset'], spec['lang'], spec['split'])})"

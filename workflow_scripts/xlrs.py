@@ -74,7 +74,7 @@ def task_parallel_rows(declaration: dict, languages: list[str]) -> dict[str, dic
     by_language, files, counts = {}, {}, {}
     for lang in languages:
         try:
-            records, notes = loaders.load(declaration, lang, split)
+            records, notes = loaders.load(declaration, lang, split, ("id", field))
         except DataError as err:
             raise DataError(f"xlrs.parallel: no parallel sentences for language {lang!r}: {err}") from err
         by_language[lang] = {r["id"]: r[field] for r in records}

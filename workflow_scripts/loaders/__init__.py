@@ -59,7 +59,12 @@ def directory_files(dataset: dict, lang: str, split: str) -> list:
     return DIRECTORY_FILES[dataset["loader"]](dataset, lang, split)
 
 
-def load(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
+# Loaders of a user's own files, whose other columns may hold anything: given the fields a task reads (`fields` of
+# load), they read only those columns and drop a record only for an empty one of them.
+READS_FIELDS = ("files", "jsonl")
+
+
+def load(dataset: dict, lang: str, split: str, fields: tuple[str, ...] | None = None) -> tuple[list[dict], dict]:
     """Records of one language and split, and notes on what was dropped or changed (for meta.json).
 
     A loader returns either a list of records or (records, notes).
@@ -69,6 +74,7 @@ def load(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
     if dataset.get("loader") not in LOADERS:
         raise DataError(f"dataset.loader {dataset.get('loader')!r} cannot load task data; use one of "
                         f"{', '.join(LOADERS)}")
-    loaded = LOADERS[dataset["loader"]](dataset, lang, split)
+    extra = {"fields": fields} if fields and dataset["loader"] in READS_FIELDS else {}
+    loaded = LOADERS[dataset["loader"]](dataset, lang, split, **extra)
     return loaded if isinstance(loaded, tuple) else (loaded, {})
 

@@ -47,12 +47,13 @@ def _cap(records: list, dataset: dict, split: str, notes: dict) -> list:
     return records
 
 
-def empty_text(record: dict) -> bool:
-    """Whether a text field is an empty cell (a summary not written yet): nothing to learn or score, so the local
-    loaders drop such a record and count it, as the hub loaders do."""
+def empty_text(record: dict, fields=None) -> bool:
+    """Whether a text field (of `fields`, where given: those the task reads) is an empty cell (a summary not written
+    yet): nothing to learn or score, so the local loaders drop such a record and count it, as the hub loaders do."""
     from workflow_scripts.tasks import TEXT_FIELDS
 
-    return any(isinstance(value, str) and not value.strip() for field, value in record.items() if field in TEXT_FIELDS)
+    return any(isinstance(value, str) and not value.strip() for field, value in record.items()
+               if field in TEXT_FIELDS and (fields is None or field in fields))
 
 
 def ns_placeholder(record: dict) -> bool:

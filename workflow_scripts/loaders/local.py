@@ -27,15 +27,15 @@ def load_demo(dataset: dict, lang: str, split: str) -> list[dict]:
         raise DataError(f"demo dataset {dataset['name']!r}, {lang} {split}: dataset.sizes.{split}: {err}") from err
 
 
-def load_jsonl(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
+def load_jsonl(dataset: dict, lang: str, split: str, fields=None) -> tuple[list[dict], dict]:
     """`path` is a template such as data/pos/{lang}/{split}.jsonl; `splits` may name (and slice) another file.
-    A record with an empty text field is dropped and counted (dropped_empty)."""
+    A record with an empty text field (of `fields`, the task's, where given) is dropped and counted (dropped_empty)."""
     if "path" not in dataset:
         raise DataError("jsonl dataset needs `path`, e.g. data/{lang}/{split}.jsonl")
     where = describe(dataset, lang, split)
     up_split, part, spec = upstream_split(dataset, split, split, where)
     path = Path(dataset["path"].format(lang=lang, split=up_split))
-    marked = [(record, "empty" if empty_text(record) else None) for record in read_jsonl(path)]
+    marked = [(record, "empty" if empty_text(record, fields) else None) for record in read_jsonl(path)]
     return finish(marked, part, dataset, split, where, {"upstream_split": spec}, "")
 
 
@@ -95,11 +95,11 @@ def _coerce(field: str, value, names: list[str] | None):
     return value
 
 
-def load_files(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
+def load_files(dataset: dict, lang: str, split: str, fields=None) -> tuple[list[dict], dict]:
     """Local files, one per language and split; `columns` maps our field names to the file's columns.
 
-    Output records hold the record fields of the task kinds (tasks.KINDS) the file provides; other columns
-    are left out. Without an id column the id is the split and the row number.
+    Output records hold the record fields the file provides of `fields` (the task's; else of any task kind,
+    tasks.KINDS) and the id; other columns are left out. Without an id column the id is the split and the row number.
     """
     from workflow_scripts.tasks import KINDS
 
@@ -110,8 +110,8 @@ def load_files(dataset: dict, lang: str, split: str) -> tuple[list[dict], dict]:
     up_split, part, spec = upstream_split(dataset, split, split, where)
     path = Path(dataset["path"].format(lang=lang, split=up_split))
     rows, features = read_table_file(path, where)
-    known = {field for kind in KINDS.values() for field in kind.fields}
-    columns = dict(dataset.get("columns") or {})
+    known = {"id", *fields} if fields else {field for kind in KINDS.values() for field in kind.fields}
+    columns = {ours: theirs for ours, theirs in (dataset.get("columns") or {}).items() if ours in known}
     present = list(rows[0]) if rows else []
     missing = [f"{theirs!r} (for {ours})" for ours, theirs in columns.items() if theirs not in present]
     if missing and rows:  # an empty file: the split is empty, whatever its header says

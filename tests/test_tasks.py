@@ -50,3 +50,15 @@ def test_qa_answer_outside_context_is_refused():
 def test_missing_column_is_named():
     with pytest.raises(DataError, match="lacks column.*summary"):
         tasks.validate_records(tasks.kind("generation"), [{"id": "1", "document": "d"}], "tg en")
+
+
+def test_the_readme_names_the_fields_of_every_kind():
+    """A user writing their own files learns the fields of each kind from the README's table (Your own data)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("#### Your own data")[1].splitlines()
+    rows = {line.split("|")[1].strip(): line.split("|")[2] for line in section
+            if line.startswith("| ") and line.count("|") == 3}
+    for name, kind in tasks.KINDS.items():
+        assert [field for field in kind.fields if f"`{field}`" not in rows.get(name, "")] == [], name

@@ -64,7 +64,7 @@ def test_a_demo_size_beyond_the_corpus_names_the_key():
 def test_missing_column_is_named_with_the_file_and_the_columns_it_has(tmp_path):
     write_splits(tmp_path, [{"id": "1", "tokens": ["a"]}])
     with pytest.raises(DataError, match=r"split 'train' \(.*/de/train.jsonl\): record 1 lacks column\(s\) tags "
-                                        r"\(it has id, tokens\)$"):
+                                        r"\(it has id, tokens\); a jsonl record .* loader 'files' and dataset.columns"):
         prepare.prepare(prepare_spec(tmp_path, "train"))
 
 

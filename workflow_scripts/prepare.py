@@ -22,9 +22,13 @@ def prepare(spec: dict) -> tuple[list[dict], dict]:
     where += f" ({source_of(spec['dataset'], spec['lang'], spec['split'])})"
     if not records:
         raise DataError(f"{where}: the split is empty")
-    maps_columns = spec["dataset"]["loader"] in loaders.MAPS_COLUMNS
-    tasks.validate_records(tasks.kind(spec["kind"]), records, where, "; name the file's columns with dataset.columns "
-                           "(our field: their column)" if maps_columns else "")
+    hint = "; name the file's columns with dataset.columns (our field: their column)"
+    if spec["dataset"]["loader"] == "jsonl":  # jsonl reads our names only: say where other names are mapped
+        hint = "; a jsonl record holds the kind's fields by name: rename them, or read the file with loader 'files'" \
+               " and dataset.columns (our field: their column)"
+    elif spec["dataset"]["loader"] not in loaders.MAPS_COLUMNS:
+        hint = ""
+    tasks.validate_records(tasks.kind(spec["kind"]), records, where, hint)
     return records, notes
 
 

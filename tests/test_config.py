@@ -286,3 +286,16 @@ def test_a_key_given_twice_is_named_with_both_lines(tmp_path):
     tabs.write_text('{"train": {"epochs": 2},\n\t"train": {}}')
     with pytest.raises(ConfigError, match="tabs.json: key 'train' appears a second time"):
         read_config_file(tabs)
+
+
+def test_a_kind_whose_template_reads_an_undeclared_field_is_named(monkeypatch):
+    """A new kind's cast that reads record['text'] where its fields say `document` fails at the config check, not
+    as a KeyError in each cast job."""
+    import dataclasses
+
+    from workflow_scripts import tasks
+
+    typo = dataclasses.replace(tasks.KINDS["generation"], cast=lambda r: {"input": r["text"], "target": r["summary"]})
+    monkeypatch.setitem(tasks.KINDS, "generation", typo)
+    check(lambda c: None, r"tasks.title_generation.kind: the generation kind .* reads field 'text', which is not "
+                          r"among its fields \(id, document, summary\)")

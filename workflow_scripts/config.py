@@ -11,7 +11,7 @@ import yaml
 
 from workflow_scripts import loaders
 from workflow_scripts.plan import SPLITS, ConfigError, xlrs_languages
-from workflow_scripts.tasks import KINDS
+from workflow_scripts.tasks import KINDS, template_problem
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
@@ -182,6 +182,9 @@ def check_tasks(tasks: dict) -> None:
         if task["kind"] not in KINDS:
             raise ConfigError(f"tasks.{name}.kind: {task['kind']!r} is not a task kind (workflow_scripts/tasks.py "
                               f"KINDS: {', '.join(KINDS)})")
+        problem = template_problem(KINDS[task["kind"]])
+        if problem:
+            raise ConfigError(f"tasks.{name}.kind: the {task['kind']} kind (workflow_scripts/tasks.py KINDS) {problem}")
         if task["dataset"]["loader"] == "demo":
             from workflow_scripts import demo_corpus
 

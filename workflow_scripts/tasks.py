@@ -147,6 +147,19 @@ WORD_FIELDS = ("tokens", "tags")
 NUMBER_FIELDS = ("label", "answer_start")  # a table's cell holds them as text
 
 
+def template_problem(task_kind: TaskKind) -> str | None:
+    """A kind's template tried on a record of its own fields: one that reads a field the kind does not declare (a
+    typo in a new kind) is named by the config check, not by a KeyError in every cast job."""
+    record = {field: ["x"] if field in WORD_FIELDS else 0 if field in NUMBER_FIELDS else "x"
+              for field in task_kind.fields}
+    try:
+        task_kind.cast(record)
+    except KeyError as err:
+        return (f"its template reads field {err.args[0]!r}, which is not among its fields "
+                f"({', '.join(task_kind.fields)})")
+    return None
+
+
 def field_problem(record: dict, fields: tuple[str, ...]) -> str | None:
     """A null, a number or a string where the templates want text or a list of words: cast would write
     'None' into the text, or count the characters of a string as its words."""

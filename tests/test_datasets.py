@@ -444,9 +444,12 @@ def test_files_missing_column_names_dataset_split_and_column(tmp_path):
     assert "'mytitles'" in message and "split 'train'" in message and "'headline'" in message and "text" in message
 
 
-def test_files_missing_file(tmp_path):
-    declaration = {"loader": "files", "path": str(tmp_path / "{lang}" / "{split}.jsonl")}
-    with pytest.raises(DataError, match=r"split 'dev'.*does not exist.*dataset.path"):
+@pytest.mark.parametrize("loader", ["files", "jsonl"])
+def test_a_missing_file_names_the_keys_that_name_it(tmp_path, loader):
+    """A dev file called validation.jsonl is found through dataset.splits: the error says so."""
+    declaration = {"loader": loader, "path": str(tmp_path / "{lang}" / "{split}.jsonl")}
+    with pytest.raises(DataError, match=r"split 'dev'.*de/dev.jsonl does not exist.*dataset.path.*"
+                                        r"dataset.splits \(e.g. {dev: validation}\)"):
         loaders.load(declaration, "de", "dev")
 
 

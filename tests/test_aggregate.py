@@ -283,7 +283,12 @@ def test_a_study_without_zero_shot_targets_writes_every_table(tmp_path):
     assert pd.read_csv(out / "scores.csv")["mean"].tolist() == [60.0]
     for empty in ("language_id", "selection", "selection_delta", "spearman"):
         assert (out / f"{empty}.csv").read_text().strip() == "", empty
-    assert "## Scores" in (out / "README.md").read_text()
+    readme = (out / "README.md").read_text()
+    assert "## Scores" in readme
+    # an empty table says why
+    assert "_no rows: no run fine-tuned on report.source (en) alone has last-layer XLRS and zero-shot dev scores in " \
+           "report.targets (de)_" in readme
+    assert "_no rows: no zero-shot target of a generation task was tested_" in readme
 
 
 def test_the_studys_tables_agree_with_its_per_run_files(finished_study):

@@ -222,9 +222,9 @@ def numeric_answers(manifest: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def markdown(frame: pd.DataFrame) -> str:
+def markdown(frame: pd.DataFrame, why_empty: str = "") -> str:
     if frame.empty:
-        return "_no rows_\n"
+        return f"_no rows{': ' + why_empty if why_empty else ''}_\n"
     blanks = frame.astype(object).where(frame.notna(), None)  # tabulate leaves None cells empty, not NaN
     return blanks.to_markdown(index=False, floatfmt=".2f", missingval="") + "\n"
 
@@ -274,11 +274,18 @@ def write_tables(manifest: dict, out_dir: Path) -> None:
               "label_overlap": "Label overlap d (§5.1)",
               "label_overlap_task": "Label overlap d per task: the mean over targets (§5.1)",
               "numeric_answers": "Answers that are numbers, the overlap of a non-parallel QA set (§5.4)"}
+    why_empty = {
+        "language_id": "no zero-shot target of a generation task was tested",
+        "spearman": f"no run fine-tuned on report.source ({report['source']}) alone has last-layer XLRS and zero-shot "
+                    f"dev scores in report.targets ({', '.join(report['targets'])})",
+        "label_overlap": "no test example of a run's only source shares its id with one of another language (a "
+                         "dataset that is not parallel gives its ids a language)",
+        "numeric_answers": "no QA task"}
     for name, frame in tables.items():
         with atomic_path(out_dir / f"{name}.csv") as tmp:
             frame.to_csv(tmp, index=False, float_format="%.4f")
         if name in titles:
-            sections += [f"## {titles[name]}\n", markdown(frame)]
+            sections += [f"## {titles[name]}\n", markdown(frame, why_empty.get(name, ""))]
     write_text(out_dir / "README.md", "\n".join(sections))
 
 

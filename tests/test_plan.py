@@ -248,6 +248,29 @@ def test_in_a_directory_of_many_languages_each_language_and_split_is_known_by_it
     assert [key for key in before if before[key] != after[key]] == [("de", "test")]
 
 
+def test_a_parallel_tables_xlrs_jobs_are_known_by_their_own_languages_columns(tmp_path, monkeypatch):
+    """xlrs.parallel as one table (loader file, a column per language): a new language's column moves no XLRS
+    path; a corrected sentence moves the jobs that read its language only; the rows' order (which pairs them)
+    moves every job."""
+    monkeypatch.chdir(tmp_path)
+    table = tmp_path / "parallel.tsv"
+    sentences = {lang: [f"{lang} sentence {i}" for i in range(20)] for lang in ("en", "de", "zh")}
+
+    def paths(columns):
+        table.write_text("".join("\t".join(row) + "\n" for row in zip(*([lang, *cells]
+                                                                          for lang, cells in columns.items()))))
+        plan = study(lambda c: c["xlrs"].update(parallel={"loader": "file", "path": str(table)}))
+        return {(run.id, lang): plan.xlrs_path(run, lang) for run in plan.runs.values()
+                for lang in plan.xlrs_languages(run)}
+
+    before = paths(sentences)
+    assert paths({**sentences, "fr": [f"fr sentence {i}" for i in range(20)]}) == before
+    corrected = paths({**sentences, "de": ["de sentence 0, corrected", *sentences["de"][1:]]})
+    assert {key for key in before if corrected[key] != before[key]} == {key for key in before if key[1] == "de"}
+    reordered = paths({lang: cells[::-1] for lang, cells in sentences.items()})
+    assert all(reordered[key] != before[key] for key in before)
+
+
 def test_a_template_that_names_no_file_yet_adds_no_fingerprint():
     # a template that matches no file adds nothing: planned where its data is not, a study keeps its old paths
     plan = study(lambda c: c["tasks"]["pos"].update(dataset={"loader": "jsonl", "path": "nowhere/{lang}.{split}"}))

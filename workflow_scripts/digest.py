@@ -29,8 +29,9 @@ def visible_files(directory: Path):
 
 class FileHashes:
     """The content of a user's own files (a local model, dataset files, the LID model) for the digests: the
-    sha256 of each file, kept in a JSON file by path, size and modification time, so that a file is read again
-    only after it changed or was copied, and a copy with the same bytes keeps its results."""
+    sha256 of each file (and of each column of a parallel table), kept in a JSON file by path, size and modification
+    time, so that a file is read again only after it changed or was copied, and a copy with the same bytes keeps
+    its results."""
 
     def __init__(self, cache: Path):
         self.cache = cache
@@ -72,6 +73,22 @@ class FileHashes:
                 content.update(block)
         self.known[key] = [stat.st_size, stat.st_mtime_ns, content.hexdigest()]
         return self.known[key][2]
+
+    def column_hashes(self, path: Path, read_rows) -> dict[str, str]:
+        """The sha256 of each column of a table file, its cells in row order (so the rows' number and order count
+        in every column), by column name. A parallel table's XLRS job is known by its own languages' columns, so a
+        new language's column moves no other job; `read_rows` (the loader's reader) runs once per size and
+        modification time, as sha256 does, not once for each of a study's hundreds of XLRS specs."""
+        stat, key = path.stat(), f"columns:{path.resolve()}"  # beside the file's sha256, under another key
+        if self.known.get(key, [None, None])[:2] == [stat.st_size, stat.st_mtime_ns]:
+            return self.known[key][2]
+        rows = read_rows(path)
+        columns = {name: hashlib.sha256(json.dumps([row.get(name) for row in rows], ensure_ascii=False,
+                                                   default=str).encode("utf-8")).hexdigest()
+                   for name in dict.fromkeys(name for row in rows for name in row)}
+        self.known[key] = [stat.st_size, stat.st_mtime_ns, columns]
+        self.save()
+        return columns
 
     def save(self) -> None:
         """Write the cache (whole, so jobs that plan at once never mix theirs); where it cannot be written (a

@@ -120,6 +120,8 @@ class Study:
         path = dataset.get("path")
         if not path:
             return {}
+        if dataset["loader"] == "file" and Path(path).is_file():
+            return self._table_columns(path, languages, key)
         if Path(path).is_dir():
             try:
                 found = sorted({file for lang in languages for split in splits
@@ -133,6 +135,19 @@ class Study:
         if not any(glob.glob(pattern) for pattern in patterns):  # no data here (yet): planning only
             return {}
         return {key: digest([self.fingerprint(pattern) for pattern in patterns])}
+
+    def _table_columns(self, path: str, languages: tuple[str, ...], key: str) -> dict:
+        """{key: the fingerprint of the columns of `languages` in one table with a column per language (the file
+        loader)}: the rows pair by their number, so each column's cells in row order are what a job reads of it,
+        and another language's column, new or edited, moves nothing of this job."""
+        from workflow_scripts.files import DataError
+        from workflow_scripts.loaders import read_table_file
+
+        try:
+            columns = self.file_hashes.column_hashes(Path(path), lambda file: read_table_file(file, "xlrs.parallel")[0])
+        except DataError:  # unreadable: its XLRS jobs say why; meanwhile the whole file stands for it
+            return {key: digest([self.fingerprint(glob.escape(path))])}
+        return {key: digest({lang: columns.get(lang) for lang in languages})}
 
     @functools.cache
     def _directory_files(self, dataset_json: str, lang: str, split: str) -> tuple[str, ...]:

@@ -25,29 +25,9 @@ def load_parallel(declaration: dict, languages: list[str], n_pairs: int, seed: i
     """
     loader = declaration["loader"]
     if loader == "demo":
-        from workflow_scripts import demo_corpus
-
-        size = declaration.get("sizes", {}).get("test", 512)
-        missing = [lang for lang in languages if lang not in demo_corpus.LANGUAGES]
-        if missing:
-            raise DataError(f"xlrs.parallel (demo corpus): no parallel sentences for language {missing[0]!r}")
-        try:
-            columns = {lang: [r["text"] for r in demo_corpus.generate("parallel", lang, "test", size,
-                                                                     seed=declaration.get("seed", 0))]
-                       for lang in languages}
-        except ValueError as err:  # a size beyond what the corpus holds
-            raise DataError(f"xlrs.parallel (demo corpus): {err}; lower xlrs.parallel.sizes.test") from err
-        rows = dict(enumerate(dict(zip(columns, texts)) for texts in zip(*columns.values())))
+        rows = demo_parallel_rows(declaration, languages)
     elif loader == "file":
-        from workflow_scripts.loaders import read_table_file
-
-        table, _ = read_table_file(Path(declaration["path"]), "xlrs.parallel")
-        if not table:
-            raise DataError(f"xlrs.parallel {declaration['path']}: empty, no parallel sentences")
-        for lang in languages:
-            if lang not in table[0]:
-                raise DataError(f"xlrs.parallel {declaration['path']}: no column for language {lang!r}")
-        rows = dict(enumerate(table))
+        rows = file_parallel_rows(declaration, languages)
     else:
         rows = task_parallel_rows(declaration, languages)
     usable = [key for key, row in rows.items() if all((row.get(lang) or "").strip() for lang in languages)]
@@ -63,6 +43,40 @@ def draw_rank(key, seed: int) -> bytes:
     import hashlib
 
     return hashlib.sha256(f"{seed}\0{key}".encode()).digest()
+
+
+def demo_parallel_rows(declaration: dict, languages: list[str]) -> dict[int, dict]:
+    """{row number: {lang: sentence}} of the demo corpus's parallel task.
+
+    Not loaders.load_demo: the rows are keyed by their number, which draw_rank reads (load_demo's ids would draw
+    another sample), the corpus task is "parallel" whatever the declaration's name, and sizes.test defaults to 512.
+    """
+    from workflow_scripts import demo_corpus
+
+    size = declaration.get("sizes", {}).get("test", 512)
+    missing = [lang for lang in languages if lang not in demo_corpus.LANGUAGES]
+    if missing:
+        raise DataError(f"xlrs.parallel (demo corpus): no parallel sentences for language {missing[0]!r}")
+    try:
+        columns = {lang: [r["text"] for r in demo_corpus.generate("parallel", lang, "test", size,
+                                                                 seed=declaration.get("seed", 0))]
+                   for lang in languages}
+    except ValueError as err:  # a size beyond what the corpus holds
+        raise DataError(f"xlrs.parallel (demo corpus): {err}; lower xlrs.parallel.sizes.test") from err
+    return dict(enumerate(dict(zip(columns, texts)) for texts in zip(*columns.values())))
+
+
+def file_parallel_rows(declaration: dict, languages: list[str]) -> dict[int, dict]:
+    """{row number: row} of one table with a column per language (the 'file' loader)."""
+    from workflow_scripts.loaders import read_table_file
+
+    table, _ = read_table_file(Path(declaration["path"]), "xlrs.parallel")
+    if not table:
+        raise DataError(f"xlrs.parallel {declaration['path']}: empty, no parallel sentences")
+    for lang in languages:
+        if lang not in table[0]:
+            raise DataError(f"xlrs.parallel {declaration['path']}: no column for language {lang!r}")
+    return dict(enumerate(table))
 
 
 def task_parallel_rows(declaration: dict, languages: list[str]) -> dict[str, dict]:

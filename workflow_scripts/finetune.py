@@ -13,6 +13,7 @@ one-source run) and shuffles them with the run's seed.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import math
@@ -45,9 +46,8 @@ def training_examples(spec: dict, train_files: dict[str, Path]) -> tuple[list[di
         records = read_jsonl(train_files[lang], required=("id", "input", "target"))
         taken = records[:per_source]
         if len(taken) < per_source:
-            warnings.append(f"source {lang!r}: only {len(taken)} training examples of the {per_source} asked for; "
-                            "using all of them")
-            log.warning(warnings[-1])
+            warn(warnings, f"source {lang!r}: only {len(taken)} training examples of the {per_source} asked for; "
+                           "using all of them")
         counts[lang] = len(taken)
         examples += [{"input": r["input"], "target": r["target"]} for r in taken]
     random.Random(spec["seed"]).shuffle(examples)
@@ -215,8 +215,6 @@ def parameter_groups(model, weight_decay: float) -> list[dict]:
 def train_step(training: Training, batch: list[tuple[list[int], list[int]]], pad_id: int, params: dict) -> float:
     """One optimizer step on a batch of encoded pairs, in micro-batches of params["micro_batch_size"], padded
     to the length buckets; returns the batch loss."""
-    import contextlib
-
     import torch
 
     accelerator, model, optimizer = training.accelerator, training.model, training.optimizer
@@ -287,6 +285,58 @@ class ProgressLog:
         self.last_time, self.losses, self.samples = now, [], 0
 
 
+def warn(warnings: list[str], message: str) -> None:
+    """A warning in the job's log and in run.json, which outlasts the log."""
+    warnings.append(message)
+    log.warning(message)
+
+
+def report_cut(cut: dict[str, int], n_examples: int, params: dict, warnings: list[str]) -> None:
+    log.info("%d of %d inputs cut to max_source_length %d (their template's end kept), %d targets to "
+             "max_target_length %d", cut["inputs"], n_examples, params["max_source_length"], cut["targets"],
+             params["max_target_length"])
+    if cut["targets"]:  # the model would learn to stop early, and decoding stops at the same length
+        warn(warnings, f"{cut['targets']} of {n_examples} training targets are longer than max_target_length "
+                       f"{params['max_target_length']} tokens and were cut; raise train.max_target_length")
+
+
+def plan_steps(n_examples: int, params: dict, warnings: list[str]) -> tuple[int, int, list[int]]:
+    """Optimizer steps per epoch, in all, and the steps that save a checkpoint."""
+    steps_per_epoch = math.ceil(n_examples / params["batch_size"])
+    total_steps = max(1, math.ceil(steps_per_epoch * params["epochs"]))
+    saves = checkpoint_steps(total_steps, params["checkpoints"])
+    if len(saves) < params["checkpoints"]:  # one per step at most: the selections then choose among fewer
+        warn(warnings, f"{total_steps} training steps hold only {len(saves)} of the {params['checkpoints']} "
+                       "checkpoints asked for (train.checkpoints); more examples or epochs give more steps")
+    return steps_per_epoch, total_steps, saves
+
+
+def batch_at(step: int, steps_per_epoch: int, n_examples: int, seed: int, batch_size: int) -> tuple[int, list[int]]:
+    """The epoch and example indices of the batch after `step` steps: a function of the step alone, so a resumed
+    run sees what an uninterrupted one would have seen."""
+    epoch, index = divmod(step, steps_per_epoch)
+    return epoch, batch_order(n_examples, seed, epoch)[index * batch_size:(index + 1) * batch_size]
+
+
+@contextlib.contextmanager
+def step_failures_named(run_id: str, step: int, epoch: int, params: dict, out_dir: Path, saves: list[int]):
+    """Out of GPU memory: which setting to lower, and what that changes. A non-finite loss or gradient: the last
+    good checkpoint, which is kept."""
+    from workflow_scripts.modeling import lower_on_out_of_memory
+
+    try:
+        with lower_on_out_of_memory(
+                f"run {run_id} at step {step + 1}", "train.micro_batch_size", params["micro_batch_size"],
+                f" to a divisor of train.batch_size {params['batch_size']}: the same batches, through gradient "
+                "accumulation, in a new run (it is in the run's digest)"):
+            yield
+    except FloatingPointError as err:
+        last_good = [s for s in saves if s <= step]
+        raise FloatingPointError(
+            f"run {run_id}: {err} at step {step + 1} (epoch {epoch}); last good checkpoint: "
+            f"{checkpoint_path(out_dir, last_good[-1]) if last_good else 'none'} (kept)") from None
+
+
 def train(spec: dict, model_ref: str, train_files: dict[str, Path], out_dir: Path, run_id: str,
           speed: dict | None = None, revision: str | None = None) -> dict:
     import torch
@@ -300,26 +350,14 @@ def train(spec: dict, model_ref: str, train_files: dict[str, Path], out_dir: Pat
         raise DataError(f"run {run_id}: no training examples in {', '.join(spec['sources'])}")
     set_seed(spec["seed"])
     speed = modeling.speed_settings(speed)
-    tokenizer = modeling.load_tokenizer(model_ref, sentinels=tasks.kind(spec["kind"]).sentinels, revision=revision)
-    encoded, cut = encode_pairs(tokenizer, examples, params, tasks.kind(spec["kind"]).tail)
-    log.info("%d of %d inputs cut to max_source_length %d (their template's end kept), %d targets to "
-             "max_target_length %d", cut["inputs"], len(examples), params["max_source_length"], cut["targets"],
-             params["max_target_length"])
-    if cut["targets"]:  # the model would learn to stop early, and decoding stops at the same length
-        warnings.append(f"{cut['targets']} of {len(examples)} training targets are longer than max_target_length "
-                        f"{params['max_target_length']} tokens and were cut; raise train.max_target_length")
-        log.warning(warnings[-1])
+    kind = tasks.kind(spec["kind"])
+    tokenizer = modeling.load_tokenizer(model_ref, sentinels=kind.sentinels, revision=revision)
+    encoded, cut = encode_pairs(tokenizer, examples, params, kind.tail)
+    report_cut(cut, len(examples), params, warnings)
     base_model = modeling.load_model(model_ref, device=torch.device("cpu"), revision=revision)
     training = setup_training(base_model, params, speed)
     accelerator, model, optimizer = training.accelerator, training.model, training.optimizer
-
-    steps_per_epoch = math.ceil(len(examples) / params["batch_size"])
-    total_steps = max(1, math.ceil(steps_per_epoch * params["epochs"]))
-    saves = checkpoint_steps(total_steps, params["checkpoints"])
-    if len(saves) < params["checkpoints"]:  # one per step at most: the selections then choose among fewer
-        warnings.append(f"{total_steps} training steps hold only {len(saves)} of the {params['checkpoints']} "
-                        "checkpoints asked for (train.checkpoints); more examples or epochs give more steps")
-        log.warning(warnings[-1])
+    steps_per_epoch, total_steps, saves = plan_steps(len(examples), params, warnings)
     state_path = out_dir / "resume" / "state.pt"
     step, log_rows = 0, []
     if state_path.exists():
@@ -330,25 +368,12 @@ def train(spec: dict, model_ref: str, train_files: dict[str, Path], out_dir: Pat
     progress = ProgressLog(run_id, total_steps, step) if accelerator.is_main_process else None
     save_dtype = torch.bfloat16 if accelerator.mixed_precision == "bf16" else None
     while step < total_steps:
-        # The position in the data is a function of the step alone, so a resumed run sees what an
-        # uninterrupted one would have seen.
-        epoch, index = divmod(step, steps_per_epoch)
-        batch_ids = batch_order(len(examples), spec["seed"], epoch)[index * params["batch_size"]:
-                                                                   (index + 1) * params["batch_size"]]
+        epoch, batch_ids = batch_at(step, steps_per_epoch, len(examples), spec["seed"], params["batch_size"])
         learning_rate = learning_rate_at(step, total_steps, params)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate
-        try:
-            with modeling.lower_on_out_of_memory(
-                    f"run {run_id} at step {step + 1}", "train.micro_batch_size", params["micro_batch_size"],
-                    f" to a divisor of train.batch_size {params['batch_size']}: the same batches, through gradient "
-                    "accumulation, in a new run (it is in the run's digest)"):
-                batch_loss = train_step(training, [encoded[i] for i in batch_ids], tokenizer.pad_token_id, params)
-        except FloatingPointError as err:
-            last_good = [s for s in saves if s <= step]
-            raise FloatingPointError(
-                f"run {run_id}: {err} at step {step + 1} (epoch {epoch}); last good checkpoint: "
-                f"{checkpoint_path(out_dir, last_good[-1]) if last_good else 'none'} (kept)") from None
+        with step_failures_named(run_id, step, epoch, params, out_dir, saves):
+            batch_loss = train_step(training, [encoded[i] for i in batch_ids], tokenizer.pad_token_id, params)
         step += 1
         if step == first_step + 1 and training.compiled:
             modeling.check_compiled(f"run {run_id}: the training step", "compile")

@@ -278,7 +278,8 @@ class ProgressLog:
             return
         seconds, steps = max(now - self.last_time - (saved_seconds or 0.0), 1e-6), len(self.losses)
         left = datetime.timedelta(seconds=round((self.total_steps - step) * seconds / steps))
-        pace = f"first step in {seconds:.1f} s" if first else f"{self.samples / seconds:.1f} samples/s, about {left} left"
+        pace = (f"first step in {seconds:.1f} s" if first
+                else f"{self.samples / seconds:.1f} samples/s, about {left} left")
         log.info("run %s: step %d/%d (epoch %d): loss %.4f (mean of %d step%s), %s%s", self.run_id, step,
                  self.total_steps, epoch, sum(self.losses) / steps, steps, "s" * (steps > 1), pace,
                  f"; checkpoint saved in {saved_seconds:.2f} s" if checkpoint else "")
@@ -339,6 +340,8 @@ def step_failures_named(run_id: str, step: int, epoch: int, params: dict, out_di
 
 def train(spec: dict, model_ref: str, train_files: dict[str, Path], out_dir: Path, run_id: str,
           speed: dict | None = None, revision: str | None = None) -> dict:
+    """Fine-tunes one run, from its resume state where a stopped job left one; returns what run.json records,
+    with the per-step losses under "log"."""
     import torch
     from accelerate.utils import set_seed
 
@@ -354,10 +357,12 @@ def train(spec: dict, model_ref: str, train_files: dict[str, Path], out_dir: Pat
     tokenizer = modeling.load_tokenizer(model_ref, sentinels=kind.sentinels, revision=revision)
     encoded, cut = encode_pairs(tokenizer, examples, params, kind.tail)
     report_cut(cut, len(examples), params, warnings)
+
     base_model = modeling.load_model(model_ref, device=torch.device("cpu"), revision=revision)
     training = setup_training(base_model, params, speed)
     accelerator, model, optimizer = training.accelerator, training.model, training.optimizer
     steps_per_epoch, total_steps, saves = plan_steps(len(examples), params, warnings)
+
     state_path = out_dir / "resume" / "state.pt"
     step, log_rows = 0, []
     if state_path.exists():

@@ -386,7 +386,8 @@ def targets_met(record: dict, precision: str, apply: bool) -> dict:
                                 f["ratio"]["peak_memory"] <= TARGETS["finetune_memory_ratio"]),
             "decode_speed": d and d["ratio"]["new_tokens_per_s"] >= TARGETS["decode_speedup"],
             "decode_identical": d and d["identical_share"] >= TARGETS["decode_identical"][precision],
-            "decode_identical_fp32": fp32_check and fp32_check["identical_share"] >= TARGETS["decode_identical"]["fp32"],
+            "decode_identical_fp32": (fp32_check
+                                      and fp32_check["identical_share"] >= TARGETS["decode_identical"]["fp32"]),
             "math": m and m["first_loss"]["pass"] and m["curve"]["pass"],
             "xlrs": x and x["seconds"] < TARGETS["xlrs_seconds"], "checkpoint": c and c["pass"]}
 

@@ -31,7 +31,8 @@ def make_run(root, run_id, sources, targets, test, dev, selections, xlrs, lid=No
     for lang in dict.fromkeys([*sources, *targets]):
         files = {}
         for split, table in (("dev", dev), ("test", test)):
-            rows = [{"step": s, "lang": lang, "rougeL": v, **((lid or {}).get(lang, {}))} for s, v in table[lang].items()]
+            rows = [{"step": s, "lang": lang, "rougeL": v, **((lid or {}).get(lang, {}))}
+                    for s, v in table[lang].items()]
             files[split] = str(run_dir / f"{split}-{lang}.tsv")
             write(run_dir / f"{split}-{lang}.tsv", pd.DataFrame(rows))
         if lang in xlrs:
@@ -41,7 +42,8 @@ def make_run(root, run_id, sources, targets, test, dev, selections, xlrs, lid=No
         (run_dir / f"select-{lang}.json").write_text(json.dumps({"selection": selections.get(lang, {})}))
         languages[lang] = files
     return {"id": run_id, "task": "tg", "kind": "generation", "sources": sources, "seed": 1, "metric": "rougeL",
-            "cos_sim": "lowest", "targets": targets, "run_dir": str(run_dir), "languages": languages, "xlrs": xlrs_files}
+            "cos_sim": "lowest", "targets": targets, "run_dir": str(run_dir), "languages": languages,
+            "xlrs": xlrs_files}
 
 
 @pytest.fixture
@@ -127,7 +129,8 @@ def test_spearman_of_target_means_per_checkpoint(tmp_path):
     assert table["table_4"].to_dict() == {"checkpoint, means over targets": True, "(checkpoint, target)": False}
     xlrs["fr"].pop(30)
     partial = make_run(tmp_path / "partial", "tg-en-s1", ["en"], ["de", "fr"], dev, dev, {}, xlrs)
-    table = aggregate.spearman_table(aggregate.load_measurements({"runs": [partial], "cast_test": {}}), "en", ["de", "fr"])
+    table = aggregate.spearman_table(aggregate.load_measurements({"runs": [partial], "cast_test": {}}), "en",
+                                     ["de", "fr"])
     assert table.set_index("points_are").loc["checkpoint, means over targets", "points"] == 2
     german_only = aggregate.spearman_table(data, "de", ["de", "fr"])
     assert set(german_only["points"]) == {3} and set(german_only["targets"]) == {"fr"}

@@ -203,7 +203,8 @@ def test_nan_loss_stops_with_run_step_and_last_good_checkpoint_kept(tiny_model_d
                        tmp_path / "run", "tg-en-s1-abc")
     # 16 steps, checkpoints at 4, 8, 12, 16: step 7 diverges, step 4 is the last good one
     kept = tmp_path / "run" / "checkpoints" / "step-000004"
-    assert str(caught.value) == f"run tg-en-s1-abc: loss is nan at step 7 (epoch 0); last good checkpoint: {kept} (kept)"
+    assert str(caught.value) == (f"run tg-en-s1-abc: loss is nan at step 7 (epoch 0); last good checkpoint: {kept} "
+                                 "(kept)")
     assert (kept / "model.safetensors").exists()
 
 

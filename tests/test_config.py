@@ -59,7 +59,8 @@ def test_same_language_twice_in_a_combination():
 
 
 def test_unknown_task():
-    check(lambda c: c["experiments"][0].update(task="summarisation"), r"experiments\[0\].task: unknown task 'summarisation'")
+    check(lambda c: c["experiments"][0].update(task="summarisation"),
+          r"experiments\[0\].task: unknown task 'summarisation'")
 
 
 def test_report_languages_must_be_languages_of_a_task():

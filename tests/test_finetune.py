@@ -23,7 +23,8 @@ def test_two_sources_share_the_same_total_equally(tmp_path):
     examples, counts, warnings = finetune.training_examples(spec(["en", "zh"]), files)
     assert counts == {"en": 5, "zh": 5} and not warnings
     # the FIRST n/k of each source
-    assert sorted(e["target"] for e in examples) == sorted([f"en {i}" for i in range(5)] + [f"zh {i}" for i in range(5)])
+    assert sorted(e["target"] for e in examples) == sorted([f"en {i}" for i in range(5)]
+                                                           + [f"zh {i}" for i in range(5)])
 
 
 def test_shuffle_is_the_seeds(tmp_path):

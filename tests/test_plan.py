@@ -368,29 +368,17 @@ def test_a_kinds_new_scoring_moves_its_scores_only(monkeypatch):
     assert {key[0] for key, path in scores(after).items() if paths[key] != path} == {"pos"}
 
 
-def test_a_language_with_a_subtag_moves_its_language_id_scores_only():
-    """Language ID reads zh-Hans as zh since it scored 0: only the test scores of such codes move."""
-    def hans(config):
+@pytest.mark.parametrize("code,labels_version", [("zh-Hans", 2), ("deu", 3), ("iw", 3)])
+def test_a_code_read_another_way_moves_its_language_id_scores_only(code, labels_version):
+    """Language ID reads zh-Hans as zh (2), and deu as de or iw as he through the standard (3), since each scored 0:
+    only the test scores of such codes move; a plain two-letter code keeps its paths."""
+    def with_code(config):
         config["tasks"]["title_generation"].update(
-            languages=["en", "de", "zh-Hans"], dataset={"loader": "jsonl", "path": "d/{lang}/{split}.jsonl"})
-        config["experiments"][0].update(sources=[["en"]], targets=["en", "de", "zh-Hans"], xlrs_targets=["de"])
+            languages=["en", "de", code], dataset={"loader": "jsonl", "path": "d/{lang}/{split}.jsonl"})
+        config["experiments"][0].update(sources=[["en"]], targets=["en", "de", code], xlrs_targets=["de"])
 
-    plan = study(hans)
+    plan = study(with_code)
     title = next(run for run in plan.runs.values() if run.task == "title_generation" and run.sources == ("en",))
-    assert plan.score_spec(title, "zh-Hans", "test")["lid_labels"] == 2
+    assert plan.score_spec(title, code, "test")["lid_labels"] == labels_version
     assert "lid_labels" not in plan.score_spec(title, "de", "test")
-    assert "lid_labels" not in plan.score_spec(title, "zh-Hans", "dev")
-
-
-def test_a_three_letter_code_moves_its_language_id_scores_only():
-    """Language ID reads deu as de through the standard since it scored 0; a two-letter code keeps its paths."""
-    def three_letter(config):
-        config["tasks"]["title_generation"].update(
-            languages=["en", "de", "deu"], dataset={"loader": "jsonl", "path": "d/{lang}/{split}.jsonl"})
-        config["experiments"][0].update(sources=[["en"]], targets=["en", "de", "deu"], xlrs_targets=["de"])
-
-    plan = study(three_letter)
-    title = next(run for run in plan.runs.values() if run.task == "title_generation" and run.sources == ("en",))
-    assert plan.score_spec(title, "deu", "test")["lid_labels"] == 3
-    assert "lid_labels" not in plan.score_spec(title, "de", "test")
-    assert "lid_labels" not in plan.score_spec(title, "deu", "dev")
+    assert "lid_labels" not in plan.score_spec(title, code, "dev")

@@ -4,6 +4,7 @@ import pytest
 from rouge_score import rouge_scorer
 
 from workflow_scripts.metrics import (
+    LID_176_LABELS,
     PieceTokenizer,
     default_lid_model_path,
     language_probabilities,
@@ -213,6 +214,7 @@ def test_lid_summary(lid_model):
 def test_lid_label_reads_codes_through_the_standard(lid_model):
     known = model_labels(lid_model)
     assert len(known) == 176 and {"de", "zh", "tl", "sh", "als", "sq"} <= known
+    assert known == LID_176_LABELS  # what the digests read (lid_labels_version) is the model's
     expected = {"de": "de", "zh-Hans": "zh", "pt-BR": "pt", "deu": "de", "ger": "de", "cmn": "zh", "iw": "he",
                 "fil": "tl", "tl": "tl", "sh": "sh", "sq": "sq", "als": "als", "sr-Latn": "sr", "xx": None}
     assert {code: lid_label(code, known) for code in expected} == expected

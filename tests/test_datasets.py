@@ -451,6 +451,19 @@ def test_a_missing_file_names_the_keys_that_name_it(tmp_path, loader):
     with pytest.raises(DataError, match=r"split 'dev'.*de/dev.jsonl does not exist.*dataset.path.*"
                                         r"dataset.splits \(e.g. {dev: validation}\)"):
         loaders.load(declaration, "de", "dev")
+    # where dataset.splits already names it, the error does not ask for what is there
+    with pytest.raises(DataError, match=r"de/validation.jsonl does not exist") as caught:
+        loaders.load({**declaration, "splits": {"dev": "validation"}}, "de", "dev")
+    assert "dataset.splits" not in str(caught.value)
+
+
+def test_a_missing_parallel_table_names_its_key(tmp_path):
+    """xlrs.parallel with loader file is one table, not a template per language and split."""
+    from workflow_scripts.xlrs import load_parallel
+
+    with pytest.raises(DataError) as caught:
+        load_parallel({"loader": "file", "path": str(tmp_path / "parallel.tsv")}, ["en", "de"], 4, 0)
+    assert str(caught.value) == f"xlrs.parallel.path names {tmp_path / 'parallel.tsv'}, which does not exist"
 
 
 # ------------------------------------------------------------------------------------------------ MTG

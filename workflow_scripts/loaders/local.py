@@ -36,22 +36,28 @@ def load_jsonl(dataset: dict, lang: str, split: str, fields=None) -> tuple[list[
     up_split, part, spec = upstream_split(dataset, split, split, where)
     path = Path(dataset["path"].format(lang=lang, split=up_split))
     if not path.is_file():
-        raise DataError(missing_file(where, path, split))
+        raise DataError(missing_file(where, path, split, up_split))
     marked = [(record, "empty" if empty_text(record, fields) else None) for record in read_jsonl(path)]
     return finish(marked, part, dataset, split, where, {"upstream_split": spec}, "")
 
 
-def missing_file(where: str, path: Path, split: str | None = None) -> str:
+def missing_file(where: str, path: Path, split: str | None = None, upstream: str | None = None) -> str:
+    """What to set where a file is not there: `split` (ours) and `upstream` (the name dataset.splits gave it, which
+    filled the template's {split}) for a dataset's template; neither for one table (xlrs.parallel, loader file)."""
+    if split is None:
+        return f"{where}.path names {path}, which does not exist"
     renamed = (f"; a file of another name is named with dataset.splits (e.g. {{{split}: validation}})"
-               if split and split != "train" else "")
+               if split != "train" and upstream in (None, split) else "")
     return (f"{where}: {path} does not exist; set dataset.path to a template such as data/{{lang}}/{{split}}.jsonl "
             f"that names an existing file per language and split{renamed}")
 
 
-def read_table_file(path: Path, where: str, split: str | None = None) -> tuple[list[dict], dict]:
-    """Rows of a JSONL/JSON/TSV/CSV/parquet file (format by suffix), and parquet feature metadata."""
+def read_table_file(path: Path, where: str, split: str | None = None,
+                    upstream: str | None = None) -> tuple[list[dict], dict]:
+    """Rows of a JSONL/JSON/TSV/CSV/parquet file (format by suffix), and parquet feature metadata. `split` and
+    `upstream`: as missing_file reads them."""
     if not path.is_file():
-        raise DataError(missing_file(where, path, split))
+        raise DataError(missing_file(where, path, split, upstream))
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
         return json_records(path, "", where), {}
@@ -117,7 +123,7 @@ def load_files(dataset: dict, lang: str, split: str, fields=None) -> tuple[list[
                         f"data/{{lang}}/{{split}}.tsv")
     up_split, part, spec = upstream_split(dataset, split, split, where)
     path = Path(dataset["path"].format(lang=lang, split=up_split))
-    rows, features = read_table_file(path, where, split)
+    rows, features = read_table_file(path, where, split, up_split)
     known = {"id", *fields} if fields else {field for kind in KINDS.values() for field in kind.fields}
     columns = {ours: theirs for ours, theirs in (dataset.get("columns") or {}).items() if ours in known}
     present = list(rows[0]) if rows else []

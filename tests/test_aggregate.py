@@ -1,6 +1,7 @@
 """Aggregation on hand-made measurements with known answers: selection Δ, Spearman's ρ, LID reduction."""
 import copy
 import json
+import math
 from pathlib import Path
 
 import matplotlib
@@ -320,3 +321,15 @@ def test_the_studys_tables_agree_with_its_per_run_files(finished_study):
                     assert rows.loc[rule, "score"] == pytest.approx(test.loc[step, metric], abs=1e-4), (run.id, rule)
                     checked += 1
     assert checked >= 6
+
+
+def test_a_target_whose_source_language_id_cannot_name_keeps_its_row(manifest):
+    """A source fastText has no label for scores NaN, as does its accidental-translation share: the target's
+    row is in Table 9 with what was measured (its own language)."""
+    manifest["runs"] = manifest["runs"][:1]
+    lid = {"lid_de": 10.0, "lid_en": float("nan"), "accidental_translation": float("nan")}
+    path = manifest["runs"][0]["languages"]["de"]["test"]
+    pd.read_csv(path, sep="\t").assign(**lid).to_csv(path, sep="\t", index=False)
+    table = aggregate.language_id_table(aggregate.load_measurements(manifest)).set_index("target")
+    assert list(table.index) == ["de"] and table.loc["de", "lid_target"] == 10.0
+    assert math.isnan(table.loc["de", "accidental_translation"])

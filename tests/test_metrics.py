@@ -323,3 +323,12 @@ def test_squad_scores_empty_and_sentinels():
 def test_strip_sentinels():
     assert strip_sentinels("<pad> <extra_id_0>Hello   <extra_id_12> world</s>") == "Hello world"
     assert strip_sentinels("") == ""
+
+
+def test_accidental_translation_into_sources_it_cannot_name_is_nan(lid_model):
+    """With no source the model names, no output can be caught in one: the share is unknown, not 0."""
+    outputs = [SENTENCES["de"][0], SENTENCES["en"][0]]
+    got = lid_summary(lid_model, outputs, target="de", sources=["zu"])
+    assert math.isnan(got["accidental_translation"]) and math.isnan(got["lid_zu"]) and got["lid_de"] > 0
+    assert lid_summary(lid_model, outputs, target="de", sources=["zu", "en"])["accidental_translation"] == 50.0
+    assert lid_summary(lid_model, outputs, target="en", sources=["en"])["accidental_translation"] == 0.0

@@ -80,7 +80,9 @@ def language_id_table(data: dict) -> pd.DataFrame:
     tested = at_selected(data["test"], data["select"], "en-dev")
     if "accidental_translation" not in tested:
         return pd.DataFrame()
-    tested = tested[tested["zero_shot"] & tested["accidental_translation"].notna()]
+    # the rows language ID scored (text tasks' test sets): an unnamed source's accidental share is NaN, not absent
+    scored = tested.filter(regex=r"^(lid_|accidental_translation$)").notna().any(axis=1)
+    tested = tested[tested["zero_shot"] & scored]
     lid_columns = [c for c in tested.columns if c.startswith("lid_")]
     rows = []
     for (task, combination, target), group in tested.groupby(["task", "combination", "target"]):

@@ -141,8 +141,11 @@ xal xmf yi yo yue zh""".split())
 def lid_labels_version(codes: Sequence[str], labels: frozenset[str] = LID_176_LABELS) -> int:
     """How lid_label has read these codes: 1 took the primary subtag as written, 2 (a subtag: zh-Hans) read the
     same labels, 3 (a primary subtag the model has no label for) reads it through the standard (deu is de, iw is
-    he) or, where the standard names none either (zu), scores NaN: all of these scored 0 before. A code fastText
-    names as written (yue, tl, sh) reads as it did."""
+    he), 4 (a language the standard finds no label for either: zu) scores NaN, and so does the accidental
+    translation into sources that are all such. Each of these scored 0 before; a code fastText names as written
+    (yue, tl, sh) reads as it did."""
+    if any(lid_label(code, labels) is None for code in codes):
+        return 4
     if any(code.split("-")[0].lower() not in labels for code in codes):
         return 3
     return 2 if any("-" in code for code in codes) else 1
@@ -188,7 +191,10 @@ def lid_summary(model, predictions: Sequence[str], target: str, sources: Sequenc
     n = len(predictions)
     out = {f"lid_{lang}": (math.nan if label is None else 100.0 * sums[lang] / n if n else 0.0)
            for lang, label in labels.items()}
-    out["accidental_translation"] = 100.0 * accidental / n if n else 0.0
+    # where the model can name none of the sources, no output can be caught in one: 0 would read as never
+    other_labels = [labels[lang] for lang in sources if lang != target]
+    unmeasured = bool(other_labels) and all(label is None for label in other_labels)
+    out["accidental_translation"] = math.nan if unmeasured else 100.0 * accidental / n if n else 0.0
     out["n"] = n
     return out
 

@@ -41,7 +41,9 @@ def t5_encoder_parameters(d_model, d_ff, d_kv, heads, layers, vocab) -> int:
 
 # mT5-base's share of bytes in an encoder-only load, for a load time known only for whole checkpoints
 ENCODER_SHARE = t5_encoder_parameters(*KNOWN_SHAPES["google/mt5-base"]) / REFERENCE_PARAMETERS
-STATE_BYTES_PER_WEIGHT_BYTE = 12 / 2  # resume state (fp32 weights, two fp32 moments) against bf16 weights
+CHECKPOINT_BYTES_PER_PARAMETER = 2  # bf16 weights only
+STATE_BYTES_PER_PARAMETER = 12  # the resume state: fp32 weights and AdamW's two fp32 moments
+STATE_BYTES_PER_WEIGHT_BYTE = STATE_BYTES_PER_PARAMETER / CHECKPOINT_BYTES_PER_PARAMETER
 
 
 def model_parameters(study: Study) -> int | None:
@@ -163,7 +165,8 @@ def estimate(study: Study) -> dict:
                                        new_tokens[True] / speed["generate_new_tokens_per_second_static_cache"]),
              "xlrs": xlrs_sentences * scale / speed["encode_sentences_per_second"] / 3600}
     hours = {stage: value + overhead[stage] for stage, value in hours.items()}
-    bytes_per_checkpoint = 2 * (parameters or REFERENCE_PARAMETERS)  # bf16 weights only
+    bytes_per_checkpoint = CHECKPOINT_BYTES_PER_PARAMETER * (parameters or REFERENCE_PARAMETERS)
+    state_bytes = STATE_BYTES_PER_PARAMETER * (parameters or REFERENCE_PARAMETERS)
     return {"model": study.model_ref, "parameters": parameters, "runs": len(study.runs), "checkpoints": checkpoints,
             "jobs": jobs,
             "gpu_hours": {k: round(v, 1) for k, v in hours.items()} | {"total": round(sum(hours.values()), 1)},
@@ -173,9 +176,9 @@ def estimate(study: Study) -> dict:
                                        round(scale * speed["encoder_load_seconds"], 2)],
             "checkpoint_save_seconds": round(scale * speed["checkpoint_save_seconds"], 2),
             "disk_gb": {"checkpoints": round(checkpoints * bytes_per_checkpoint / 1e9, 1),
-                        # fp32 weights and AdamW's two moments; the new state is written before the old one goes
-                        "resume_state_per_running_job": round(12 * (parameters or REFERENCE_PARAMETERS) / 1e9, 1),
-                        "resume_state_peak_per_running_job": round(24 * (parameters or REFERENCE_PARAMETERS) / 1e9, 1)},
+                        # the new state is written before the old one goes
+                        "resume_state_per_running_job": round(state_bytes / 1e9, 1),
+                        "resume_state_peak_per_running_job": round(2 * state_bytes / 1e9, 1)},
             "test_sizes_assumed": sorted(assumed_test_sizes(study)),
             "throughput_from": speed.get("device", "?") + ": " + speed.get("what", "")}
 

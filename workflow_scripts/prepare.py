@@ -22,11 +22,13 @@ def prepare(spec: dict) -> tuple[list[dict], dict]:
     where += f" ({source_of(spec['dataset'], spec['lang'], spec['split'])})"
     if not records:
         raise DataError(f"{where}: the split is empty")
-    hint = "; name the file's columns with dataset.columns (our field: their column)"
-    if spec["dataset"]["loader"] == "jsonl":  # jsonl reads our names only: say where other names are mapped
+    loader = spec["dataset"]["loader"]
+    if loader == "jsonl":  # jsonl reads our names only: say where other names are mapped
         hint = "; a jsonl record holds the kind's fields by name: rename them, or read the file with loader 'files'" \
                " and dataset.columns (our field: their column)"
-    elif spec["dataset"]["loader"] not in loaders.MAPS_COLUMNS:
+    elif loader in loaders.MAPS_COLUMNS:
+        hint = "; name the file's columns with dataset.columns (our field: their column)"
+    else:
         hint = ""
     tasks.validate_records(tasks.kind(spec["kind"]), records, where, hint)
     return records, notes

@@ -216,15 +216,24 @@ def test_lid_label_reads_codes_through_the_standard(lid_model):
     assert len(known) == 176 and {"de", "zh", "tl", "sh", "als", "sq"} <= known
     assert known == LID_176_LABELS  # what the digests read (lid_labels_version) is the model's
     expected = {"de": "de", "zh-Hans": "zh", "pt-BR": "pt", "deu": "de", "ger": "de", "cmn": "zh", "iw": "he",
-                "fil": "tl", "tl": "tl", "sh": "sh", "sq": "sq", "als": "als", "sr-Latn": "sr", "xx": None}
+                "fil": "tl", "tl": "tl", "sh": "sh", "sq": "sq", "als": "als", "sr-Latn": "sr", "nb": "no", "quy": "qu",
+                "yue": "yue", "zu": None, "xx": None}
     assert {code: lid_label(code, known) for code in expected} == expected
 
 
-def test_a_language_without_a_label_scores_nan_with_a_warning(lid_model, caplog):
+def test_a_language_without_a_label_scores_nan_with_a_warning_once_per_job(lid_model, caplog):
+    import types
+
+    from workflow_scripts import score
+
     outputs = [SENTENCES["de"][0], SENTENCES["en"][0]]
     got = lid_summary(lid_model, outputs, target="xx", sources=["en"])
     assert math.isnan(got["lid_xx"]) and got["lid_en"] > 0 and got["accidental_translation"] == 50.0
-    assert "no label for 'xx'" in caplog.text
+    decodes = [{"step": step, "prediction": text, "record": {"summary": "x"}} for step in (1, 2) for text in outputs]
+    spec = {"kind": "generation", "lang": "xx", "sources": ["en"], "rouge_l": "rougeL", "lid_model": None}
+    rows = score.score_file(decodes, spec, tokenizer=types.SimpleNamespace(tokenize=str.split), lid_model=lid_model)
+    assert [math.isnan(row["lid_xx"]) for row in rows] == [True, True]
+    assert caplog.text.count("no label for 'xx'") == 1
     assert math.isnan(lid_summary(lid_model, [], target="xx", sources=["en"])["lid_xx"])
 
 

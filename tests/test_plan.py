@@ -368,12 +368,12 @@ def test_a_kinds_new_scoring_moves_its_scores_only(monkeypatch):
     assert {key[0] for key, path in scores(after).items() if paths[key] != path} == {"pos"}
 
 
-@pytest.mark.parametrize("code,labels_version", [("zh-Hans", 2), ("deu", 3), ("iw", 3), ("zu", 4), ("yue", 1),
-                                                 ("tl", 1)])
+@pytest.mark.parametrize("code,labels_version", [("zh-Hans", 2), ("deu", 3), ("iw", 3), ("zu", 4), ("nb", 5),
+                                                 ("yue", 1), ("tl", 1)])
 def test_a_code_read_another_way_moves_its_language_id_scores_only(code, labels_version):
-    """Language ID reads zh-Hans as zh (2), deu as de or iw as he through the standard (3), and zu (no label) as NaN
-    (4), since each scored 0: only the test scores of such codes move; a code fastText names as written (de, yue,
-    tl) keeps its paths."""
+    """Language ID reads zh-Hans as zh (2), deu as de or iw as he through the standard (3), zu (no label) as NaN
+    (4) and nb as its macrolanguage no (5), since each scored 0 or NaN: only the test scores of such codes move; a
+    code fastText names as written (de, yue, tl) keeps its paths."""
     def with_code(config):
         config["tasks"]["title_generation"].update(
             languages=["en", "de", code], dataset={"loader": "jsonl", "path": "d/{lang}/{split}.jsonl"})

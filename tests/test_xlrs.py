@@ -203,3 +203,13 @@ def test_each_checkpoint_gives_what_a_fresh_load_of_it_gives(tiny_model_dir, tmp
         assert len(at_step) == len(expected) > 0
         assert at_step.xlrs.tolist() == pytest.approx(expected.xlrs.tolist(), abs=1e-6), step
     assert found.groupby("step").xlrs.sum().nunique() == 3  # the three steps differ
+
+
+def test_repeated_ids_cannot_pair_sentences(tmp_path):
+    """Two French records with id 1: pairing kept whichever came last, silently."""
+    for lang, ids in (("en", "012"), ("fr", "011")):
+        (tmp_path / lang).mkdir()
+        lines = [f'{{"id": "{i}", "document": "{lang} {n}", "summary": "x"}}\n' for n, i in enumerate(ids)]
+        (tmp_path / lang / "test.jsonl").write_text("".join(lines), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"ids repeat in language 'fr', split 'test' \(1\)"):
+        xlrs.load_parallel({"loader": "mtg", "path": str(tmp_path)}, ["en", "fr"], n_pairs=5, seed=0)

@@ -31,6 +31,12 @@ def prepare(spec: dict) -> tuple[list[dict], dict]:
     else:
         hint = ""
     tasks.validate_records(tasks.kind(spec["kind"]), records, where, hint)
+    repeated = loaders.repeated_ids(records)
+    if repeated:  # harmless to training and scoring; pairing by id (XLRS, Table 2's d) refuses or keeps one
+        notes["repeated_ids"] = len(repeated)
+        logging.getLogger("prepare").warning("%s: %d id(s) repeat (%s); ids pair a language's examples with "
+                                             "another's", where, len(repeated),
+                                             ", ".join(repeated[:5]) + (", ..." if len(repeated) > 5 else ""))
     return records, notes
 
 

@@ -91,6 +91,11 @@ def task_parallel_rows(declaration: dict, languages: list[str]) -> dict[str, dic
             records, notes = loaders.load(declaration, lang, split, ("id", field))
         except DataError as err:
             raise DataError(f"xlrs.parallel: no parallel sentences for language {lang!r}: {err}") from err
+        repeated = loaders.repeated_ids(records)
+        if repeated:
+            raise DataError(f"xlrs.parallel ({declaration.get('path') or declaration['loader']}): ids repeat in "
+                            f"language {lang!r}, split {split!r} ({', '.join(repeated[:5])}); an id pairs a sentence "
+                            f"with its translations, so each record needs one of its own")
         by_language[lang] = {r["id"]: r[field] for r in records}
         files[lang] = notes.get("ids_from_rows_of")
         # the rows the ids number: those kept and those the loader dropped (empty, NS...), before any cap

@@ -19,7 +19,7 @@ Loaders (`dataset.loader`), with the declaration keys each reads (schemas/config
 One module per source: local.py (demo, jsonl, files, and read_table_file), xtreme.py, wiki_lingua.py and
 mtg.py; hub.py reads hub repositories or local copies of them as parquet (xtreme, wiki_lingua); common.py
 holds the helpers several loaders share. This module is the public API: SPLITS, LOADERS, load,
-read_table_file, directory_files and upstream_names.
+read_table_file, directory_files, repeated_ids and upstream_names.
 
 Heavy libraries (`datasets`, pyarrow) are imported inside the functions: the Snakefile imports this
 package's neighbours when it builds the DAG. Inside the package `import datasets` is the Hugging Face
@@ -30,14 +30,14 @@ from __future__ import annotations
 from workflow_scripts.errors import UserError
 from workflow_scripts.files import DataError
 from workflow_scripts.loaders.local import load_demo, load_files, load_jsonl, read_table_file
-from workflow_scripts.loaders.common import upstream_names
+from workflow_scripts.loaders.common import repeated_ids, upstream_names
 from workflow_scripts.loaders.mtg import load_mtg, local_mtg_files
 from workflow_scripts.loaders.wiki_lingua import load_wiki_lingua, local_wiki_lingua_files
 from workflow_scripts.loaders.xtreme import load_xtreme, local_xtreme_files
 from workflow_scripts.tasks import SPLITS
 
 __all__ = ["SPLITS", "LOADERS", "NEEDS_PATH", "MAPS_COLUMNS", "PATH_IS_TEMPLATE", "DIRECTORY_FILES", "load",
-           "directory_files", "read_table_file", "upstream_names"]
+           "directory_files", "read_table_file", "repeated_ids", "upstream_names"]
 
 
 LOADERS = {"demo": load_demo, "jsonl": load_jsonl, "xtreme": load_xtreme, "wiki_lingua": load_wiki_lingua,

@@ -123,3 +123,9 @@ def json_records(path: Path, lang: str, where: str) -> list[dict]:
                 raise DataError(f"{where}: {path} holds a JSON list whose items are not all objects")
             return whole
     return read_jsonl(path)
+
+
+def repeated_ids(records: list[dict]) -> list[str]:
+    """The ids more than one record holds, in the order they first repeat."""
+    seen: set = set()
+    return list(dict.fromkeys(str(r["id"]) for r in records if r["id"] in seen or seen.add(r["id"])))

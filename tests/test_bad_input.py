@@ -506,3 +506,9 @@ def test_repeated_ids_are_counted_and_named_in_the_log(tmp_path, caplog):
     _, notes = prepare.prepare(prepare_spec(tmp_path, "test") | {"dataset": {"loader": "demo", "name": "pos",
                                                                                     "sizes": {"test": 5}}})
     assert "repeated_ids" not in notes
+
+
+def test_a_loaders_message_naming_language_and_split_is_not_prefixed_with_them_again(tmp_path):
+    with pytest.raises(DataError) as error:
+        prepare.prepare(prepare_spec(tmp_path, "dev"))
+    assert str(error.value).startswith("task 'pos': jsonl dataset ") and str(error.value).count("split 'dev'") == 1

@@ -17,8 +17,9 @@ def prepare(spec: dict) -> tuple[list[dict], dict]:
     where = f"task {spec['task']!r}, language {spec['lang']!r}, split {spec['split']!r}"
     try:
         records, notes = loaders.load(spec["dataset"], spec["lang"], spec["split"], tasks.kind(spec["kind"]).fields)
-    except DataError as err:
-        raise DataError(f"{where}: {err}") from err
+    except DataError as err:  # a loader's message that names the language and split needs only the task
+        named = f"language {spec['lang']!r}, split {spec['split']!r}" in str(err)
+        raise DataError(f"task {spec['task']!r}: {err}" if named else f"{where}: {err}") from err
     where += f" ({source_of(spec['dataset'], spec['lang'], spec['split'])})"
     if not records:
         raise DataError(f"{where}: the split is empty")

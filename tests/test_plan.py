@@ -251,9 +251,9 @@ def test_in_a_directory_of_many_languages_each_language_and_split_is_known_by_it
 
 
 def test_a_parallel_tables_xlrs_jobs_are_known_by_their_own_languages_columns(tmp_path, monkeypatch):
-    """xlrs.parallel as one table (loader file, a column per language): a new language's column moves no XLRS
-    path; a corrected sentence moves the jobs that read its language only; the rows' order (which pairs them)
-    moves every job."""
+    """xlrs.parallel as one table (loader file, a column per language): a new language's column, or a row only it
+    fills, moves no XLRS path; a corrected sentence moves the jobs that read its language only; the rows' order
+    (which pairs them and draws the sample) moves every job."""
     monkeypatch.chdir(tmp_path)
     table, edits = tmp_path / "parallel.tsv", itertools.count(1_000_000_000)
     sentences = {lang: [f"{lang} sentence {i}" for i in range(20)] for lang in ("en", "de", "zh")}
@@ -270,6 +270,9 @@ def test_a_parallel_tables_xlrs_jobs_are_known_by_their_own_languages_columns(tm
 
     before = paths(sentences)
     assert paths({**sentences, "fr": [f"fr sentence {i}" for i in range(20)]}) == before
+    with_a_french_row = {lang: [*cells, "fr sentence 20" if lang == "fr" else ""]
+                         for lang, cells in {**sentences, "fr": [f"fr sentence {i}" for i in range(20)]}.items()}
+    assert paths(with_a_french_row) == before  # an appended row no job's languages fill draws nothing new
     corrected = paths({**sentences, "de": ["de sentence 0, corrected", *sentences["de"][1:]]})
     assert {key for key in before if corrected[key] != before[key]} == {key for key in before if key[1] == "de"}
     reordered = paths({lang: cells[::-1] for lang, cells in sentences.items()})

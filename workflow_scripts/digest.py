@@ -75,15 +75,17 @@ class FileHashes:
         return self.known[key][2]
 
     def column_hashes(self, path: Path, read_rows) -> dict[str, str]:
-        """The sha256 of each column of a table file, its cells in row order (so the rows' number and order count
-        in every column), by column name. A parallel table's XLRS job is known by its own languages' columns, so a
-        new language's column moves no other job; `read_rows` (the loader's reader) runs once per size and
-        modification time, as sha256 does, not once for each of a study's hundreds of XLRS specs."""
-        stat, key = path.stat(), f"columns:{path.resolve()}"  # beside the file's sha256, under another key
+        """The sha256 of each column of a table file, by column name: its sentences with their row numbers, which
+        draw XLRS's sample (xlrs.load_parallel), empty cells left out. A parallel table's XLRS job is known by its
+        own languages' columns, so a new language's column, or a row appended for it alone, moves no other job;
+        `read_rows` (the loader's reader) runs once per size and modification time, as sha256 does, not once for
+        each of a study's hundreds of XLRS specs."""
+        stat, key = path.stat(), f"sentences by row:{path.resolve()}"  # beside the file's sha256
         if self.known.get(key, [None, None])[:2] == [stat.st_size, stat.st_mtime_ns]:
             return self.known[key][2]
         rows = read_rows(path)
-        columns = {name: hashlib.sha256(json.dumps([row.get(name) for row in rows], ensure_ascii=False,
+        columns = {name: hashlib.sha256(json.dumps([[number, row[name]] for number, row in enumerate(rows)
+                                                    if str(row.get(name) or "").strip()], ensure_ascii=False,
                                                    default=str).encode("utf-8")).hexdigest()
                    for name in dict.fromkeys(name for row in rows for name in row)}
         self.known[key] = [stat.st_size, stat.st_mtime_ns, columns]

@@ -270,6 +270,28 @@ def test_numeric_answers_of_a_qa_task(tmp_path):
                                          "number_alone": pytest.approx(400 / 6), "with_digits": pytest.approx(500 / 6)}]
 
 
+def test_numeric_answers_of_a_declared_qa_task_that_no_run_trains_on(tmp_path):
+    """The demo declares a qa task, prepares and casts its test sets, and fine-tunes nothing on it: §5.4's counts
+    are a property of the data, so they are still reported (they were an empty table saying 'no QA task')."""
+    from workflow_scripts.files import write_jsonl
+
+    write_jsonl(tmp_path / "de.jsonl", [{"id": "1", "input": "q", "target": "<extra_id_0>1990"},
+                                        {"id": "2", "input": "q", "target": "<extra_id_0>Berlin"}])
+    manifest = {"runs": [{"task": "tg", "kind": "generation"}], "kinds": {"qa": "qa", "tg": "generation"},
+                "cast_test": {"qa": {"de": str(tmp_path / "de.jsonl")}, "tg": {"de": "not read"}}}
+    assert aggregate.numeric_answers(manifest).to_dict("records") == [
+        {"task": "qa", "language": "de", "answers": 2, "number_alone": 50.0, "with_digits": 50.0}]
+
+
+def test_the_manifest_names_every_declared_tasks_kind():
+    from workflow_scripts.config import load_config
+    from workflow_scripts.plan import Study
+
+    study = Study(load_config(Path(__file__).parent.parent / "config.yaml"))
+    assert study.manifest()["kinds"]["qa"] == "qa"
+    assert "qa" not in {run["task"] for run in study.manifest()["runs"]}
+
+
 def test_a_study_without_zero_shot_targets_writes_every_table(tmp_path):
     """A run evaluated on its own source only (TyDiQA on English): the zero-shot tables are empty, not a crash."""
     en = {"en": {10: 50.0, 20: 60.0}}

@@ -209,7 +209,8 @@ def numeric_answers(manifest: dict) -> pd.DataFrame:
 
     from workflow_scripts.metrics import strip_sentinels
 
-    kinds = {run["task"]: run["kind"] for run in manifest["runs"]}
+    # a declared task's kind, fine-tuned or not (manifest "kinds"); an older manifest knows only its runs' tasks
+    kinds = {**{run["task"]: run["kind"] for run in manifest["runs"]}, **manifest.get("kinds", {})}
     rows = []
     for task, languages in manifest["cast_test"].items():
         if kinds.get(task) != "qa":
@@ -282,7 +283,7 @@ def write_tables(manifest: dict, out_dir: Path) -> None:
                     f"dev scores in report.targets ({', '.join(report['targets'])})",
         "label_overlap": "no test example of a run's only source shares its id with one of another language (a "
                          "dataset that is not parallel gives its ids a language)",
-        "numeric_answers": "no QA task"}
+        "numeric_answers": "no task of kind qa is declared"}
     for name, frame in tables.items():
         with atomic_path(out_dir / f"{name}.csv") as tmp:
             frame.to_csv(tmp, index=False, float_format="%.4f")

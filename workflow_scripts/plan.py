@@ -360,8 +360,10 @@ class Study:
                          "xlrs": {lang: self.xlrs_path(run, lang) for lang in self.xlrs_languages(run)}})
         cast_test = {task: {lang: self.cast_path(task, lang, "test") for lang in declaration["languages"]}
                      for task, declaration in self.config["tasks"].items()}
+        # every declared task's kind: a QA task's test answers are counted (§5.4) whether or not a run trains on it
+        kinds = {task: self.task_kind(task) for task in self.config["tasks"]}
         return {"stage": "aggregate", "version": VERSIONS["aggregate"], "runs": runs, "cast_test": cast_test,
-                "report": self.config["report"]}
+                "kinds": kinds, "report": self.config["report"]}
 
     @property
     def summary_digest(self) -> str:

@@ -215,6 +215,33 @@ def test_a_language_keeps_its_colour_and_two_sources_are_drawn_once(tmp_path, mo
     assert loss == {"en", "en+zh"}  # a line per source combination, seeds averaged
 
 
+def test_the_xlrs_legend_covers_no_line(tmp_path, monkeypatch):
+    """A two-source run's lines fill the axes, where a legend inside ('best') covered some of them: it goes beside
+    the plot, and the saved figure still holds all of it."""
+    steps = {lang: {0: 0.0, 10: 1.0} for lang in ("en", "zh", "de", "fr", "es")}
+    chosen = {lang: {"en-dev": 10, "cos-sim": 10, "tgt-dev": 10} for lang in steps}
+    run = make_run(tmp_path, "tg-en+zh-s1", ["en", "zh"], ["de", "fr", "es"], steps, steps, chosen, {})
+    run["xlrs"] = {"all": write_xlrs(tmp_path / "tg-en+zh-s1" / "xlrs.tsv", [
+        (s, source, target, value + 0.1 * s) for source in ("en", "zh")
+        for target, value in (("de", 0.1), ("fr", 0.4), ("es", 0.7), ("zh" if source == "en" else "en", 0.5))
+        for s in (0, 5, 10)])}
+    drawn = {}
+
+    def keep(figure, path):
+        figure.tight_layout()
+        figure.canvas.draw()
+        drawn[path.name] = figure
+
+    monkeypatch.setattr(figures, "save", keep)
+    figures.xlrs_over_training(aggregate.load_measurements({"runs": [run]})["xlrs"], figures.language_colours(steps),
+                               tmp_path)
+    figure = drawn["xlrs_tg-en+zh.png"]
+    axis, legend = figure.axes[0], figure.axes[0].get_legend()
+    box, window = legend.get_window_extent(), axis.get_window_extent()
+    assert box.x0 >= window.x1  # beside the axes, not on them
+    assert box.x1 <= figure.bbox.x1 and box.y0 >= figure.bbox.y0  # and not cut off
+
+
 def test_figures_5_and_6_show_xlrs_with_the_report_source(tmp_path, monkeypatch):
     """A DE+EN run's first source is DE: Figure 6 must still draw its XLRS(en, fr), against the EN run's; a
     run on DE alone is in neither figure."""

@@ -55,7 +55,7 @@ def xlrs_over_training(xlrs, colours: dict, out_dir: Path) -> None:
     """Per task and source combination, a line per (source, target): the mean over seeds, and their range; the
     target's colour, the source's line style. Between a run's two sources XLRS is symmetric: drawn once."""
     for (task, combination), group in last_layer(xlrs).groupby(["task", "combination"]):
-        figure, axis = plt.subplots(figsize=(6, 4))
+        figure, axis = plt.subplots(figsize=(7.5, 4))
         sources, drawn = combination.split("+"), set()
         for (source, target), points in group.groupby(["source", "target"]):
             if (target, source) in drawn:
@@ -68,7 +68,8 @@ def xlrs_over_training(xlrs, colours: dict, out_dir: Path) -> None:
         axis.set(xlabel="training step (0 = before fine-tuning)", ylabel="XLRS (mean cosine, last encoder layer)",
                  title=f"XLRS over training: {task}, fine-tuned on {combination}\n"
                        f"mean of {seeds} seed(s){', band: their range' if seeds > 1 else ''}")
-        axis.legend(title="source–target", fontsize=8)
+        # beside the plot, not on it: a two-source run's lines fill the whole axes and "best" still covers some
+        axis.legend(title="source–target", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
         save(figure, out_dir / f"xlrs_{task}-{combination}.png")
 
 

@@ -382,3 +382,9 @@ def test_a_target_whose_source_language_id_cannot_name_keeps_its_row(manifest):
     table = aggregate.language_id_table(aggregate.load_measurements(manifest)).set_index("target")
     assert list(table.index) == ["de"] and table.loc["de", "lid_target"] == 10.0
     assert math.isnan(table.loc["de", "accidental_translation"])
+
+
+def test_a_small_p_value_is_not_rounded_to_zero_in_the_markdown():
+    table = pd.DataFrame({"task": ["pos"], "rho": [0.7412], "p_value": [0.0012], "points": [16]})
+    row = aggregate.markdown(table).splitlines()[2]
+    assert "0.74" in row and "0.0012" in row and "0.00 " not in row

@@ -229,7 +229,9 @@ def markdown(frame: pd.DataFrame, why_empty: str = "") -> str:
     if frame.empty:
         return f"_no rows{': ' + why_empty if why_empty else ''}_\n"
     blanks = frame.astype(object).where(frame.notna(), None)  # tabulate leaves None cells empty, not NaN
-    return blanks.to_markdown(index=False, floatfmt=".2f", missingval="") + "\n"
+    # two decimals, but a p-value keeps two significant digits: 0.0012 is not "0.00"
+    floatfmt = [".2g" if column == "p_value" else ".2f" for column in frame.columns]
+    return blanks.to_markdown(index=False, floatfmt=floatfmt, missingval="") + "\n"
 
 
 def score_markdown(scores: pd.DataFrame, runs: list[dict]) -> str:

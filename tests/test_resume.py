@@ -175,3 +175,24 @@ def test_fewer_steps_than_checkpoints_is_a_warning_in_run_json(tiny_model_dir, t
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["checkpoints"] == [1, 2]
     assert any("2 training steps hold only 2 of the 3 checkpoints" in w for w in run["warnings"]), run["warnings"]
+
+
+def test_a_second_trainer_of_the_same_run_stops_naming_the_first(tiny_model_dir, train_file, tmp_path):
+    """Snakemake killed on its own leaves its fine-tuning job running; after --unlock a rerun starts the run
+    again. The second trainer must not write the same checkpoints and resume state: it stops at once, naming the
+    process that trains, and the first goes on."""
+    first = start(tiny_model_dir, train_file, tmp_path)
+    lock = tmp_path / ".finetune.lock"
+    deadline = time.time() + 120
+    while not (lock.exists() and lock.read_text().startswith("process")):
+        assert first.poll() is None and time.time() < deadline, "the first trainer never took its lock"
+        time.sleep(0.01)
+    code, output = finish(start(tiny_model_dir, train_file, tmp_path))
+    assert code == 1, output
+    assert f"{tmp_path} is being trained by process {first.pid} on " in output, output
+    assert "Traceback" not in output and "step 1/" not in output, output
+    assert first.poll() is None, "the first trainer ended before the second was refused"
+    first.kill()
+    finish(first)
+    code, output = finish(start(tiny_model_dir, train_file, tmp_path))  # the lock ends with its process
+    assert code == 0, output

@@ -404,6 +404,37 @@ def train(spec: dict, model_ref: str, train_files: dict[str, Path], out_dir: Pat
             "mixed_precision": accelerator.mixed_precision, "speed": speed, "log": log_rows}
 
 
+@contextlib.contextmanager
+def one_trainer(out_dir: Path, run_id: str):
+    """The run's directory for this process alone while it trains. A second job on it (Snakemake killed on its
+    own leaves its fine-tuning running; --unlock and a rerun start the run again) would write the same checkpoints
+    and resume state; it stops here, naming the process that trains. The kernel releases the lock when that
+    process ends, however it ends."""
+    import fcntl
+    import os
+    import socket
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / ".finetune.lock"
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise UserError(f"run {run_id}: {out_dir} is being trained by {holder} ({path} is locked), left "
+                            "running by a Snakemake that was killed? Wait for it to end, or stop it (kill -TERM "
+                            "saves its state), then run the workflow again") from None
+        except OSError as err:  # a file system without locks: train unguarded, as before
+            log.warning("%s: cannot lock (%s); nothing stops a second job from training this run at once", path,
+                        err.strerror)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        yield
+
+
 def main() -> None:
     import pandas as pd
 
@@ -417,14 +448,16 @@ def main() -> None:
     cli.add_speed(p)
     args = p.parse_args()
     train_files = {lang: Path(path) for lang, path in args.data}
-    try:
-        result = train(args.spec, args.model, train_files, args.out_dir, args.run_id, args.speed, args.model_revision)
-    except Stop as stop:
-        print(f"stopped: {stop}", file=sys.stderr)
-        sys.exit(EXIT_STOPPED)
-    write_tsv(args.out_dir / "train_log.tsv", pd.DataFrame(result.pop("log")))
-    write_json(args.out_dir / "run.json", result)
-    shutil.rmtree(args.out_dir / "resume", ignore_errors=True)
+    with one_trainer(args.out_dir, args.run_id):
+        try:
+            result = train(args.spec, args.model, train_files, args.out_dir, args.run_id, args.speed,
+                           args.model_revision)
+        except Stop as stop:
+            print(f"stopped: {stop}", file=sys.stderr)
+            sys.exit(EXIT_STOPPED)
+        write_tsv(args.out_dir / "train_log.tsv", pd.DataFrame(result.pop("log")))
+        write_json(args.out_dir / "run.json", result)
+        shutil.rmtree(args.out_dir / "resume", ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -196,3 +196,20 @@ def test_a_second_trainer_of_the_same_run_stops_naming_the_first(tiny_model_dir,
     finish(first)
     code, output = finish(start(tiny_model_dir, train_file, tmp_path))  # the lock ends with its process
     assert code == 0, output
+
+
+def test_a_finished_run_started_again_is_not_trained_again(uninterrupted, tiny_model_dir, train_file, tmp_path):
+    """Snakemake stopped by a SIGINT of its own (or killed) while fine-tuning ran on to its end could not record the
+    job's end: it runs the job again, deleting run.json and train_log.tsv first. The finished run writes them again
+    from its record, the same bytes, without training."""
+    import shutil
+
+    out_dir = tmp_path / "run"
+    shutil.copytree(uninterrupted, out_dir)
+    for name in ("run.json", "train_log.tsv"):
+        (out_dir / name).unlink()
+    code, output = finish(start(tiny_model_dir, train_file, out_dir))
+    assert code == 0, output
+    assert "finished before" in output and "nothing trained" in output and "step 1/" not in output, output
+    for name in ("run.json", "train_log.tsv"):
+        assert (out_dir / name).read_bytes() == (uninterrupted / name).read_bytes(), name

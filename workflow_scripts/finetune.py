@@ -33,6 +33,7 @@ from workflow_scripts.files import DataError, checkpoint_path, read_jsonl, write
 log = logging.getLogger("finetune")
 # Non-zero, so that Snakemake and SLURM treat a stopped job as unfinished and run (or requeue) it again.
 EXIT_STOPPED = 75
+LOG_COLUMNS = ("step", "epoch", "loss", "learning_rate")  # of train_log.tsv
 
 
 def training_examples(spec: dict, train_files: dict[str, Path]) -> tuple[list[dict], dict, list[str]]:
@@ -382,7 +383,7 @@ def train(spec: dict, model_ref: str, train_files: dict[str, Path], out_dir: Pat
         step += 1
         if step == first_step + 1 and training.compiled:
             modeling.check_compiled(f"run {run_id}: the training step", "compile")
-        log_rows.append({"step": step, "epoch": epoch, "loss": batch_loss, "learning_rate": learning_rate})
+        log_rows.append(dict(zip(LOG_COLUMNS, (step, epoch, batch_loss, learning_rate))))
         saving = time.monotonic()
         if step in saves:
             modeling.save_model(accelerator.unwrap_model(model), tokenizer,
@@ -402,6 +403,34 @@ def train(spec: dict, model_ref: str, train_files: dict[str, Path], out_dir: Pat
             "device": accelerator.device.type,
             "model_type": accelerator.unwrap_model(model).config.model_type,
             "mixed_precision": accelerator.mixed_precision, "speed": speed, "log": log_rows}
+
+
+FINISHED = ".finished.json"  # beside run.json, which Snakemake deletes before it runs a job again
+
+
+def finished_before(out_dir: Path, spec: dict, run_id: str) -> dict | None:
+    """What a finished run of `spec` returned (run.json and its log), when it finished here before and every
+    checkpoint it saved is still there. Snakemake runs a finished job again when it could not record its end (a
+    Snakemake stopped by a SIGINT of its own, or killed, while the job ran on), deleting run.json first: the run
+    is not trained again for that."""
+    from workflow_scripts.files import read_json
+
+    path = out_dir / FINISHED
+    if not path.exists():
+        return None
+    try:
+        result = read_json(path)
+        saved = [checkpoint_path(out_dir, step, saved=False) for step in result["checkpoints"]]
+        found = result["spec"] == spec and all(list(p.glob("*.safetensors")) for p in saved) and "log" in result
+    except (DataError, KeyError, TypeError) as err:
+        log.warning("%s: not a finished run's record (%s); training the run again", path, err)
+        return None
+    if not found:
+        log.warning("%s: another spec, or a checkpoint of the finished run is gone; training the run again", path)
+        return None
+    log.info("run %s finished before (%s, its %d checkpoints all there): run.json and train_log.tsv written "
+             "again, nothing trained; delete %s to train the run again", run_id, path, len(saved), out_dir)
+    return result
 
 
 @contextlib.contextmanager
@@ -449,13 +478,17 @@ def main() -> None:
     args = p.parse_args()
     train_files = {lang: Path(path) for lang, path in args.data}
     with one_trainer(args.out_dir, args.run_id):
-        try:
-            result = train(args.spec, args.model, train_files, args.out_dir, args.run_id, args.speed,
-                           args.model_revision)
-        except Stop as stop:
-            print(f"stopped: {stop}", file=sys.stderr)
-            sys.exit(EXIT_STOPPED)
-        write_tsv(args.out_dir / "train_log.tsv", pd.DataFrame(result.pop("log")))
+        result = finished_before(args.out_dir, args.spec, args.run_id)
+        if result is None:
+            try:
+                result = train(args.spec, args.model, train_files, args.out_dir, args.run_id, args.speed,
+                               args.model_revision)
+            except Stop as stop:
+                print(f"stopped: {stop}", file=sys.stderr)
+                sys.exit(EXIT_STOPPED)
+            write_json(args.out_dir / FINISHED, result)
+        # the columns in the order train writes them: a record read back from JSON has its keys sorted
+        write_tsv(args.out_dir / "train_log.tsv", pd.DataFrame(result.pop("log"), columns=list(LOG_COLUMNS)))
         write_json(args.out_dir / "run.json", result)
         shutil.rmtree(args.out_dir / "resume", ignore_errors=True)
 

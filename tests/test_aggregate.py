@@ -78,7 +78,9 @@ def test_the_selection_tables_say_what_each_rule_picks(manifest):
     manifest["runs"] = manifest["runs"][:1]
     manifest["runs"][0]["cos_sim"] = "highest"
     selection = aggregate.selection_table(aggregate.load_measurements(manifest))
+    assert list(dict.fromkeys(selection["rule"])) == ["en-dev", "cos-sim", "tgt-dev"]  # Tables 7, 8's order
     summary = aggregate.selection_summary(selection, ["de", "fr"]).set_index("rule")["picks"]
+    assert list(summary.index) == ["en-dev", "cos-sim", "tgt-dev"]
     assert summary.to_dict() == {"cos-sim": "highest XLRS", "en-dev": "best source dev score",
                                  "tgt-dev": "best target dev score"}
     assert set(selection[selection["rule"] == "cos-sim"]["picks"]) == {"highest XLRS"}
@@ -150,11 +152,23 @@ def test_the_score_markdown_keeps_the_configs_order_and_averages_each_row(manife
     table = aggregate.score_markdown(aggregate.score_table(aggregate.load_measurements(manifest)), manifest["runs"])
     lines = [line.replace(" ", "") for line in table.splitlines() if line.startswith("|")]
     assert lines[0] == "|combination|fr|en|de|Avg.|"
-    assert lines[2] == "|en|5.0±0.0|60.0±0.0†|10.0±0.0|10.0|"  # DE alone is in both rows
-    assert lines[3] == "|en+zh|||10.0±0.0|10.0|"
+    assert lines[2] == "|en|5.0|60.0†|10.0|10.0|"  # DE alone is in both rows; one seed: no ± (none measured)
+    assert lines[3] == "|en+zh|||10.0|10.0|"
     manifest["runs"] = manifest["runs"][:1]
     table = aggregate.score_markdown(aggregate.score_table(aggregate.load_measurements(manifest)), manifest["runs"])
-    assert "|en|5.0±0.0|60.0±0.0†|10.0±0.0|25.0|" in table.replace(" ", "")  # (5 + 60 + 10) / 3
+    assert "|en|5.0|60.0†|10.0|25.0|" in table.replace(" ", "")  # (5 + 60 + 10) / 3
+
+
+def test_a_cell_of_several_seeds_shows_their_spread(manifest, tmp_path):
+    second = copy.deepcopy(manifest["runs"][0])
+    second.update(id="tg-en-s2", seed=2)
+    de_test = tmp_path / "s2-test-de.tsv"
+    write(de_test, pd.DataFrame([{"step": s, "lang": "de", "rougeL": v} for s, v in ((10, 14.0), (20, 0), (30, 0))]))
+    second["languages"]["de"] = {**second["languages"]["de"], "test": str(de_test)}
+    manifest["runs"] = [manifest["runs"][0], second]
+    table = aggregate.score_markdown(aggregate.score_table(aggregate.load_measurements(manifest)), manifest["runs"])
+    # de: 10 and 14 at en-dev's step 10; en and fr: the same in both seeds, a spread of 0 that was measured
+    assert "|en|60.0±0.0†|12.0±2.8|5.0±0.0|" in table.replace(" ", "")
 
 
 def test_two_source_accidental_translation_reduction(manifest):

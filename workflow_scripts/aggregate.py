@@ -65,8 +65,9 @@ def at_selected(scores: pd.DataFrame, selections: pd.DataFrame, rule: str) -> pd
 
 
 def seed_mean(frame: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
+    """Mean, standard deviation (NaN for one seed: none was measured) and number of seeds per group."""
     grouped = frame.groupby(keys)[value]
-    return grouped.agg(mean="mean", std="std", seeds="count").reset_index().fillna({"std": 0.0})
+    return grouped.agg(mean="mean", std="std", seeds="count").reset_index()
 
 
 def score_table(data: dict) -> pd.DataFrame:
@@ -126,7 +127,13 @@ def selection_table(data: dict) -> pd.DataFrame:
     cos_sim_end = data["select"].groupby("task")["cos_sim"].first()
     per_target["picks"] = [PICKS.get(rule) or f"{cos_sim_end[task]} XLRS"
                            for task, rule in zip(per_target["task"], per_target["rule"])]
-    return per_target.drop(columns="oracle")
+    return in_rule_order(per_target.drop(columns="oracle"), ["task", "combination", "rule", "target"])
+
+
+def in_rule_order(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Sorted by `by`, the rules in the paper's order (Tables 7, 8: en-dev, cos-sim, tgt-dev), not the alphabet's."""
+    return frame.sort_values(by, key=lambda column: column.map(RULES.index) if column.name == "rule" else column,
+                             ignore_index=True)
 
 
 def selection_summary(selection: pd.DataFrame, targets: list[str]) -> pd.DataFrame:
@@ -138,7 +145,7 @@ def selection_summary(selection: pd.DataFrame, targets: list[str]) -> pd.DataFra
         chosen = group if chosen.empty else chosen
         rows.append({"task": task, "combination": combination, "rule": rule, "picks": group["picks"].iloc[0],
                      "delta": chosen["delta"].mean(), "targets": " ".join(sorted(chosen["target"]))})
-    return pd.DataFrame(rows)
+    return in_rule_order(pd.DataFrame(rows), ["task", "combination", "rule"])
 
 
 def spearman_table(data: dict, source: str, targets: list[str]) -> pd.DataFrame:
@@ -236,14 +243,16 @@ def markdown(frame: pd.DataFrame, why_empty: str = "") -> str:
 
 def score_markdown(scores: pd.DataFrame, runs: list[dict]) -> str:
     """Combination x target per task, in the config's order of combinations and targets as the paper's tables
-    are: mean ± std over seeds, † where the target is a source (not zero-shot), and the mean over the targets
+    are: mean ± std over seeds (the mean alone from one seed), † where the target is a source (not zero-shot), and
+    the mean over the targets
     every row of the task has (Tables 5 and 6's Avg.; WikiLingua's English row also has DE, for Tables 4 and 7)."""
     rows = list(dict.fromkeys((run["task"], "+".join(run["sources"])) for run in runs))
     columns = list(dict.fromkeys((run["task"], target) for run in runs for target in run["targets"]))
     out = []
     for (task, metric), group in scores.groupby(["task", "metric"]):
         cells = group.assign(cell=group.apply(
-            lambda r: f"{r['mean']:.1f} ± {r['std']:.1f}" + ("" if r["zero_shot"] else " †"), axis=1))
+            lambda r: f"{r['mean']:.1f}" + ("" if pd.isna(r["std"]) else f" ± {r['std']:.1f}")
+            + ("" if r["zero_shot"] else " †"), axis=1))
         wide = cells.pivot(index="combination", columns="target", values="cell")
         wide = wide.reindex(index=[c for t, c in rows if t == task and c in wide.index],
                             columns=[c for t, c in columns if t == task and c in wide.columns]).fillna("")
@@ -252,8 +261,9 @@ def score_markdown(scores: pd.DataFrame, runs: list[dict]) -> str:
         wide["Avg."] = averages.reindex(wide.index).map("{:.1f}".format, na_action="ignore").fillna("")
         table = wide.rename_axis(columns=None).reset_index().to_markdown(index=False, disable_numparse=True)
         out.append(f"### {task} ({metric}, en-dev checkpoint, {int(group['seeds'].max())} seed(s))\n\n{table}\n")
-    return "\n".join(out) + ("\n† supervised direction (the target is a source language), not zero-shot. Avg.: the "
-                             "mean over the targets every row of its table has, supervised ones included.\n")
+    return "\n".join(out) + ("\nA cell is the mean ± the standard deviation over its seeds, the mean alone where one "
+                             "seed has it. † supervised direction (the target is a source language), not zero-shot. "
+                             "Avg.: the mean over the targets every row of its table has, supervised ones included.\n")
 
 
 def write_tables(manifest: dict, out_dir: Path) -> None:

@@ -133,3 +133,12 @@ def test_two_sources_average_their_dev_scores_and_ties_go_to_the_earliest():
     chosen = select.select([table({1: 10.0, 2: 30.0}), table({1: 30.0, 2: 10.0})], table({1: 5.0, 2: 5.0}),
                            None, "rougeL")
     assert chosen == {"en-dev": 1, "cos-sim": None, "tgt-dev": 1}
+
+
+def test_a_stage_module_names_itself_as_run_in_its_usage_line():
+    import subprocess
+    import sys
+
+    usage = subprocess.run([sys.executable, "-m", "workflow_scripts.select", "--help"], capture_output=True,
+                           text=True, check=True).stdout
+    assert usage.startswith("usage: python -m workflow_scripts.select ")

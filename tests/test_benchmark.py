@@ -159,6 +159,12 @@ def check_the_estimate_reads_a_gpu_record(record, folder, monkeypatch):
     assert speed["checkpoint_load_seconds"] == record["xlrs"]["next_checkpoint_load_seconds"]
     assert speed["checkpoint_save_seconds"] == record["xlrs"]["checkpoint_save_seconds"]
     assert speed["encoder_load_seconds"] == record["xlrs"]["next_encoder_load_seconds"]
+    # a job start the record could not time (bench.job_start_seconds gave None): the anchor's
+    untimed = {**record, "targets": {**record["targets"], "apply": True},
+               "xlrs": {**record["xlrs"], "job_start_seconds": None}}
+    (folder / "record.json").write_text(json.dumps(untimed))
+    assert estimate.throughput()["job_start_seconds"] == anchors["job_start_seconds"]
+    (folder / "record.json").write_text(json.dumps({**record, "targets": {**record["targets"], "apply": True}}))
     plan = estimate.estimate(Study(load_config(REPO / "config" / "paper.yaml")))
     assert plan["gpu_hours"]["total"] > 0 and "record.json" in plan["throughput_from"]
     older = {key: value for key, value in record.items() if key != "record_version"}  # decode.baseline meant another
@@ -184,3 +190,17 @@ def test_one_section_alone(tmp_path):
     assert targets["decode_identical"] is True and targets["decode_speed"] is (speedup >= 3.0)
     assert all(targets[key] is None for key in ("finetune_speed", "finetune_memory", "math", "xlrs", "checkpoint"))
     assert "| decode new tokens/s |" in result.stdout and "fine-tune" not in result.stdout
+
+
+def test_a_failed_job_start_child_costs_only_its_own_figure(monkeypatch):
+    """The xlrs section times a workflow job's start in a child process; where it cannot start (a GPU in
+    exclusive-process mode), the figure is None and the table says n/a (the estimate keeps its anchor:
+    check_the_estimate_reads_a_gpu_record)."""
+    monkeypatch.setattr(bench.sys, "executable", "false")
+    assert bench.job_start_seconds(torch.device("cpu")) is None
+    monkeypatch.undo()
+    xlrs = {"languages": 17, "sentences": 8, "seconds": 1.0, "job_start_seconds": None,
+            "next_checkpoint_load_seconds": 0.5, "next_encoder_load_seconds": 0.2}
+    record = {"xlrs": xlrs, "checkpoint": {"bytes": 1e6}, "targets": {"xlrs": True, "checkpoint": True}}
+    assert "| a workflow job's start; each further checkpoint's load, whole and its encoder only | n/a; 0.50 s" \
+        in bench.table(record)

@@ -23,10 +23,15 @@ STORAGE_ADVICE = {errno.ENOSPC: "free disk space", errno.EDQUOT: "free space wit
                   errno.EACCES: "check the permissions", errno.EPERM: "check the permissions"}
 
 
-def parser(description: str) -> argparse.ArgumentParser:
+def program() -> str | None:
+    """A stage module's name as it is run (python -m workflow_scripts.xlrs), for its usage line; else argparse's."""
     module = getattr(getattr(sys.modules.get("__main__"), "__spec__", None), "name", "")
-    p = argparse.ArgumentParser(prog=f"python -m {module}" if module.startswith("workflow_scripts.") else None,
-                                description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return f"python -m {module}" if module.startswith("workflow_scripts.") else None
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=program(), description=description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--spec", type=json.loads, required=True,
                    help="JSON object: everything that determines this output (its digest's inputs)")
     return p
@@ -67,9 +72,8 @@ def language_and_path(item: str) -> tuple[str, str]:
 
 def summary_parser(description: str) -> argparse.ArgumentParser:
     """The command line of the aggregation stages: the study's manifest in, a directory out."""
-    module = getattr(getattr(sys.modules.get("__main__"), "__spec__", None), "name", "")
-    p = argparse.ArgumentParser(prog=f"python -m {module}" if module.startswith("workflow_scripts.") else None,
-                                description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog=program(), description=description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manifest", type=Path, required=True, help="the study's manifest.json (rule manifest)")
     p.add_argument("--out-dir", type=Path, required=True, help="the summary's directory for this stage's files")
     return p

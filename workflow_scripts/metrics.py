@@ -152,8 +152,9 @@ def lid_labels_version(codes: Sequence[str], labels: frozenset[str] = LID_176_LA
     """How lid_label has read these codes: 1 took the primary subtag as written, 2 (a subtag: zh-Hans) read the
     same labels, 3 (a primary subtag the model has no label for) reads it through the standard (deu is de, iw is
     he), 4 (a language the standard finds no label for either: zu) scores NaN, and so does the accidental
-    translation into sources that are all such, 5 (one only its macrolanguage names: nb) reads that label, where 4
-    scored NaN. Each of these scored 0 before 3; a code fastText names as written (yue, tl, sh) reads as it did."""
+    translation into sources that are all such, 5 (one only its macrolanguage names: nb) reads that label. The
+    codes of 2 to 4 scored 0 before, those of 5 NaN; a code fastText names as written (yue, tl, sh) reads as it
+    did."""
     if any(lid_label(code, labels) is None for code in codes):
         return 4
     by_standard = _labels_by_standard(labels)

@@ -33,7 +33,7 @@ def prepare(spec: dict) -> tuple[list[dict], dict]:
         hint = ""
     tasks.validate_records(tasks.kind(spec["kind"]), records, where, hint)
     repeated = loaders.repeated_ids(records)
-    if repeated:  # harmless to training and scoring; pairing by id (XLRS, Table 2's d) refuses or keeps one
+    if repeated:  # harmless to training and scoring; pairing by id (XLRS, the label-overlap d) refuses or keeps one
         notes["repeated_ids"] = len(repeated)
         logging.getLogger("prepare").warning("%s: %d id(s) repeat (%s); ids pair a language's examples with "
                                              "another's", where, len(repeated),

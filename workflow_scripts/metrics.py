@@ -122,12 +122,21 @@ def lid_label(lang: str, labels: frozenset[str]) -> str | None:
     model knows it (zh-Hans and zh-Hant are zh, pt-BR is pt), else the label naming the same language by the
     standard (deu is de, iw is he, fil is fastText's tl), else its macrolanguage's (nb is no, quy is qu: lid.176
     learned Norwegian from a Wikipedia written in Bokmål)."""
+    return _lid_reading(lang, labels)[0]
+
+
+def _lid_reading(lang: str, labels: frozenset[str]) -> tuple[str | None, int]:
+    """lid_label's label and the way it was found, as lid_labels_version numbers it: 1 as written, 3 through the
+    standard, 5 through the macrolanguage, 4 not at all."""
     primary = lang.split("-")[0].lower()
     if primary in labels:
-        return primary
+        return primary, 1
     by_standard = _labels_by_standard(labels)
     standard = standard_language(lang)
-    return by_standard.get(standard) or by_standard.get(macrolanguage(standard) or "")
+    if standard in by_standard:
+        return by_standard[standard], 3
+    macro = macrolanguage(standard)
+    return (by_standard[macro], 5) if macro in by_standard else (None, 4)
 
 
 def macrolanguage(code: str) -> str | None:
@@ -155,13 +164,10 @@ def lid_labels_version(codes: Sequence[str], labels: frozenset[str] = LID_176_LA
     translation into sources that are all such, 5 (one only its macrolanguage names: nb) reads that label. The
     codes of 2 to 4 scored 0 before, those of 5 NaN; a code fastText names as written (yue, tl, sh) reads as it
     did."""
-    if any(lid_label(code, labels) is None for code in codes):
-        return 4
-    by_standard = _labels_by_standard(labels)
-    if any(standard_language(code) not in by_standard for code in codes if code.split("-")[0].lower() not in labels):
-        return 5
-    if any(code.split("-")[0].lower() not in labels for code in codes):
-        return 3
+    ways = {_lid_reading(code, labels)[1] for code in codes}
+    for way in (4, 5, 3):  # the least direct way any code was read
+        if way in ways:
+            return way
     return 2 if any("-" in code for code in codes) else 1
 
 

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -535,29 +536,52 @@ def main(argv: list[str] | None = None) -> dict:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=2) + "\n")
 
+    def measure(section, run, done):
+        """A section that fails is recorded with its error and the next one still runs: on a lent GPU, one
+        failure (say, in compiled decoding) must not cost the figures of the others."""
+        try:
+            figures = run()
+        except Exception as error:  # noqa: BLE001 -- any failure: record it, keep the other sections
+            traceback.print_exc()
+            record.setdefault("errors", {})[section] = f"{type(error).__name__}: {error}"[:2000]
+            save()
+            progress(f"{section} FAILED ({type(error).__name__}); going on with the next section")
+            torch._dynamo.reset()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            return
+        save(**figures)
+        progress(done(figures))
+
+    def xlrs_and_checkpoint():
+        with tempfile.TemporaryDirectory() as work:
+            figures, checkpoint = xlrs_section(template, shape, args, device, Path(work))
+        return {"xlrs": figures, "checkpoint": checkpoint}
+
+    def finetuning():
+        figures, math = finetune_section(template, shape, args, device, precision)
+        return {"finetune": figures, "math": math}
+
     progress(f"built the {args.shape} model; timing {', '.join(args.sections)}")
     if "xlrs" in args.sections:
-        with tempfile.TemporaryDirectory() as work:
-            xlrs_figures, checkpoint = xlrs_section(template, shape, args, device, Path(work))
-        save(xlrs=xlrs_figures, checkpoint=checkpoint)
-        progress(f"XLRS ({xlrs_figures['seconds']:.1f} s) and the checkpoint done")
+        measure("xlrs", xlrs_and_checkpoint, lambda r: f"XLRS ({r['xlrs']['seconds']:.1f} s) and the checkpoint done")
     if "finetune" in args.sections:
-        finetuning, math = finetune_section(template, shape, args, device, precision)
-        save(finetune=finetuning, math=math)
-        progress(f"fine-tuning done ({finetuning['ratio']['samples_per_s']:.2f}x; torch.compile: "
-                 f"{finetuning['ours']['compile']})")
+        measure("finetune", finetuning, lambda r: f"fine-tuning done ({r['finetune']['ratio']['samples_per_s']:.2f}x; "
+                f"torch.compile: {r['finetune']['ours']['compile']})")
     if "decode" in args.sections:
-        decoding = decode_section(template, shape, args, device, precision)
-        save(decode=decoding)
-        progress(f"decoding done ({decoding['ratio']['new_tokens_per_s']:.2f}x; torch.compile: "
-                 f"{decoding['ours']['compile']})")
+        measure("decode", lambda: {"decode": decode_section(template, shape, args, device, precision)},
+                lambda r: f"decoding done ({r['decode']['ratio']['new_tokens_per_s']:.2f}x; "
+                f"torch.compile: {r['decode']['ours']['compile']})")
     if "fp32_check" in args.sections and precision == "bf16":
-        save(fp32_check=fp32_check_section(template, shape, args, device))
-        progress(f"fp32 check done ({100 * record['fp32_check']['identical_share']:.1f}% identical)")
-    save(targets=targets_met(record, precision, args.shape == "mt5-base" and device.type == "cuda"), complete=True)
+        measure("fp32_check", lambda: {"fp32_check": fp32_check_section(template, shape, args, device)},
+                lambda r: f"fp32 check done ({100 * r['fp32_check']['identical_share']:.1f}% identical)")
+    save(targets=targets_met(record, precision, args.shape == "mt5-base" and device.type == "cuda"),
+         complete="errors" not in record)
     print(f"{name}, {args.shape}, {precision}; record written to {args.out}\n\n{table(record)}")
+    for section, error in record.get("errors", {}).items():
+        print(f"\n{section} failed: {error}")
     return record
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(1 if "errors" in main() else 0)

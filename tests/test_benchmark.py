@@ -204,3 +204,15 @@ def test_a_failed_job_start_child_costs_only_its_own_figure(monkeypatch):
     record = {"xlrs": xlrs, "checkpoint": {"bytes": 1e6}, "targets": {"xlrs": True, "checkpoint": True}}
     assert "| a workflow job's start; each further checkpoint's load, whole and its encoder only | n/a; 0.50 s" \
         in bench.table(record)
+
+
+def test_a_failing_section_is_recorded_and_the_others_still_run(tmp_path, monkeypatch):
+    def broken(*args):
+        raise RuntimeError("CUDA graphs: capture failed")
+    monkeypatch.setattr(bench, "decode_section", broken)
+    out = tmp_path / "record.json"
+    record = bench.main(["--shape", "tiny", "--device", "cpu", "--steps", "1", "--warmup", "1",
+                         "--sections", "decode", "xlrs", "--out", str(out)])
+    assert record["errors"] == {"decode": "RuntimeError: CUDA graphs: capture failed"}
+    assert record["complete"] is False and record["targets"]["decode_speed"] is None
+    assert record["xlrs"]["seconds"] > 0 and json.loads(out.read_text())["errors"] == record["errors"]

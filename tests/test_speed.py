@@ -294,6 +294,32 @@ def test_eager_and_sdpa_attention_give_the_same_xlrs(tiny_model_dir):
     assert torch.allclose(vectors["eager"], vectors["sdpa"], atol=1e-5)
 
 
+def test_position_bias_is_laid_out_for_sdpas_fused_kernels(tiny_model_dir):
+    """T5's position bias is a permuted view (last-dimension stride = heads), which keeps sdpa on CUDA off its fused
+    kernels where transformers passes it on as it is (5.17); use_attention makes it contiguous, values unchanged."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    tokenizer = modeling.load_tokenizer(tiny_model_dir)
+    batch = tokenizer(SENTENCES[:3], return_tensors="pt", padding=True)
+    plain = AutoModelForSeq2SeqLM.from_pretrained(tiny_model_dir, attn_implementation="sdpa").eval()
+    ours = copy.deepcopy(plain)
+    modeling.use_attention(ours, "sdpa")
+    modeling.use_attention(ours, "sdpa")  # once is enough: a second call adds no second hook
+    assert sum(len(m._forward_hooks) for m in ours.modules()) == 2  # encoder's and decoder's bias
+    biases, outputs = {}, {}
+    for name, model in (("plain", plain), ("ours", ours)):
+        first_layer = model.get_encoder().block[0].layer[0].SelfAttention
+        first_layer.register_forward_hook(lambda module, args, out, name=name: biases.update({name: out[1]}))
+        with torch.inference_mode():
+            outputs[name] = model(**batch, decoder_input_ids=batch["input_ids"][:, :4]).logits
+    heads = plain.config.num_heads
+    assert biases["plain"].stride(-1) == heads and not biases["plain"].is_contiguous()
+    assert biases["ours"].is_contiguous() and torch.equal(biases["ours"], biases["plain"])
+    assert torch.equal(outputs["ours"], outputs["plain"])
+    assert modeling.load_model(tiny_model_dir, device=torch.device("cpu")).get_encoder().block[0].layer[0] \
+        .SelfAttention.relative_attention_bias._heads_major
+
+
 def test_a_nan_loss_stops_before_the_weights_change(tiny_model_dir):
     tokenizer = modeling.load_tokenizer(tiny_model_dir)
     training = fresh_training(tiny_model_dir, PARAMS, PLAIN)

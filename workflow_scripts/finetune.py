@@ -171,7 +171,7 @@ def setup_training(model, params: dict, speed: dict, device=None, mixed_precisio
     import torch
     from accelerate import Accelerator
 
-    from workflow_scripts.modeling import resolve_device, run_uncompiled_on_compile_failure, wanted
+    from workflow_scripts.modeling import resolve_device, run_uncompiled_on_compile_failure, use_attention, wanted
 
     device = torch.device(device) if device is not None else resolve_device()
     accelerator = Accelerator(mixed_precision=mixed_precision or ("bf16" if device.type == "cuda" else "no"),
@@ -180,7 +180,7 @@ def setup_training(model, params: dict, speed: dict, device=None, mixed_precisio
         raise UserError(f"finetune trains a run in one process on one device, not under `accelerate launch` with "
                          f"{accelerator.num_processes} processes; the workflow runs several runs side by side instead "
                          "(--resources gpu=N, or one SLURM job each)")
-    model.set_attn_implementation(speed["attention"])
+    use_attention(model, speed["attention"])
     model = model.to(accelerator.device)
     # The fused CUDA kernel updates all parameters in one launch; CPU keeps the reference implementation.
     optimizer = torch.optim.AdamW(parameter_groups(model, params["weight_decay"]), lr=params["learning_rate"],

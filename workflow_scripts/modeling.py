@@ -25,8 +25,8 @@ log = logging.getLogger("modeling")
 # How fast, not what: these settings change float rounding at most, so they are not part of any digest
 # (like the device). The config schema's `speed` section repeats these defaults (tests/test_speed.py).
 # attention: fine-tuning and XLRS; decode_attention: decoding, where sdpa (generate's default) keeps our greedy
-# outputs token for token generate's on the same bf16 weights (benchmarks/README.md, "What the bf16 target
-# can reach").
+# outputs token for token generate's on the same bf16 weights on a CPU (on the H200 the compiled static-cache
+# step breaks near-ties differently: benchmarks/README.md, "What the bf16 target can reach").
 SPEED_DEFAULTS = {"attention": "eager", "decode_attention": "sdpa", "compile": "auto", "static_cache": "auto",
                   "source_bucket": 128, "target_bucket": 32}
 
@@ -286,6 +286,29 @@ def load_tokenizer(ref: str, sentinels: int = 0, revision: str | None = None):
     return tokenizer
 
 
+def use_attention(model, attention: str | None):
+    """Set the attention implementation ("eager", "sdpa"; None: transformers' default), and lay out T5's relative
+    position bias so that sdpa can use a fused kernel on CUDA.
+
+    T5's compute_bias permutes its (query, key, heads) embedding output into a (1, heads, query, key) view whose
+    last dimension has stride `heads`. transformers up to 5.17 passes that view to sdpa as its mask, and sdpa on
+    CUDA then runs no fused kernel ("All fused kernels require the last dimension of the input to have stride 1
+    ... Attn_mask.stride(-1): 12") but its fp32 math kernel: on an H200 (torch 2.11, transformers 5.17) the encoder
+    of a 256 x 400-token decode batch took 0.27 s of the batch's 0.67 s. A hook stores the embedding's output
+    heads-major, which makes that view contiguous; the values are unchanged. Later transformers copy the mask to
+    contiguous memory themselves, and the hook then saves them that copy."""
+    if attention is not None:
+        model.set_attn_implementation(attention)
+    for name, module in model.named_modules():
+        if name.endswith("relative_attention_bias") and not hasattr(module, "_heads_major"):
+            module.register_forward_hook(_heads_major)
+            module._heads_major = True
+
+
+def _heads_major(module, inputs, output: torch.Tensor) -> torch.Tensor:
+    return output.permute(2, 0, 1).contiguous().permute(1, 2, 0) if output.dim() == 3 else output
+
+
 def load_model(ref: str, device: torch.device | None = None, dtype: torch.dtype | None = None,
                attention: str | None = None, revision: str | None = None):
     """A seq2seq model from a directory or hub id (at `revision`), checked for an untied head where it has one.
@@ -312,6 +335,7 @@ def load_model(ref: str, device: torch.device | None = None, dtype: torch.dtype 
         raise _explain_load_error(ref, err) from err
     if own_head:
         assert_head_untied(model, ref)
+    use_attention(model, None)  # from_pretrained has set `attention`
     return model.to(device or resolve_device())
 
 

@@ -272,7 +272,7 @@ def decode_section(template, shape, args, device, precision):
         model = copy.deepcopy(template).to(device=device, dtype=weights).eval()
         model.generation_config.min_new_tokens = new  # every sequence gets exactly `new` tokens, on every side
         if name == "ours":
-            model.set_attn_implementation(args.speed["decode_attention"])
+            modeling.use_attention(model, args.speed["decode_attention"])  # as decode.main's load_model
             torch._dynamo.reset()
             torch._dynamo.utils.counters.clear()
         start = sync(device)
@@ -290,6 +290,8 @@ def decode_section(template, shape, args, device, precision):
         if name == "ours":
             figures[name]["compile"] = (modeling.compile_counts() if modeling.wanted(args.speed["static_cache"], device)
                                         else None)
+            if args.profile:
+                figures[name]["profile"] = profile(lambda: run(model, items[:batch]), device)
             torch._dynamo.reset()  # frees our CUDA graphs' memory pool, which the baselines' peaks must not hold
         del model
     reference = copy.deepcopy(template).to(device).eval()  # fp32: judges where two outputs part
@@ -308,6 +310,25 @@ def decode_section(template, shape, args, device, precision):
             "identical_share": found["baseline"]["identical_share"], "agreement": found, "ratio": ratio}
 
 
+def profile(work, device, rows: int = 15) -> dict:
+    """Where one more batch's time goes (--profile): the operations with the most device time of their own, and
+    those with the most host time, children included (a host waiting on the device shows as a synchronize)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as profiler
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profiler(activities=activities) as prof:
+        start = sync(device)
+        work()
+        seconds = sync(device) - start
+    events = prof.key_averages()
+
+    def top(key):
+        ranked = sorted(events, key=lambda event: getattr(event, key), reverse=True)[:rows]
+        return [{"name": event.key[:120], "calls": event.count, "ms": getattr(event, key) / 1000} for event in ranked]
+    return {"seconds": seconds, "device_self_ms": top("self_device_time_total"), "host_total_ms": top("cpu_time_total")}
+
+
 def fp32_check_section(template, shape, args, device) -> dict:
     """One batch decoded by both sides on fp32 weights, no autocast, where greedy outputs must be identical (on
     CUDA ours is the compiled static-cache step, whose kernels sum in another order than generate's: a
@@ -316,7 +337,7 @@ def fp32_check_section(template, shape, args, device) -> dict:
     reference = copy.deepcopy(template).to(device).eval()  # generate's, and agreement's teacher-forced reference
     reference.generation_config.min_new_tokens = shape["new_tokens"]
     ours_fp32 = copy.deepcopy(reference)
-    ours_fp32.set_attn_implementation(args.speed["decode_attention"])
+    modeling.use_attention(ours_fp32, args.speed["decode_attention"])
     torch._dynamo.reset()
     ours = decode_ours(ours_fp32, [text(s) for s in sources], shape, args)
     baseline = decode_generate(reference, sources, shape, args, device, autocast=False)
@@ -484,6 +505,8 @@ def parse_args(argv):
                         "'{\"compile\": false}' (defaults: workflow_scripts.modeling.SPEED_DEFAULTS)")
     p.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
                    help="what to time (default all): after a change to one stage, its section alone")
+    p.add_argument("--profile", action="store_true",
+                   help="profile one more decode batch of ours (torch.profiler): the record's decode.ours.profile")
     p.add_argument("--out", type=Path, default=Path("benchmarks/record.json"))
     args = p.parse_args(argv)
     shape = SHAPES[args.shape]
@@ -578,6 +601,10 @@ def main(argv: list[str] | None = None) -> dict:
     save(targets=targets_met(record, precision, args.shape == "mt5-base" and device.type == "cuda"),
          complete="errors" not in record)
     print(f"{name}, {args.shape}, {precision}; record written to {args.out}\n\n{table(record)}")
+    found = record.get("decode", {}).get("ours", {}).get("profile")
+    if found:
+        print(f"\nprofile of one decode batch of ours ({found['seconds']:.3f} s), most device time:")
+        print("\n".join(f"  {op['ms']:9.1f} ms {op['calls']:6d} x {op['name']}" for op in found["device_self_ms"][:8]))
     for section, error in record.get("errors", {}).items():
         print(f"\n{section} failed: {error}")
     return record

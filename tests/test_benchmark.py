@@ -216,3 +216,14 @@ def test_a_failing_section_is_recorded_and_the_others_still_run(tmp_path, monkey
     assert record["errors"] == {"decode": "RuntimeError: CUDA graphs: capture failed"}
     assert record["complete"] is False and record["targets"]["decode_speed"] is None
     assert record["xlrs"]["seconds"] > 0 and json.loads(out.read_text())["errors"] == record["errors"]
+
+
+def test_profile_of_a_decode_batch(tmp_path):
+    record = bench.main(["--shape", "tiny", "--device", "cpu", "--sections", "decode", "--decode-batches", "1",
+                         "--profile", "--out", str(tmp_path / "record.json")])
+    found = record["decode"]["ours"]["profile"]
+    assert found["seconds"] > 0 and len(found["host_total_ms"]) == 15
+    host = [op["ms"] for op in found["host_total_ms"]]
+    assert host == sorted(host, reverse=True) and host[0] > 0
+    assert any(op["name"].startswith("aten::") and op["calls"] > 0 for op in found["host_total_ms"])
+    assert "profile" not in record["decode"]["baseline"]

@@ -16,8 +16,10 @@ from workflow_scripts.files import checkpoint_path, read_json, read_jsonl, write
 
 # speed.static_cache "auto" compiles only jobs of at least this many sequences (inputs x checkpoints): the
 # compile is paid per input shape (later checkpoints are loaded into the same model), and a dev set of 250
-# decodes in seconds without it.
-# The benchmark's decode `warmup_s` (compile included) against its tokens/s gives the break-even on a GPU.
+# decodes in seconds without it. Measured (benchmarks/record.json, H200, batch 256 x 400 source tokens): a shape
+# compiled in 15 s (21-28 s in other runs) and then saved 3.7 ms a sequence of 64 new tokens (23.9k against 10.0k
+# new tokens/s), so a shape pays from about 4,000-7,500 sequences; a job's inputs span up to 4 shapes
+# (max_source_length 512 / source_bucket 128) and stop before 64 tokens, so the threshold is 10,000.
 STATIC_CACHE_MIN_SEQUENCES = 10_000
 log = logging.getLogger("decode")
 

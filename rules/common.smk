@@ -13,7 +13,7 @@ min_version("9.0")
 # the Snakefile itself imports it from the repository.
 sys.path.insert(0, workflow.basedir)
 
-from workflow_scripts.cli import BATCH_SIZE_VARIABLE, SPEED_VARIABLE
+from workflow_scripts.cli import BATCH_SIZE_VARIABLE, COMPILE_CACHE_VARIABLE, SPEED_VARIABLE
 from workflow_scripts.config import read_config_file, validate as validate_config
 from workflow_scripts.digest import digest
 from workflow_scripts.plan import ConfigError, Study
@@ -33,6 +33,9 @@ R = STUDY.results
 # change how fast, not what.
 os.environ[SPEED_VARIABLE] = json.dumps(config["speed"], sort_keys=True)
 os.environ[BATCH_SIZE_VARIABLE] = json.dumps({stage: config[stage]["batch_size"] for stage in ("decode", "xlrs")})
+# One cache of torch.compile's compiled code for the study's jobs, on any host that sees the results (a user's own
+# setting wins): each length bucket is compiled once, not once per job.
+os.environ.setdefault(COMPILE_CACHE_VARIABLE, STUDY.compile_cache)
 
 
 # The model as the GPU stages' command lines name it: a hub id with the revision its digests were computed for.

@@ -171,6 +171,26 @@ def test_a_failed_compile_trains_uncompiled_and_says_so(tiny_model_dir, monkeypa
     assert "run-x: torch.compile did not compile it" in caplog.text and "{compile: false}" in caplog.text
 
 
+def test_compiling_jobs_share_the_studys_compile_cache(tmp_path, monkeypatch, caplog):
+    """The workflow points torch.compile's cache beside the study's results, so that a later job loads a length
+    bucket's compiled code instead of compiling it again; a job that compiles says where that cache is."""
+    import logging
+
+    from workflow_scripts.cli import COMPILE_CACHE_VARIABLE
+    from workflow_scripts.config import validate
+    from workflow_scripts.plan import Study
+
+    monkeypatch.chdir(tmp_path)
+    study = Study(validate(tiny_config()))
+    assert study.compile_cache == str(tmp_path / study.results / ".torch_compile_cache")
+    common = (REPO / "rules" / "common.smk").read_text()
+    assert "os.environ.setdefault(COMPILE_CACHE_VARIABLE, STUDY.compile_cache)" in common  # a user's own wins
+    monkeypatch.setenv(COMPILE_CACHE_VARIABLE, study.compile_cache)
+    with caplog.at_level(logging.INFO, logger="modeling"):
+        modeling.before_compiling()
+    assert f"torch.compile: compiled code is cached in {study.compile_cache}" in caplog.text
+
+
 def test_compiled_training_under_bf16_autocast_as_on_a_gpu(tiny_model_dir):
     """The CUDA path's combination (accelerate's bf16 autocast around a compiled model), here on the CPU; and
     the compiled step never holds the logits in fp32: the cross-entropy over the vocabulary is fused into the

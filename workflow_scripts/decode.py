@@ -40,7 +40,7 @@ def generate_from_ids(model, tokenizer, rows: list[list[int]], batch_size: int, 
     """Predictions for token-id rows (modeling.tokenize's), in their order."""
     import torch
 
-    from workflow_scripts.modeling import (length_sorted_batches, run_uncompiled_on_compile_failure,
+    from workflow_scripts.modeling import (length_sorted_batches, before_compiling,
                                            speed_settings, wanted)
 
     speed = speed_settings(speed)
@@ -51,7 +51,7 @@ def generate_from_ids(model, tokenizer, rows: list[list[int]], batch_size: int, 
     options = {"cache_implementation": "static"} if wanted(speed["static_cache"], device) else {}
     bucket = speed["source_bucket"] if options else 1
     if options:
-        run_uncompiled_on_compile_failure()
+        before_compiling()
     # Longest first: a batch that does not fit in memory fails at once, not at the end.
     batches = length_sorted_batches(rows, tokenizer.pad_token_id, batch_size, max_source_length, device,
                                     descending=True, bucket=bucket)

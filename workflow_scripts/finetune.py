@@ -171,7 +171,7 @@ def setup_training(model, params: dict, speed: dict, device=None, mixed_precisio
     import torch
     from accelerate import Accelerator
 
-    from workflow_scripts.modeling import resolve_device, run_uncompiled_on_compile_failure, use_attention, wanted
+    from workflow_scripts.modeling import resolve_device, before_compiling, use_attention, wanted
 
     device = torch.device(device) if device is not None else resolve_device()
     accelerator = Accelerator(mixed_precision=mixed_precision or ("bf16" if device.type == "cuda" else "no"),
@@ -194,7 +194,7 @@ def setup_training(model, params: dict, speed: dict, device=None, mixed_precisio
     # One graph per length bucket and micro-batch size: the limit is raised so that no bucket runs uncompiled.
     lengths = [-(-params[f"max_{side}_length"] // speed[f"{side}_bucket"]) for side in ("source", "target")]
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 4 * lengths[0] * lengths[1])
-    run_uncompiled_on_compile_failure()
+    before_compiling()
     torch._dynamo.utils.counters.clear()  # modeling.compile_counts() counts this training's graphs
     return Training(accelerator, model, optimizer, torch.compile(model_loss, dynamic=False),
                     (speed["source_bucket"], speed["target_bucket"]))

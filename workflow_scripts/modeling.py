@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from workflow_scripts.cli import COMPILE_CACHE_VARIABLE
 from workflow_scripts.errors import UserError
 from workflow_scripts.files import full_disk_named
 
@@ -101,12 +102,16 @@ def wanted(setting, device: torch.device) -> bool:
     return setting is True or (setting == "auto" and device.type == "cuda")
 
 
-def run_uncompiled_on_compile_failure() -> None:
+def before_compiling() -> None:
     """A model or torch version that torch.compile fails on runs uncompiled (dynamo logs why) rather than stopping
-    the job; check_compiled afterwards says in the job's log what that means."""
+    the job; check_compiled afterwards says in the job's log what that means. The log also names the cache of
+    compiled code that later jobs reuse (the workflow keeps one per study: COMPILE_CACHE_VARIABLE)."""
     import torch._dynamo
 
     torch._dynamo.config.suppress_errors = True
+    cache = os.environ.get(COMPILE_CACHE_VARIABLE)
+    log.info("torch.compile: compiled code is cached in %s",
+             cache or f"torch's default place ({COMPILE_CACHE_VARIABLE} is not set)")
 
 
 def compile_counts() -> dict:

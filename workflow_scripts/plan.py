@@ -11,6 +11,7 @@ import copy
 import functools
 import glob
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +100,12 @@ class Study:
         self.config = config
         self.results = config["results"].rstrip("/")
         self.file_hashes = FileHashes(Path(self.results) / ".file_hashes.json")
+
+    @property
+    def compile_cache(self) -> str:
+        """Where the GPU jobs share torch.compile's compiled code (modeling.COMPILE_CACHE_VARIABLE): absolute, as
+        each job resolves it on its own host."""
+        return os.path.abspath(f"{self.results}/.torch_compile_cache")
 
     @functools.cache
     def fingerprint(self, pattern: str) -> str:

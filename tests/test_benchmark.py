@@ -167,6 +167,13 @@ def check_the_estimate_reads_a_gpu_record(record, folder, monkeypatch):
     (folder / "record.json").write_text(json.dumps({**record, "targets": {**record["targets"], "apply": True}}))
     plan = estimate.estimate(Study(load_config(REPO / "config" / "paper.yaml")))
     assert plan["gpu_hours"]["total"] > 0 and "record.json" in plan["throughput_from"]
+    # Compiling, at most: every (micro-batch 32, source bucket, target bucket) shape a run's lengths allow, once.
+    # Sources up to 512 in buckets of 128: 4; targets up to 512 (UDPOS) in buckets of 32: 16, the others' 2 among them.
+    compile_s = record["finetune"]["ours"]["first_step_s"] - record["finetune"]["ours"]["step_s"]
+    assert speed["train_compile_seconds"] == compile_s
+    assert plan["compiled_shapes_at_most"]["finetune"] == 4 * 16 and plan["compiled_shapes_at_most"]["decode"] > 0
+    scale = plan["parameters"] / estimate.REFERENCE_PARAMETERS
+    assert plan["compile_hours_at_most"]["finetune"] == round(64 * compile_s * scale / 3600, 1)
     older = {key: value for key, value in record.items() if key != "record_version"}  # decode.baseline meant another
     (folder / "record.json").write_text(json.dumps({**older, "targets": {**record["targets"], "apply": True}}))
     assert estimate.throughput()["train_samples_per_second"] == anchors["train_samples_per_second"]

@@ -4,7 +4,8 @@
 
 Throughput comes from benchmarks/record.json (this project's GPU benchmark) when it holds an mT5-base run on
 a GPU, else from benchmarks/anchors.json (Hugging Face defaults on an H100), scaled linearly by parameter count.
-GPU-hours include what each job pays besides its compute: its start and the checkpoints it loads.
+GPU-hours include what each job pays besides its compute: its start and the checkpoints it loads, and at most
+what torch.compile costs the study (every length bucket's shape compiled once; the record's cold compile).
 """
 from __future__ import annotations
 
@@ -75,7 +76,8 @@ def throughput() -> dict:
         return {**anchors, "what": "benchmarks/anchors.json: Hugging Face defaults measured by issue 7's author, not "
                                    "our speed settings; encoding, job starts and loads assumed",
                 "generate_new_tokens_per_second_static_cache": anchors["generate_new_tokens_per_second"],
-                "encoder_load_seconds": anchors["checkpoint_load_seconds"] * ENCODER_SHARE}
+                "encoder_load_seconds": anchors["checkpoint_load_seconds"] * ENCODER_SHARE,
+                "train_compile_seconds": 0.0, "decode_compile_seconds": 0.0}  # the anchors ran uncompiled
     decode, xlrs = record["decode"], record["xlrs"]
     return {"device": record["device"], "what": f"benchmarks/record.json of {record['date']}, our side",
             "train_samples_per_second": record["finetune"]["ours"]["samples_per_s"],
@@ -88,7 +90,11 @@ def throughput() -> dict:
             "checkpoint_load_seconds": xlrs.get("next_checkpoint_load_seconds", anchors["checkpoint_load_seconds"]),
             "encoder_load_seconds": xlrs.get("next_encoder_load_seconds",
                                              anchors["checkpoint_load_seconds"] * ENCODER_SHARE),
-            "checkpoint_save_seconds": xlrs.get("checkpoint_save_seconds", anchors["checkpoint_save_seconds"])}
+            "checkpoint_save_seconds": xlrs.get("checkpoint_save_seconds", anchors["checkpoint_save_seconds"]),
+            # A cold compile: the first step less a step; the warm-up batch less a timed batch.
+            "train_compile_seconds": record["finetune"]["ours"]["first_step_s"] - record["finetune"]["ours"]["step_s"],
+            "decode_compile_seconds": decode["ours"]["warmup_s"] - decode["ours"]["seconds"] * decode["batch"]
+            / decode["sequences"]}
 
 
 def known_test_size(study: Study, task: str, lang: str) -> int | None:
@@ -113,6 +119,30 @@ def assumed_test_sizes(study: Study) -> set[str]:
             if known_test_size(study, task, lang) is None}
 
 
+def bucket_lengths(longest: int, bucket: int) -> set[int]:
+    """The padded lengths a length bucket gives up to `longest` (modeling.padded_length: the cap is one too)."""
+    return {min(multiple, longest) for multiple in range(bucket, longest + bucket, bucket)}
+
+
+def compiled_shapes(study: Study, static_cache_jobs: set) -> dict:
+    """At most how many shapes torch.compile compiles for the study, each once into the study's shared cache
+    (modeling.COMPILE_CACHE_VARIABLE): training, a (micro-batch, source bucket, target bucket) per run's lengths;
+    decoding, a (batch, source bucket, new tokens) per static-cache job's. Which buckets the data fill is not
+    known before the jobs run, hence an upper bound."""
+    speed = study.config["speed"]
+    training, decoding = set(), set()
+    for run in study.runs.values():
+        train = run.spec["train"]
+        batch = train.get("micro_batch_size") or train["batch_size"]
+        training |= {(batch, source, target)
+                     for source in bucket_lengths(train["max_source_length"], speed["source_bucket"])
+                     for target in bucket_lengths(train["max_target_length"], speed["target_bucket"])}
+        if run.id in static_cache_jobs:
+            decoding |= {(study.config["decode"]["batch_size"], source, study.max_new_tokens(run))
+                         for source in bucket_lengths(train["max_source_length"], speed["source_bucket"])}
+    return {"finetune": len(training), "decode": len(decoding)}
+
+
 def estimate(study: Study) -> dict:
     parameters = model_parameters(study)
     scale = (parameters or REFERENCE_PARAMETERS) / REFERENCE_PARAMETERS
@@ -122,6 +152,7 @@ def estimate(study: Study) -> dict:
     loads = {"finetune": 0, "decode": 0, "xlrs": 0}  # whole checkpoints loaded by the GPU jobs, the base model included
     encoder_loads = 0  # XLRS's loads after step 0, which read only the encoder
     new_tokens = {False: 0, True: 0}  # by whether the decode job uses the static cache (on a GPU)
+    static_cache_runs = set()  # runs with a decode job that compiles
     static_cache = study.config.get("speed", {}).get("static_cache", "auto")
     data_jobs = len(study.prepared_splits())  # prepare and cast: a job per split
     jobs = {"prepare": data_jobs, "cast": data_jobs,
@@ -143,8 +174,10 @@ def estimate(study: Study) -> dict:
             loads["decode"] += k + 3
             rules = 3 if lang in measured else 2  # cos-sim needs XLRS in the target
             for sequences in (k * decode["dev_size"], rules * test_sequences(study, run.task, lang)):
-                new_tokens[static_cache_for_job(static_cache, sequences) is not False] += \
-                    sequences * study.max_new_tokens(run)
+                compiled = static_cache_for_job(static_cache, sequences) is not False
+                new_tokens[compiled] += sequences * study.max_new_tokens(run)
+                if compiled:
+                    static_cache_runs.add(run.id)
         for lang in study.xlrs_languages(run):
             jobs["xlrs"] += 1
             loads["xlrs"] += 1
@@ -164,7 +197,10 @@ def estimate(study: Study) -> dict:
              "decode": scale / 3600 * (new_tokens[False] / speed["generate_new_tokens_per_second"] +
                                        new_tokens[True] / speed["generate_new_tokens_per_second_static_cache"]),
              "xlrs": xlrs_sentences * scale / speed["encode_sentences_per_second"] / 3600}
-    hours = {stage: value + overhead[stage] for stage, value in hours.items()}
+    shapes = compiled_shapes(study, static_cache_runs)
+    compile_hours = {"finetune": shapes["finetune"] * speed["train_compile_seconds"] * scale / 3600,
+                     "decode": shapes["decode"] * speed["decode_compile_seconds"] * scale / 3600}
+    hours = {stage: value + overhead[stage] + compile_hours.get(stage, 0) for stage, value in hours.items()}
     bytes_per_checkpoint = CHECKPOINT_BYTES_PER_PARAMETER * (parameters or REFERENCE_PARAMETERS)
     state_bytes = STATE_BYTES_PER_PARAMETER * (parameters or REFERENCE_PARAMETERS)
     return {"model": study.model_ref, "parameters": parameters, "runs": len(study.runs), "checkpoints": checkpoints,
@@ -172,9 +208,14 @@ def estimate(study: Study) -> dict:
             "gpu_hours": {k: round(v, 1) for k, v in hours.items()} | {"total": round(sum(hours.values()), 1)},
             "checkpoint_loads": loads, "encoder_only_loads": encoder_loads,
             "start_and_load_hours": {k: round(v, 1) for k, v in overhead.items()},
-            "start_and_load_seconds": [speed["job_start_seconds"], round(scale * speed["checkpoint_load_seconds"], 2),
+            "start_and_load_seconds": [round(speed["job_start_seconds"], 2),
+                                       round(scale * speed["checkpoint_load_seconds"], 2),
                                        round(scale * speed["encoder_load_seconds"], 2)],
             "checkpoint_save_seconds": round(scale * speed["checkpoint_save_seconds"], 2),
+            "compiled_shapes_at_most": shapes,
+            "compile_hours_at_most": {k: round(v, 1) for k, v in compile_hours.items()},
+            "compile_seconds": [round(scale * speed["train_compile_seconds"], 1),
+                                round(scale * speed["decode_compile_seconds"], 1)],
             "disk_gb": {"checkpoints": round(checkpoints * bytes_per_checkpoint / 1e9, 1),
                         # the new state is written before the old one goes
                         "resume_state_per_running_job": round(state_bytes / 1e9, 1),
@@ -200,6 +241,11 @@ def main() -> None:
     print(f"  ({start:g} s a start, {load:g} s a checkpoint, {encoder_load:g} s for each of XLRS's "
           f"{plan['encoder_only_loads']} encoder-only loads; {plan['checkpoint_save_seconds']:g} s to save a "
           f"checkpoint, {STATE_BYTES_PER_WEIGHT_BYTE:g} times that for its resume state)")
+    train_compile, decode_compile = plan["compile_seconds"]
+    print(f"  and torch.compile, at most: {plan['compiled_shapes_at_most']['finetune']} training shapes x "
+          f"{train_compile:g} s, {plan['compiled_shapes_at_most']['decode']} decoding shapes x {decode_compile:g} s "
+          f"(each once, into the study's shared cache): finetune {plan['compile_hours_at_most']['finetune']}, "
+          f"decode {plan['compile_hours_at_most']['decode']}")
     print(f"disk: {plan['disk_gb']['checkpoints']} GB of checkpoints, plus "
           f"{plan['disk_gb']['resume_state_per_running_job']} GB of resume state per running fine-tuning job "
           f"({plan['disk_gb']['resume_state_peak_per_running_job']} GB while it replaces the last one)")

@@ -11,10 +11,12 @@ model and synthetic token sequences. See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import datetime
 import gc
 import json
+import os
 import platform
 import random
 import shlex
@@ -28,6 +30,7 @@ from pathlib import Path
 import torch
 
 from workflow_scripts import decode, finetune, modeling, xlrs
+from workflow_scripts.cli import COMPILE_CACHE_VARIABLE
 from benchmarks import agreement
 from benchmarks.synthetic import IdTokenizer, hf_collator, synthetic, text
 from workflow_scripts.build_model import untie_output_layer
@@ -517,11 +520,32 @@ def parse_args(argv):
     return args
 
 
+@contextlib.contextmanager
+def cold_compile_cache():
+    """torch.compile's cache empty at the start, so that first_step_s and warmup_s are cold compiles (the cost
+    estimate's figure), not whatever an earlier run left in torch's default cache on this machine; a cache the
+    caller names (COMPILE_CACHE_VARIABLE) is used as it is. Yields that cache, or None for an empty one."""
+    given = os.environ.get(COMPILE_CACHE_VARIABLE)
+    if given:
+        yield given
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-compile-cache-") as empty:
+        os.environ[COMPILE_CACHE_VARIABLE] = empty
+        try:
+            yield None
+        finally:
+            del os.environ[COMPILE_CACHE_VARIABLE]
+
+
 def main(argv: list[str] | None = None) -> dict:
+    with cold_compile_cache() as compile_cache:
+        return benchmark(parse_args(argv), compile_cache, argv)
+
+
+def benchmark(args, compile_cache: str | None, argv: list[str] | None) -> dict:
     import accelerate
     import transformers
 
-    args = parse_args(argv)
     shape, device = SHAPES[args.shape], torch.device(args.device)
     if device.type == "cuda" and device.index is not None:
         torch.cuda.set_device(device)  # the Accelerator and the Trainer train on the current device, not cuda:N
@@ -550,7 +574,8 @@ def main(argv: list[str] | None = None) -> dict:
                         "parameters": sum(parameter.numel() for parameter in template.parameters())},
               "precision": precision,
               "speed": {"settings": args.speed, "compiled": modeling.wanted(args.speed["compile"], device),
-                        "static_cache_used": modeling.wanted(args.speed["static_cache"], device)},
+                        "static_cache_used": modeling.wanted(args.speed["static_cache"], device),
+                        "compile_cache": compile_cache or "empty at the start: cold compiles"},
               "sections": args.sections, "complete": False, "target_values": TARGETS,
               "anchors": json.loads(anchors.read_text()) if anchors.exists() else None}
 

@@ -234,3 +234,26 @@ def test_profile_of_a_decode_batch(tmp_path):
     assert host == sorted(host, reverse=True) and host[0] > 0
     assert any(op["name"].startswith("aten::") and op["calls"] > 0 for op in found["host_total_ms"])
     assert "profile" not in record["decode"]["baseline"]
+
+
+def test_compiles_start_from_an_empty_cache_unless_one_is_named(tmp_path, monkeypatch):
+    """first_step_s and warmup_s are cold compiles (the cost estimate's figure), not an earlier run's cache hits."""
+    import os
+    from pathlib import Path
+
+    from workflow_scripts.cli import COMPILE_CACHE_VARIABLE
+
+    seen = {}
+
+    def look(*args):
+        seen["cache"] = os.environ[COMPILE_CACHE_VARIABLE]
+        seen["empty"] = not os.listdir(seen["cache"])
+        raise RuntimeError("enough")
+    monkeypatch.setattr(bench, "xlrs_section", look)
+    monkeypatch.delenv(COMPILE_CACHE_VARIABLE, raising=False)
+    options = ["--shape", "tiny", "--device", "cpu", "--sections", "xlrs", "--out", str(tmp_path / "record.json")]
+    record = bench.main(options)
+    assert seen["empty"] and record["speed"]["compile_cache"] == "empty at the start: cold compiles"
+    assert COMPILE_CACHE_VARIABLE not in os.environ and not Path(seen["cache"]).exists()
+    monkeypatch.setenv(COMPILE_CACHE_VARIABLE, str(tmp_path / "mine"))
+    assert bench.main(options)["speed"]["compile_cache"] == seen["cache"] == str(tmp_path / "mine")

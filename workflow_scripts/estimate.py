@@ -128,7 +128,7 @@ def compiled_shapes(study: Study, static_cache_jobs: set) -> dict:
     """At most how many shapes torch.compile compiles for the study, each once into the study's shared cache
     (modeling.COMPILE_CACHE_VARIABLE): training, a (micro-batch, source bucket, target bucket) per run's lengths;
     decoding, a (batch, source bucket, new tokens) per static-cache job's. Which buckets the data fill is not
-    known before the jobs run, hence an upper bound."""
+    known before the jobs run, hence an upper bound; a later job loading a shape from the cache is not counted."""
     speed = study.config["speed"]
     training, decoding = set(), set()
     for run in study.runs.values():
@@ -244,7 +244,8 @@ def main() -> None:
     train_compile, decode_compile = plan["compile_seconds"]
     print(f"  and torch.compile, at most: {plan['compiled_shapes_at_most']['finetune']} training shapes x "
           f"{train_compile:g} s, {plan['compiled_shapes_at_most']['decode']} decoding shapes x {decode_compile:g} s "
-          f"(each once, into the study's shared cache): finetune {plan['compile_hours_at_most']['finetune']}, "
+          f"(each compiled once into the study's shared cache; later jobs' loads from it not counted): "
+          f"finetune {plan['compile_hours_at_most']['finetune']}, "
           f"decode {plan['compile_hours_at_most']['decode']}")
     print(f"disk: {plan['disk_gb']['checkpoints']} GB of checkpoints, plus "
           f"{plan['disk_gb']['resume_state_per_running_job']} GB of resume state per running fine-tuning job "

@@ -40,8 +40,7 @@ def generate_from_ids(model, tokenizer, rows: list[list[int]], batch_size: int, 
     """Predictions for token-id rows (modeling.tokenize's), in their order."""
     import torch
 
-    from workflow_scripts.modeling import (length_sorted_batches, before_compiling,
-                                           speed_settings, wanted)
+    from workflow_scripts.modeling import before_compiling, length_sorted_batches, speed_settings, wanted
 
     speed = speed_settings(speed)
     device = next(model.parameters()).device

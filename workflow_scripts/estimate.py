@@ -91,10 +91,11 @@ def throughput() -> dict:
             "encoder_load_seconds": xlrs.get("next_encoder_load_seconds",
                                              anchors["checkpoint_load_seconds"] * ENCODER_SHARE),
             "checkpoint_save_seconds": xlrs.get("checkpoint_save_seconds", anchors["checkpoint_save_seconds"]),
-            # A cold compile: the first step less a step; the warm-up batch less a timed batch.
-            "train_compile_seconds": record["finetune"]["ours"]["first_step_s"] - record["finetune"]["ours"]["step_s"],
-            "decode_compile_seconds": decode["ours"]["warmup_s"] - decode["ours"]["seconds"] * decode["batch"]
-            / decode["sequences"]}
+            # A cold compile: the first step less a step; the warm-up batch less a timed batch (none uncompiled).
+            "train_compile_seconds": max(0.0, record["finetune"]["ours"]["first_step_s"]
+                                         - record["finetune"]["ours"]["step_s"]),
+            "decode_compile_seconds": max(0.0, decode["ours"]["warmup_s"]
+                                          - decode["ours"]["seconds"] * decode["batch"] / decode["sequences"])}
 
 
 def known_test_size(study: Study, task: str, lang: str) -> int | None:

@@ -171,7 +171,7 @@ def setup_training(model, params: dict, speed: dict, device=None, mixed_precisio
     import torch
     from accelerate import Accelerator
 
-    from workflow_scripts.modeling import resolve_device, before_compiling, use_attention, wanted
+    from workflow_scripts.modeling import before_compiling, resolve_device, use_attention, wanted
 
     device = torch.device(device) if device is not None else resolve_device()
     accelerator = Accelerator(mixed_precision=mixed_precision or ("bf16" if device.type == "cuda" else "no"),

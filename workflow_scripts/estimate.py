@@ -125,7 +125,7 @@ def bucket_lengths(longest: int, bucket: int) -> set[int]:
     return {min(multiple, longest) for multiple in range(bucket, longest + bucket, bucket)}
 
 
-def compiled_shapes(study: Study, static_cache_jobs: set) -> dict:
+def compiled_shapes(study: Study, static_cache_runs: set) -> dict:
     """At most how many shapes torch.compile compiles for the study, each once into the study's shared cache
     (modeling.COMPILE_CACHE_VARIABLE): training, a (micro-batch, source bucket, target bucket) per run's lengths;
     decoding, a (batch, source bucket, new tokens) per static-cache job's. Which buckets the data fill is not
@@ -135,12 +135,12 @@ def compiled_shapes(study: Study, static_cache_jobs: set) -> dict:
     for run in study.runs.values():
         train = run.spec["train"]
         batch = train.get("micro_batch_size") or train["batch_size"]
-        training |= {(batch, source, target)
-                     for source in bucket_lengths(train["max_source_length"], speed["source_bucket"])
+        sources = bucket_lengths(train["max_source_length"], speed["source_bucket"])
+        training |= {(batch, source, target) for source in sources
                      for target in bucket_lengths(train["max_target_length"], speed["target_bucket"])}
-        if run.id in static_cache_jobs:
+        if run.id in static_cache_runs:
             decoding |= {(study.config["decode"]["batch_size"], source, study.max_new_tokens(run))
-                         for source in bucket_lengths(train["max_source_length"], speed["source_bucket"])}
+                         for source in sources}
     return {"finetune": len(training), "decode": len(decoding)}
 
 

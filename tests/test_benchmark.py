@@ -134,8 +134,20 @@ def test_agreement_measures_the_logit_gap_where_greedy_outputs_part(tiny_model_d
     assert agreement.first_differences(ours, theirs) == [(0, 2, greedy[0, 2].item(), top.indices[1].item())]
     assert found["identical_share"] == 0.5 and found["differing"] == 1
     assert found["gap_at_first_difference"]["median"] == pytest.approx((top.values[0] - top.values[1]).item())
-    assert found["top2_gap"]["count"] == 2 * 6
+    gap, pair = found["gap_at_first_difference"]["median"], (top.values[0].item(), top.values[1].item())
+    assert found["bf16_steps_at_first_difference"]["median"] == pytest.approx(agreement.bf16_steps(gap, pair))
+    assert found["top2_gap"]["count"] == found["top_logit"]["count"] == 2 * 6
     assert agreement.compare(model, sources, ours, ours, "cpu")["gap_at_first_difference"] is None
+
+
+def test_a_logit_gap_is_counted_in_bf16_steps_at_the_larger_logit():
+    """bf16 keeps 8 significant bits: between 64 and 128 its step is 0.5, from 128 to 256 it is 1."""
+    from benchmarks.agreement import bf16_steps
+
+    assert bf16_steps(0.5, (126.0, 125.5)) == 1.0
+    assert bf16_steps(0.25, (-100.0, -99.75)) == 0.5
+    assert bf16_steps(1.0, (127.5, 128.5)) == 1.0
+    assert bf16_steps(0.0, (0.0, 0.0)) == 0.0  # two zero logits: an exact tie
 
 
 def check_the_estimate_reads_a_gpu_record(record, folder, monkeypatch):

@@ -286,6 +286,17 @@ def test_an_empty_or_broken_table_names_its_file(tmp_path):
             read_tsv(tmp_path / name)
 
 
+def test_a_broken_or_missing_json_output_names_its_file_and_the_remedy(tmp_path):
+    from workflow_scripts.files import read_json
+
+    (tmp_path / "run.json").write_text('{"checkpoints": [1, 2')
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 'run.json'))}: not valid UTF-8 JSON .*"
+                                        "delete it to have the job that wrote it run again"):
+        read_json(tmp_path / "run.json")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 'absent.json'))}: file does not exist"):
+        read_json(tmp_path / "absent.json")
+
+
 def test_score_and_select_name_inputs_of_another_kind_or_metric(tmp_path, monkeypatch, capsys):
     import sys
 

@@ -80,10 +80,14 @@ def write_jsonl(path, records: Iterable[dict]) -> int:
 
 
 def read_json(path):
+    """A JSON file another stage wrote."""
+    if not Path(path).exists():
+        raise DataError(f"{path}: file does not exist")
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"{path}: not valid UTF-8 JSON ({err})") from err
+        raise DataError(f"{path}: not valid UTF-8 JSON ({err}); delete it to have the job that wrote it run "
+                        "again") from err
 
 
 def read_jsonl(path, required: Iterable[str] = (), allow_empty: bool = False) -> list[dict]:

@@ -467,13 +467,13 @@ def table(record: dict) -> str:
                   "", "", "", ""),
                  (f"greedy outputs identical ({record['precision']})", f"{100 * d['identical_share']:.1f}%", "", "",
                   f">= {100 * TARGETS['decode_identical'][record['precision']]:.0f}%", t["decode_identical"]),
-                 ("where they differ: fp32 logit gap of the two tokens, median (usual top-2 gap)",
+                 ("where they differ: fp32 logit gap of the two tokens, median (usual top-2 gap), in bf16 steps",
                   gaps(d["agreement"]["baseline"]), "", "", "", "")]
         for key, what in (("baseline_fp32_weights", "ours vs generate on fp32 weights"),
                           ("bf16_weights_vs_fp32_weights", "generate on bf16 vs on fp32 weights")):
             if key in d["agreement"]:
                 found = d["agreement"][key]
-                rows.append((f"greedy outputs identical, {what}; logit gap where they differ (usual)",
+                rows.append((f"greedy outputs identical, {what}; logit gap where they differ (usual), bf16 steps",
                              f"{100 * found['identical_share']:.1f}%; {gaps(found)}", "", "", "", ""))
     if "fp32_check" in record:
         rows.append(("greedy outputs identical (fp32 check, one batch)",

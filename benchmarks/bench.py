@@ -429,7 +429,7 @@ def table(record: dict) -> str:
 
     def gaps(found):
         at, usual = found["gap_at_first_difference"], found["top2_gap"]
-        steps = found.get("bf16_steps_at_first_difference")  # records before 2026-12-05 lack it
+        steps = found.get("bf16_steps_at_first_difference")  # records written before it existed lack it
         if not at:
             return "no differences"
         return f"{at['median']:.3g} ({usual['median']:.3g})" + (f", {steps['median']:.2g} bf16 steps" if steps else "")

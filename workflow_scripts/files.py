@@ -79,12 +79,18 @@ def write_jsonl(path, records: Iterable[dict]) -> int:
     return len(lines)
 
 
+def existing(path) -> Path:
+    """`path`, which the reader that calls this needs: a DataError naming it where it is missing."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file does not exist")
+    return path
+
+
 def read_json(path):
     """A JSON file another stage wrote."""
-    if not Path(path).exists():
-        raise DataError(f"{path}: file does not exist")
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(existing(path).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DataError(f"{path}: not valid UTF-8 JSON ({err}); delete it to have the job that wrote it run "
                         "again") from err
@@ -92,9 +98,7 @@ def read_json(path):
 
 def read_jsonl(path, required: Iterable[str] = (), allow_empty: bool = False) -> list[dict]:
     """All records of a JSONL file; each must be an object holding the `required` keys."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: file does not exist")
+    path = existing(path)
     records = []
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -123,10 +127,8 @@ def read_tsv(path, required: Iterable[str] = ()):
     """A TSV table another stage wrote, as a pandas DataFrame, holding the `required` columns."""
     import pandas as pd
 
-    if not Path(path).exists():
-        raise DataError(f"{path}: file does not exist")
     try:
-        table = pd.read_csv(path, sep="\t")
+        table = pd.read_csv(existing(path), sep="\t")
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not a readable table ({str(err).strip()}); delete it to have the job that "
                         "wrote it run again") from err

@@ -393,6 +393,36 @@ def test_a_decode_job_tokenizes_its_inputs_once_for_all_checkpoints(tiny_model_d
     assert json.loads(out.with_suffix(".meta.json").read_text())["truncated_inputs"] == 1
 
 
+def test_a_decode_job_run_again_decodes_only_the_checkpoints_it_lacks(tiny_model_dir, tmp_path, monkeypatch):
+    import sys
+
+    from workflow_scripts import cli
+
+    argv, out = decode_job(tmp_path, tiny_model_dir, ["Hallo Welt", "Bonjour"], [1, 2, 3], batch_size=2)
+    monkeypatch.setattr(sys, "argv", argv)
+    cli.run(decode.main)
+    uninterrupted = out.read_text()
+    out.unlink()
+    decoded, real_generate = [], decode.generate_from_ids
+
+    def generate_until_step_3(*args):  # a job failing (or killed) while it decodes the third checkpoint
+        if len(decoded) == 2:
+            raise RuntimeError("the node went away")
+        decoded.append(1)
+        return real_generate(*args)
+
+    monkeypatch.setattr(decode, "generate_from_ids", generate_until_step_3)
+    with pytest.raises(RuntimeError, match="the node went away"):
+        cli.run(decode.main)
+    assert not out.exists() and sorted(p.name for p in decode.decoded_steps_dir(out).iterdir()) == [
+        "000001.jsonl", "000002.jsonl"]
+    decoded.clear()
+    monkeypatch.setattr(decode, "generate_from_ids", lambda *args: decoded.append(1) or real_generate(*args))
+    cli.run(decode.main)
+    assert len(decoded) == 1 and out.read_text() == uninterrupted
+    assert not decode.decoded_steps_dir(out).exists()
+
+
 def out_of_memory(*args, **kwargs):
     raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity "
                                       "of 23.6 GiB of which 1.1 GiB is free.\nInclude the traceback...")

@@ -8,6 +8,7 @@ id, input, reference, prediction, and the gold record for scoring.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -115,12 +116,18 @@ def main() -> None:
     steps = steps_to_decode(args.run_dir, args.selection)
     speed["static_cache"] = static_cache_for_job(speed["static_cache"], len(examples) * len(steps))
     records, truncated, model = [], 0, None
+    if steps:  # every checkpoint of a run saves the same tokenizer
+        tokenizer = modeling.load_tokenizer(str(checkpoint_path(args.run_dir, steps[0])))
+        rows, truncated = modeling.tokenize(tokenizer, [e["input"] for e in examples], spec["max_source_length"],
+                                            tasks.kind(spec["kind"]).tail)
+    decoded = decoded_steps_dir(args.out)
     for step in steps:
-        started, ref = time.monotonic(), str(checkpoint_path(args.run_dir, step))
+        started, ref, done = time.monotonic(), str(checkpoint_path(args.run_dir, step)), decoded / f"{step:06d}.jsonl"
+        if done.exists():
+            records += read_jsonl(done, allow_empty=True)
+            log.info("step %d: decoded by an earlier try of this job, read back from %s", step, done)
+            continue
         if model is None:
-            tokenizer = modeling.load_tokenizer(ref)  # every checkpoint of a run saves the same one
-            rows, truncated = modeling.tokenize(tokenizer, [e["input"] for e in examples], spec["max_source_length"],
-                                                tasks.kind(spec["kind"]).tail)
             # bf16 weights on CUDA decode faster than fp32 weights under autocast (benchmarks/anchors.json: 12.1k
             # against 7.2k new tokens/s), parting from them only at near-ties (benchmarks/README.md); checkpoints
             # trained on a GPU are stored in bf16 anyway.
@@ -135,9 +142,11 @@ def main() -> None:
                                             spec["max_new_tokens"], spec["max_source_length"], speed)
         log.info("step %d: %d inputs decoded in %.1f s with the load (%d cut to max_source_length)", step,
                  len(examples), time.monotonic() - started, truncated)
-        records += [{"step": step, "id": e["id"], "input": e["input"], "reference": e["target"],
-                     "prediction": prediction, "record": e["record"]}
-                    for e, prediction in zip(examples, predictions)]
+        step_records = [{"step": step, "id": e["id"], "input": e["input"], "reference": e["target"],
+                         "prediction": prediction, "record": e["record"]}
+                        for e, prediction in zip(examples, predictions)]
+        write_jsonl(done, step_records)
+        records += step_records
     if model is not None and modeling.wanted(speed["static_cache"], model.device):  # transformers compiles on CUDA only
         modeling.check_compiled(f"{args.out}: the static-cache decoding step", "static_cache",
                                 expect_graphs=model.device.type == "cuda")
@@ -145,6 +154,15 @@ def main() -> None:
     write_json(args.out.with_suffix(".meta.json"), {"spec": spec, "examples": len(examples),
                                                     "truncated_inputs": truncated, "speed": speed,
                                                     "batch_size": args.batch_size})
+    shutil.rmtree(decoded, ignore_errors=True)
+
+
+def decoded_steps_dir(out: Path) -> Path:
+    """Where a decode job keeps each checkpoint's finished decodes until its output is written. Snakemake deletes
+    the output of a failed or killed job but not this directory, so the job run again (a SLURM time limit, a
+    preempted node, a failure at a late checkpoint) decodes only the checkpoints it lacks. The output's path
+    carries the digest of everything the job reads, so nothing here can belong to another job."""
+    return out.with_name(out.name + ".steps")
 
 
 if __name__ == "__main__":

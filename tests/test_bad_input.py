@@ -143,6 +143,51 @@ def test_a_model_directory_without_its_tokenizer_files_is_refused(tiny_model_dir
         modeling.load_tokenizer(str(tmp_path / "m"))
 
 
+@pytest.mark.parametrize("damage", ["empty", "broken"])
+def test_an_unreadable_tokenizer_names_its_files(tiny_model_dir, tmp_path, damage):
+    import shutil
+
+    if damage == "empty":
+        (tmp_path / "m").mkdir()
+        problem = r"it holds no tokenizer \(tokenizer.json or spiece.model\)"
+    else:
+        shutil.copytree(tiny_model_dir, tmp_path / "m")
+        (tmp_path / "m" / "tokenizer.json").write_text("{ broken")
+        problem = r"its tokenizer files \(tokenizer.json\) cannot be read \(Expecting property name"
+    with pytest.raises(modeling.ModelError, match=rf"m': {problem}.*; copy them from the model it came from$"):
+        modeling.load_tokenizer(str(tmp_path / "m"))
+
+
+def test_a_config_json_of_another_model_names_a_tensor_and_both_sizes(tiny_model_dir, tmp_path):
+    import shutil
+
+    shutil.copytree(tiny_model_dir, tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "d_model": 2 * config["d_model"]}))
+    with pytest.raises(modeling.ModelError, match=r"m': its weights do not have the sizes its config.json gives "
+                                                  r"\(\S+: \[\d+, 16\] in model.safetensors, \[\d+, 32\] by config.json\)"):
+        modeling.load_model(str(tmp_path / "m"), device=torch.device("cpu"))
+
+
+def test_a_tokenizer_larger_than_the_models_vocabulary_stops_the_job_before_decoding(tiny_model_dir, tmp_path,
+                                                                                     monkeypatch, capsys):
+    import sys
+
+    from workflow_scripts import cli
+
+    model = modeling.load_model(str(tiny_model_dir), device=torch.device("cpu"))
+    model.resize_token_embeddings(100)  # as if the tokenizer files were copied from a larger model
+    model.save_pretrained(tmp_path / "small")
+    modeling.load_tokenizer(str(tiny_model_dir)).save_pretrained(tmp_path / "small")
+    argv, out = decode_job(tmp_path, tmp_path / "small", ["Hallo"], [1], batch_size=2)
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit):
+        cli.run(decode.main)
+    assert re.search(r"step-000001': its tokenizer has \d+ tokens but its embeddings only 100 \(config.json's "
+                     r"vocab_size 100\): the tokenizer files come from another model", capsys.readouterr().err)
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("field, value, problem", [
     ("summary", None, "summary is empty (null)"), ("document", 3, "document is not text but int 3"),
     ("tags", "DET NOUN", "tags must be a list of strings, not 'DET NOUN'"), ("tokens", ["Der", None], "tokens must")])

@@ -133,6 +133,7 @@ def main() -> None:
             # trained on a GPU are stored in bf16 anyway.
             model = modeling.load_model(ref, dtype=torch.bfloat16 if torch.cuda.is_available() else None,
                                         attention=speed["decode_attention"]).eval()
+            modeling.check_vocabulary(tokenizer, model, ref)
         else:
             modeling.load_weights_into(model, ref)  # keeps what generate compiled for the last checkpoint
         # Longest batch first: a batch size too large fails at a checkpoint's first batch.

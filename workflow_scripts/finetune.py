@@ -360,6 +360,7 @@ def train(spec: dict, model_ref: str, train_files: dict[str, Path], out_dir: Pat
     report_cut(cut, len(examples), params, warnings)
 
     base_model = modeling.load_model(model_ref, device=torch.device("cpu"), revision=revision)
+    modeling.check_vocabulary(tokenizer, base_model, model_ref)
     training = setup_training(base_model, params, speed)
     accelerator, model, optimizer = training.accelerator, training.model, training.optimizer
     steps_per_epoch, total_steps, saves = plan_steps(len(examples), params, warnings)

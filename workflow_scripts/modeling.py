@@ -266,6 +266,9 @@ def _explain_load_error(ref: str, err: Exception) -> ModelError:
     return ModelError(f"model {ref!r}: {hint}")
 
 
+TOKENIZER_FILES = ("tokenizer.json", "spiece.model")  # a fast tokenizer's, or the SentencePiece model it is made from
+
+
 def load_tokenizer(ref: str, sentinels: int = 0, revision: str | None = None):
     """The tokenizer of `ref` (at `revision`, for a hub id); with sentinels=N, refuse one that lacks
     <extra_id_0> .. <extra_id_N-1>."""
@@ -274,7 +277,12 @@ def load_tokenizer(ref: str, sentinels: int = 0, revision: str | None = None):
     try:
         tokenizer = AutoTokenizer.from_pretrained(ref, **at_revision(ref, revision))
     except (OSError, ValueError) as err:
-        raise _explain_load_error(ref, err) from err
+        if not Path(ref).is_dir():
+            raise _explain_load_error(ref, err) from err
+        found = [name for name in TOKENIZER_FILES if (Path(ref) / name).exists()]
+        problem = (f"its tokenizer files ({', '.join(found)}) cannot be read ({' '.join(str(err).split())})" if found
+                   else f"it holds no tokenizer ({' or '.join(TOKENIZER_FILES)})")
+        raise ModelError(f"model {ref!r}: {problem}; copy them from the model it came from") from err
     vocabulary = tokenizer.get_vocab()
     # Without its vocabulary files transformers builds a stand-in of special tokens alone, mapping every word to
     # <unk>, and training and decoding would run on that without an error.
@@ -338,10 +346,42 @@ def load_model(ref: str, device: torch.device | None = None, dtype: torch.dtype 
             own_head = stores_own_lm_head(ref, revision)
     except OSError as err:
         raise _explain_load_error(ref, err) from err
+    except RuntimeError as err:
+        if "ignore_mismatched_sizes" not in str(err):
+            raise
+        raise ModelError(f"model {ref!r}: its weights do not have the sizes its config.json gives"
+                         f"{_first_size_mismatch(ref, config, revision)}: config.json and the weight files come from "
+                         "different models; copy the model's files again, all from one place") from err
     if own_head:
         assert_head_untied(model, ref)
     use_attention(model, None)  # from_pretrained has set `attention`
     return model.to(device or resolve_device())
+
+
+def _first_size_mismatch(ref: str, config, revision: str | None) -> str:
+    """One tensor whose shape in the weight files differs from what the config builds, as a message's detail."""
+    from safetensors import safe_open
+    from transformers import AutoModelForSeq2SeqLM
+
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in AutoModelForSeq2SeqLM.from_config(config).state_dict().items()}
+    for path in _checkpoint_files(ref, revision):
+        if path.suffix == ".safetensors":
+            with safe_open(path, "pt") as weights:
+                for name in weights.keys():
+                    stored = tuple(weights.get_slice(name).get_shape())
+                    if name in expected and expected[name] != stored:
+                        return f" ({name}: {list(stored)} in {path.name}, {list(expected[name])} by config.json)"
+    return ""
+
+
+def check_vocabulary(tokenizer, model, ref: str) -> None:
+    """A tokenizer that gives ids beyond the model's embedding table (a tokenizer copied from another model) would
+    fail at the first batch with an index error, or a device-side assert on a GPU."""
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        raise ModelError(f"model {ref!r}: its tokenizer has {len(tokenizer)} tokens but its embeddings only "
+                         f"{model.get_input_embeddings().num_embeddings} (config.json's vocab_size "
+                         f"{model.config.vocab_size}): the tokenizer files come from another model")
 
 
 @contextlib.contextmanager

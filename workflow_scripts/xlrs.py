@@ -205,6 +205,7 @@ def main() -> None:
         started = time.monotonic()
         if model is None:  # step 0: the base model, in whatever format it comes
             model = modeling.load_model(ref, attention=speed["attention"], revision=args.model_revision).eval()
+            modeling.check_vocabulary(tokenizer, model, ref)
         else:  # the run's own safetensors checkpoints: XLRS reads the encoder's half of each
             modeling.load_weights_into(model, ref, only=model.get_encoder())
         with modeling.lower_on_out_of_memory(f"{args.out}: XLRS at step {step}", "xlrs.batch_size", args.batch_size):

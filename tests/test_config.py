@@ -173,7 +173,11 @@ def test_xlrs_on_the_demo_corpus_needs_its_languages_and_a_lid_model_path_must_e
     validate(config)
     config["experiments"][2].update(sources=[["ja"]], targets=["ja"], xlrs_targets=[])  # no XLRS job at all
     validate(config)
-    check(lambda c: c["score"].update(lid_model=str(tmp_path / "lid.176.bin")), r"score.lid_model: no file '.*lid.176")
+    check(lambda c: c["score"].update(lid_model=str(tmp_path / "lid.176.bin")),
+          r"score.lid_model: '.*lid.176.bin': no such file; give the path")
+    (tmp_path / "lid.176.bin").write_bytes(b"")  # a download that failed
+    check(lambda c: c["score"].update(lid_model=str(tmp_path / "lid.176.bin")),
+          r"score.lid_model: '.*lid.176.bin': not a fastText model \(it starts with b''\)")
 
 
 def test_xlrs_on_local_parallel_sentences_needs_their_languages(tmp_path, monkeypatch):
@@ -198,6 +202,17 @@ def test_xlrs_on_local_parallel_sentences_needs_their_languages(tmp_path, monkey
     config = copy.deepcopy(demo_config())
     config["xlrs"]["parallel"] = {"loader": "mtg", "name": "SG", "path": "not/unpacked/yet"}
     validate(config)
+
+
+def test_a_parallel_table_that_is_missing_empty_or_broken_is_named_before_any_job(tmp_path, monkeypatch):
+    """Its XLRS jobs would only find out after fine-tuning."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty.tsv").write_text("en\tde\tzh\n")
+    (tmp_path / "ragged.tsv").write_text("en\tde\tzh\nOne.\tEins.\t一。\tuno\n")
+    for name, problem in (("absent.tsv", r"xlrs.parallel.path: no file 'absent.tsv'; give the table"),
+                          ("empty.tsv", r"xlrs.parallel: empty.tsv has no rows"),
+                          ("ragged.tsv", r"xlrs.parallel: ragged.tsv: line 2 has more fields than the header")):
+        check(lambda c: c["xlrs"].update(parallel={"loader": "file", "path": name}), problem)
 
 
 def test_every_source_of_a_combination_needs_a_training_example():

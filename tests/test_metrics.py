@@ -3,6 +3,7 @@ import math
 import pytest
 from rouge_score import rouge_scorer
 
+from workflow_scripts.errors import UserError
 from workflow_scripts.metrics import (
     LID_176_LABELS,
     PieceTokenizer,
@@ -167,8 +168,11 @@ SENTENCES = {
 def test_load_lid_model_paths(tmp_path):
     assert default_lid_model_path().name == "lid.176.ftz" and default_lid_model_path().is_file()
     missing = tmp_path / "nope.bin"
-    with pytest.raises(FileNotFoundError, match="nope.bin"):
+    with pytest.raises(UserError, match=r"model .*nope.bin: no such file; give fastText's lid.176.bin or .ftz"):
         load_lid_model(missing)
+    (tmp_path / "page.bin").write_text("<html>Not Found</html>")  # a failed download
+    with pytest.raises(UserError, match=r"page.bin: not a fastText model \(it starts with b'<htm'\)"):
+        load_lid_model(tmp_path / "page.bin")
 
 
 @pytest.mark.parametrize("lang", sorted(SENTENCES))

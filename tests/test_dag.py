@@ -3,6 +3,7 @@
 A session fixture (conftest.finished_study) runs the tiny workflow for real (two to three minutes on 2 cores);
 the tests then change the config and ask the dry run what it would do.
 """
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -146,3 +147,25 @@ def test_batch_sizes_of_decoding_and_xlrs_plan_nothing(finished_study):
     config["decode"]["batch_size"] = 3
     config["xlrs"]["batch_size"] = 5
     assert dry_run(finished_study, config) == []
+
+
+def test_the_conda_environment_holds_our_pins_and_every_shell_rule_names_it():
+    """`--sdm conda` (not run here: no conda) builds envs/pipeline.yaml from a copy, so it names every pin itself."""
+    import yaml
+
+    environment = yaml.safe_load((REPO / "envs" / "pipeline.yaml").read_text())
+    pip = next(item["pip"] for item in environment["dependencies"] if isinstance(item, dict))
+    pins = [line for line in (REPO / "requirements.txt").read_text().splitlines() if line and line[0] != "#"]
+    assert pip == pins, "envs/pipeline.yaml is out of date: make envs/pipeline.yaml"
+    for rules in (REPO / "rules").glob("*.smk"):
+        text = rules.read_text()
+        assert text.count("shell:") == text.count('conda:\n        "../envs/pipeline.yaml"'), rules.name
+
+
+def test_jobs_import_this_checkout_first_however_often_the_snakefile_is_read(monkeypatch):
+    from workflow_scripts.cli import run_modules_from
+
+    monkeypatch.setenv("PYTHONPATH", "/site/extra")
+    for _ in range(2):  # a SLURM job reads the Snakefile again, under the PYTHONPATH it inherited
+        run_modules_from(str(REPO))
+    assert os.environ["PYTHONPATH"] == f"{REPO}{os.pathsep}/site/extra"

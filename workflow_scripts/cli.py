@@ -93,6 +93,15 @@ def start_line() -> str:
     return f"{Path(sys.argv[0]).stem} started on {where}"
 
 
+def run_modules_from(checkout: str) -> None:
+    """Put `checkout` first on the PYTHONPATH that the workflow's jobs inherit: each rule runs `python -m
+    workflow_scripts.<stage>`, which then imports this checkout's modules whether the environment has the package
+    installed (the Makefile's venv: pip install -e .) or not (a conda environment of envs/pipeline.yaml), and
+    from any working directory (snakemake --directory)."""
+    paths = [path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep) if path and path != checkout]
+    os.environ["PYTHONPATH"] = os.pathsep.join([checkout, *paths])
+
+
 def run(main) -> None:
     """Call main(); turn a user's errors (bad data, config or model, a NaN loss) into one readable line and exit 1."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)

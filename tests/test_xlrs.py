@@ -103,11 +103,12 @@ def test_rows_a_target_lacks_change_no_other_sentence_of_the_sample(tmp_path):
     assert with_de != xlrs.load_parallel(declaration, ["en", "de"], n_pairs=12, seed=4)["en"]
 
 
-def test_parallel_file_with_a_column_per_language(tmp_path):
+def test_parallel_file_with_a_column_per_language(tmp_path, caplog):
     path = tmp_path / "pairs.tsv"
     path.write_text("en\tde\nOne.\tEins.\nTwo.\tZwei.\n", encoding="utf-8")
     pairs = xlrs.load_parallel({"loader": "file", "path": str(path)}, ["en", "de"], n_pairs=5, seed=0)
     assert pairs == {"en": ["One.", "Two."], "de": ["Eins.", "Zwei."]}
+    assert "2 rows have a sentence in every one of en, de, fewer than xlrs.n_pairs 5" in caplog.text
 
 
 def test_a_target_without_parallel_sentences_is_named(tmp_path):

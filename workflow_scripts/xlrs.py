@@ -33,6 +33,9 @@ def load_parallel(declaration: dict, languages: list[str], n_pairs: int, seed: i
     usable = [key for key, row in rows.items() if all((row.get(lang) or "").strip() for lang in languages)]
     if not usable:
         raise DataError(f"xlrs.parallel: no row has a sentence in every one of {', '.join(languages)}")
+    if len(usable) < n_pairs:  # the paper's figure is 512: a smaller sample is noisier, which the log should say
+        log.warning("xlrs.parallel: %d rows have a sentence in every one of %s, fewer than xlrs.n_pairs %d; "
+                    "XLRS is measured on those %d", len(usable), ", ".join(languages), n_pairs, len(usable))
     position = {key: i for i, key in enumerate(rows)}
     chosen = sorted(sorted(usable, key=lambda key: draw_rank(key, seed))[:n_pairs], key=position.get)
     return {lang: [rows[key][lang] for key in chosen] for lang in languages}

@@ -66,6 +66,7 @@ def test_checkpoints_are_evenly_spaced_and_end_at_the_last_step():
 def test_epoch_order_is_a_function_of_seed_and_epoch():
     assert finetune.batch_order(50, 1, 0) == finetune.batch_order(50, 1, 0)
     assert finetune.batch_order(50, 1, 0) != finetune.batch_order(50, 1, 1)
+    assert finetune.batch_order(50, 1, 0) != finetune.batch_order(50, 2, 0)
     assert sorted(finetune.batch_order(50, 1, 0)) == list(range(50))
 
 

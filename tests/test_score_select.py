@@ -121,6 +121,17 @@ def test_select_command_writes_each_rules_step(tmp_path, monkeypatch):
     assert written["selection"] == {"en-dev": 200, "cos-sim": 100, "tgt-dev": 100} and written["cos_sim"] == "lowest"
 
 
+def test_a_test_set_is_decoded_only_at_the_checkpoints_a_rule_picked(tmp_path):
+    import json
+
+    from workflow_scripts import decode
+
+    (tmp_path / "run.json").write_text(json.dumps({"checkpoints": [2, 4, 6]}))
+    (tmp_path / "select.json").write_text(json.dumps({"selection": {"en-dev": 6, "cos-sim": None, "tgt-dev": 4}}))
+    assert decode.steps_to_decode(tmp_path, None) == [2, 4, 6]  # a dev set: every checkpoint
+    assert decode.steps_to_decode(tmp_path, tmp_path / "select.json") == [4, 6]
+
+
 def test_cos_sim_picks_the_highest_xlrs_where_the_task_transfers_better_at_high_xlrs():
     dev, xlrs = table({100: 1.0, 200: 1.0, 300: 1.0}), xlrs_table({0: 0.95, 100: 0.7, 200: 0.6, 300: 0.9})
     assert select.select([dev], dev, xlrs, "rougeL", "highest")["cos-sim"] == 300

@@ -17,9 +17,12 @@ def test_tagging_template_is_sentinel_plus_tag():
 
 
 def test_tagging_keeps_at_most_100_tokens_one_sentinel_each():
-    pair = tasks.cast_tagging({"id": "1", "tokens": ["w"] * 120, "tags": ["X"] * 120})
-    assert pair["input"].count("<extra_id_") == 100
-    assert pair["input"].endswith("<extra_id_99>w")
+    record = {"id": "1", "tokens": ["w"] * 120, "tags": ["X"] * 120}
+    pair = tasks.cast_tagging(record)
+    assert pair["input"].count("<extra_id_") == 100 and pair["input"].endswith("<extra_id_99>w")
+    assert pair["target"].count("<extra_id_") == 100 and pair["target"].endswith("<extra_id_99>X")
+    # a 120-word test sentence is scored on the 100 words the model was shown
+    assert tasks.score_tagging([pair["target"]], [record])["accuracy"] == 100.0
 
 
 def test_paraphrase_cloze_yes_no():

@@ -24,7 +24,8 @@ from workflow_scripts.files import full_disk_named
 
 log = logging.getLogger("modeling")
 # How fast, not what: without dropout these settings change float rounding at most (with it, the training-side
-# ones give another dropout draw, as another device does), so, like the device, they are in no digest. The config schema's `speed` section repeats these defaults (tests/test_speed.py).
+# ones give another dropout draw, as another device does), so, like the device, they are in no digest. The config
+# schema's `speed` section repeats these defaults (tests/test_speed.py).
 # attention: fine-tuning and XLRS; decode_attention: decoding, where sdpa (generate's default) keeps our greedy
 # outputs token for token generate's on the same bf16 weights on a CPU (on the H200 the compiled static-cache
 # step breaks near-ties differently: benchmarks/README.md, "What the bf16 target can reach").

@@ -31,6 +31,7 @@ import torch
 
 from workflow_scripts import decode, finetune, modeling, xlrs
 from workflow_scripts.cli import COMPILE_CACHE_VARIABLE
+from workflow_scripts.estimate import RECORD_VERSION
 from benchmarks import agreement
 from benchmarks.synthetic import IdTokenizer, hf_collator, synthetic, text
 from workflow_scripts.build_model import untie_output_layer
@@ -51,7 +52,6 @@ LEARNING_RATE, MAX_GRAD_NORM = 7e-5, 1.0  # the paper's lr; the config schema's 
 # In the order they run: the quickest first, so that a run cut short by a time limit keeps the most.
 # xlrs includes the checkpoint's size; fp32_check (after a bf16 run only) decodes one batch in fp32.
 SECTIONS = ("xlrs", "finetune", "decode", "fp32_check")
-RECORD_VERSION = 2  # 2: decode.baseline is generate on the same weights as ours (1: on fp32 weights)
 XLRS_BATCH, XLRS_MAX_LENGTH = 64, 256  # the config schema's xlrs defaults
 # Relative loss differences allowed: fp32 differs only in summation order; bf16 keeps 8 mantissa bits (0.4%).
 TOLERANCE = {"fp32": {"first": 1e-5, "curve": 1e-4}, "bf16": {"first": 1e-2, "curve": 3e-2}}

@@ -89,22 +89,11 @@ def quoted(*items):
 
 
 def decode_inputs(w):
-    run = run_of(w)
-    inputs = {"run": f"{R}/runs/{w.run}/run.json", "data": STUDY.cast_path(run.task, w.lang, w.split)}
-    if w.split == "test":
-        inputs["selection"] = STUDY.select_path(run, w.lang)
-    return inputs
+    return STUDY.decode_inputs(run_of(w), w.lang, w.split)
 
 
 def select_inputs(w):
-    run = run_of(w)
-    inputs = {
-        "source_dev": [STUDY.score_path(run, source, "dev") for source in run.sources],
-        "target_dev": STUDY.score_path(run, w.lang, "dev"),
-    }
-    if w.lang in STUDY.xlrs_languages(run):
-        inputs["xlrs"] = STUDY.xlrs_path(run, w.lang)
-    return inputs
+    return STUDY.select_inputs(run_of(w), w.lang)
 
 
 def write_manifest(path, spec, log_path):

@@ -164,8 +164,9 @@ def test_a_config_json_of_another_model_names_a_tensor_and_both_sizes(tiny_model
     shutil.copytree(tiny_model_dir, tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "d_model": 2 * config["d_model"]}))
-    with pytest.raises(modeling.ModelError, match=r"m': its weights do not have the sizes its config.json gives "
-                                                  r"\(\S+: \[\d+, 16\] in model.safetensors, \[\d+, 32\] by config.json\)"):
+    sizes = r"\(\S+: \[\d+, 16\] in model.safetensors, \[\d+, 32\] by config.json\)"
+    with pytest.raises(modeling.ModelError, match=rf"m': its weights do not have the sizes its config.json gives "
+                                                  rf"{sizes}"):
         modeling.load_model(str(tmp_path / "m"), device=torch.device("cpu"))
 
 

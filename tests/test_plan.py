@@ -1,6 +1,7 @@
 """Content addresses: digests change exactly when something that determines an output changes."""
 import copy
 import itertools
+import json
 import os
 
 import pytest
@@ -39,6 +40,25 @@ def test_digests_are_the_same_in_every_process():
                                text=True)
         plans.append(json.loads(found.stdout))
     assert plans[0] == plans[1] == study().final_outputs()
+
+
+def test_every_input_of_a_decode_or_select_job_is_digested_by_its_spec():
+    """A job's path must move when any file it reads moves: each input's digest (a run's, for its run.json) is in
+    the job's spec."""
+    import re
+
+    plan = study()
+    for run in plan.runs.values():
+        for lang in plan.eval_languages(run):
+            jobs = [(plan.decode_spec(run, lang, split), plan.decode_inputs(run, lang, split))
+                    for split in ("dev", "test")]
+            jobs.append((plan.select_spec(run, lang), plan.select_inputs(run, lang)))
+            for spec, inputs in jobs:
+                paths = [path for value in inputs.values() for path in ([value] if isinstance(value, str) else value)]
+                assert len(paths) >= 2
+                digested = json.dumps(spec)
+                for path in paths:
+                    assert re.findall(r"[0-9a-f]{10}", path)[-1] in digested, (spec["stage"], path)
 
 
 def test_learning_rate_moves_runs_and_everything_after_them_only():

@@ -11,6 +11,7 @@ import yaml
 
 from workflow_scripts import loaders
 from workflow_scripts.errors import UserError
+from workflow_scripts.files import TOKENIZER_FILES
 from workflow_scripts.metrics import lid_model_problem
 from workflow_scripts.plan import SPLITS, ConfigError, xlrs_languages
 from workflow_scripts.tasks import KINDS, template_problem
@@ -249,7 +250,7 @@ def check_training(train: dict, experiments: list[dict]) -> None:
 MODEL_FILES = {"config.json": ("config.json",),
                "weights": ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                            "pytorch_model.bin.index.json"),
-               "tokenizer": ("tokenizer.json", "spiece.model", "tokenizer_config.json")}
+               "tokenizer": TOKENIZER_FILES}
 
 
 def check_model(model: dict) -> None:

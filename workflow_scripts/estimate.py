@@ -62,6 +62,11 @@ def model_parameters(study: Study) -> int | None:
     return t5_parameters(*shape) if shape else None
 
 
+# The layout of benchmarks/record.json that this module reads (benchmarks/bench.py writes it): bump both together.
+# 2: decode.baseline is generate on the same weights as ours (1: on fp32 weights).
+RECORD_VERSION = 2
+
+
 def throughput() -> dict:
     """Training samples/s, new tokens/s (dynamic and static cache), encoded sentences/s, a GPU job's start and a
     checkpoint's load (whole, and its encoder only) for mT5-base on one GPU: our side of the benchmark record, or
@@ -69,10 +74,9 @@ def throughput() -> dict:
     record_file = BENCHMARKS / "record.json"
     record = json.loads(record_file.read_text()) if record_file.exists() else {}
     anchors = json.loads((BENCHMARKS / "anchors.json").read_text())
-    # None, a smoke test (tiny shape, CPU), a record of some sections only, or an older layout (benchmarks/bench.py
-    # RECORD_VERSION 2: decode.baseline is generate on the same weights as ours)
+    # None, a smoke test (tiny shape, CPU), a record of some sections only, or an older layout
     if not record.get("targets", {}).get("apply") or not {"finetune", "decode", "xlrs"} <= record.keys() \
-            or record.get("record_version") != 2:
+            or record.get("record_version") != RECORD_VERSION:
         return {**anchors, "what": "benchmarks/anchors.json: Hugging Face defaults measured by issue 7's author, not "
                                    "our speed settings; encoding, job starts and loads assumed",
                 "generate_new_tokens_per_second_static_cache": anchors["generate_new_tokens_per_second"],
@@ -127,7 +131,7 @@ def bucket_lengths(longest: int, bucket: int) -> set[int]:
 
 def compiled_shapes(study: Study, static_cache_runs: set) -> dict:
     """At most how many shapes torch.compile compiles for the study, each once into the study's shared cache
-    (modeling.COMPILE_CACHE_VARIABLE): training, a (micro-batch, source bucket, target bucket) per run's lengths;
+    (cli.COMPILE_CACHE_VARIABLE): training, a (micro-batch, source bucket, target bucket) per run's lengths;
     decoding, a (batch, source bucket, new tokens) per static-cache job's. Which buckets the data fill is not
     known before the jobs run, hence an upper bound; a later job loading a shape from the cache is not counted."""
     speed = study.config["speed"]
@@ -147,7 +151,7 @@ def compiled_shapes(study: Study, static_cache_runs: set) -> dict:
 def estimate(study: Study) -> dict:
     parameters = model_parameters(study)
     scale = (parameters or REFERENCE_PARAMETERS) / REFERENCE_PARAMETERS
-    speed = throughput()
+    rates = throughput()
     decode, xlrs = study.config["decode"], study.config["xlrs"]
     train_samples = checkpoints = xlrs_sentences = 0
     loads = {"finetune": 0, "decode": 0, "xlrs": 0}  # whole checkpoints loaded by the GPU jobs, the base model included
@@ -171,9 +175,9 @@ def estimate(study: Study) -> dict:
             jobs["decode"] += 2
             jobs["score"] += 2
             jobs["select"] += 1
-            # dev: every checkpoint; test: at most one checkpoint per selection rule
-            loads["decode"] += k + 3
             rules = 3 if lang in measured else 2  # cos-sim needs XLRS in the target
+            # dev: every checkpoint; test: at most one checkpoint per selection rule
+            loads["decode"] += k + rules
             for sequences in (k * decode["dev_size"], rules * test_sequences(study, run.task, lang)):
                 compiled = static_cache_for_job(static_cache, sequences) is not False
                 new_tokens[compiled] += sequences * study.max_new_tokens(run)
@@ -186,21 +190,21 @@ def estimate(study: Study) -> dict:
             xlrs_sentences += (k + 1) * xlrs["n_pairs"] * (1 + len(run.sources))
     # Each job starts a process and loads its checkpoints: XLRS runs one job per (run, language), so for it these
     # cost more than the encoding itself.
-    checkpoint_seconds = {stage: loads[stage] * speed["checkpoint_load_seconds"] for stage in loads}
-    checkpoint_seconds["xlrs"] += encoder_loads * speed["encoder_load_seconds"]
+    checkpoint_seconds = {stage: loads[stage] * rates["checkpoint_load_seconds"] for stage in loads}
+    checkpoint_seconds["xlrs"] += encoder_loads * rates["encoder_load_seconds"]
     # Fine-tuning saves each checkpoint's bf16 weights and, before its last, the resume state: fp32 weights and
     # AdamW's two moments, six times the bytes, taken to write at the weights' rate.
     saves = checkpoints + STATE_BYTES_PER_WEIGHT_BYTE * (checkpoints - len(study.runs))
-    checkpoint_seconds["finetune"] += saves * speed["checkpoint_save_seconds"]
-    overhead = {stage: (jobs[stage] * speed["job_start_seconds"] + scale * checkpoint_seconds[stage]) / 3600
+    checkpoint_seconds["finetune"] += saves * rates["checkpoint_save_seconds"]
+    overhead = {stage: (jobs[stage] * rates["job_start_seconds"] + scale * checkpoint_seconds[stage]) / 3600
                 for stage in loads}
-    hours = {"finetune": train_samples * scale / speed["train_samples_per_second"] / 3600,
-             "decode": scale / 3600 * (new_tokens[False] / speed["generate_new_tokens_per_second"] +
-                                       new_tokens[True] / speed["generate_new_tokens_per_second_static_cache"]),
-             "xlrs": xlrs_sentences * scale / speed["encode_sentences_per_second"] / 3600}
+    hours = {"finetune": train_samples * scale / rates["train_samples_per_second"] / 3600,
+             "decode": scale / 3600 * (new_tokens[False] / rates["generate_new_tokens_per_second"] +
+                                       new_tokens[True] / rates["generate_new_tokens_per_second_static_cache"]),
+             "xlrs": xlrs_sentences * scale / rates["encode_sentences_per_second"] / 3600}
     shapes = compiled_shapes(study, static_cache_runs)
-    compile_hours = {"finetune": shapes["finetune"] * speed["train_compile_seconds"] * scale / 3600,
-                     "decode": shapes["decode"] * speed["decode_compile_seconds"] * scale / 3600}
+    compile_hours = {"finetune": shapes["finetune"] * rates["train_compile_seconds"] * scale / 3600,
+                     "decode": shapes["decode"] * rates["decode_compile_seconds"] * scale / 3600}
     hours = {stage: value + overhead[stage] + compile_hours.get(stage, 0) for stage, value in hours.items()}
     bytes_per_checkpoint = CHECKPOINT_BYTES_PER_PARAMETER * (parameters or REFERENCE_PARAMETERS)
     state_bytes = STATE_BYTES_PER_PARAMETER * (parameters or REFERENCE_PARAMETERS)
@@ -209,20 +213,20 @@ def estimate(study: Study) -> dict:
             "gpu_hours": {k: round(v, 1) for k, v in hours.items()} | {"total": round(sum(hours.values()), 1)},
             "checkpoint_loads": loads, "encoder_only_loads": encoder_loads,
             "start_and_load_hours": {k: round(v, 1) for k, v in overhead.items()},
-            "start_and_load_seconds": [round(speed["job_start_seconds"], 2),
-                                       round(scale * speed["checkpoint_load_seconds"], 2),
-                                       round(scale * speed["encoder_load_seconds"], 2)],
-            "checkpoint_save_seconds": round(scale * speed["checkpoint_save_seconds"], 2),
+            "start_and_load_seconds": [round(rates["job_start_seconds"], 2),
+                                       round(scale * rates["checkpoint_load_seconds"], 2),
+                                       round(scale * rates["encoder_load_seconds"], 2)],
+            "checkpoint_save_seconds": round(scale * rates["checkpoint_save_seconds"], 2),
             "compiled_shapes_at_most": shapes,
             "compile_hours_at_most": {k: round(v, 1) for k, v in compile_hours.items()},
-            "compile_seconds": [round(scale * speed["train_compile_seconds"], 1),
-                                round(scale * speed["decode_compile_seconds"], 1)],
+            "compile_seconds": [round(scale * rates["train_compile_seconds"], 1),
+                                round(scale * rates["decode_compile_seconds"], 1)],
             "disk_gb": {"checkpoints": round(checkpoints * bytes_per_checkpoint / 1e9, 1),
                         # the new state is written before the old one goes
                         "resume_state_per_running_job": round(state_bytes / 1e9, 1),
                         "resume_state_peak_per_running_job": round(2 * state_bytes / 1e9, 1)},
             "test_sizes_assumed": sorted(assumed_test_sizes(study)),
-            "throughput_from": speed.get("device", "?") + ": " + speed.get("what", "")}
+            "throughput_from": rates.get("device", "?") + ": " + rates.get("what", "")}
 
 
 def main() -> None:

@@ -20,6 +20,11 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+# A model directory's tokenizer: a fast tokenizer's file, or the SentencePiece model one is made from (the config
+# check and modeling.load_tokenizer both read this).
+TOKENIZER_FILES = ("tokenizer.json", "spiece.model")
+
+
 class DataError(UserError):
     """Bad input data; the message names the file and what is wrong."""
 

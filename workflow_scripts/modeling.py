@@ -20,7 +20,7 @@ import torch
 
 from workflow_scripts.cli import COMPILE_CACHE_VARIABLE
 from workflow_scripts.errors import UserError
-from workflow_scripts.files import full_disk_named
+from workflow_scripts.files import TOKENIZER_FILES, full_disk_named
 
 log = logging.getLogger("modeling")
 # How fast, not what: without dropout these settings change float rounding at most (with it, the training-side
@@ -265,9 +265,6 @@ def _explain_load_error(ref: str, err: Exception) -> ModelError:
     else:
         hint = str(err).splitlines()[0]
     return ModelError(f"model {ref!r}: {hint}")
-
-
-TOKENIZER_FILES = ("tokenizer.json", "spiece.model")  # a fast tokenizer's, or the SentencePiece model it is made from
 
 
 def load_tokenizer(ref: str, sentinels: int = 0, revision: str | None = None):

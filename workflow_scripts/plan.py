@@ -103,7 +103,7 @@ class Study:
 
     @property
     def compile_cache(self) -> str:
-        """Where the GPU jobs share torch.compile's compiled code (modeling.COMPILE_CACHE_VARIABLE): absolute, as
+        """Where the GPU jobs share torch.compile's compiled code (cli.COMPILE_CACHE_VARIABLE): absolute, as
         each job resolves it on its own host."""
         return os.path.abspath(f"{self.results}/.torch_compile_cache")
 
@@ -290,6 +290,12 @@ class Study:
             spec["select"] = digest(self.select_spec(run, lang))
         return spec
 
+    def decode_inputs(self, run: Run, lang: str, split: str) -> dict:
+        """The files a decode job reads, each digested by its spec: the run, the cast split and, for a test set,
+        the selection of its checkpoints."""
+        inputs = {"run": f"{self.run_dir(run)}/run.json", "data": self.cast_path(run.task, lang, split)}
+        return {**inputs, "selection": self.select_path(run, lang)} if split == "test" else inputs
+
     def max_new_tokens(self, run: Run) -> int:
         """decode.max_new_tokens, by default the run's max_target_length: a tagging run's (its targets are long)
         then decodes as far as it was trained to write."""
@@ -325,6 +331,13 @@ class Study:
                 "target": lang, "sources": list(run.sources)}
         cos_sim_end = self.cos_sim_end(run)
         return spec if cos_sim_end == PAPER_COS_SIM else {**spec, "cos_sim": cos_sim_end}
+
+    def select_inputs(self, run: Run, lang: str) -> dict:
+        """The files a select job reads, each digested by its spec: the sources' and the target's dev scores and,
+        where XLRS is measured in the target, its table (cos-sim)."""
+        inputs = {"source_dev": [self.score_path(run, source, "dev") for source in run.sources],
+                  "target_dev": self.score_path(run, lang, "dev")}
+        return {**inputs, "xlrs": self.xlrs_path(run, lang)} if lang in self.xlrs_languages(run) else inputs
 
     def select_path(self, run: Run, lang: str) -> str:
         return f"{self.run_dir(run)}/select/{lang}-{digest(self.select_spec(run, lang))}.json"

@@ -111,15 +111,16 @@ class Study:
     def fingerprint(self, pattern: str) -> str:
         return self.file_hashes.fingerprint(pattern)
 
-    def local_files(self, dataset: dict, languages: list[str], splits=SPLITS, key: str = "files") -> dict:
+    def files_fingerprint(self, dataset: dict, languages: list[str], splits=SPLITS, key: str = "files") -> dict:
         """{key: the fingerprint of the files a local dataset reads for `languages` and `splits`}, or nothing.
         In a directory of many languages (an unpacked MTG archive, a local copy of a hub dataset) only the files
         of these languages and splits count, so that one language's new files move no other language's data."""
         # Every XLRS spec asks again for the same few languages of the parallel set: the answer is kept.
-        return self._local_files(canonical_json(dataset), tuple(languages), tuple(splits), key)
+        return self._files_fingerprint(canonical_json(dataset), tuple(languages), tuple(splits), key)
 
     @functools.cache
-    def _local_files(self, dataset_json: str, languages: tuple[str, ...], splits: tuple[str, ...], key: str) -> dict:
+    def _files_fingerprint(self, dataset_json: str, languages: tuple[str, ...], splits: tuple[str, ...],
+                           key: str) -> dict:
         from workflow_scripts.files import DataError
         from workflow_scripts.loaders import upstream_names
 
@@ -163,7 +164,7 @@ class Study:
         return tuple(map(str, directory_files(json.loads(dataset_json), lang, split)))
 
     # --- data -----------------------------------------------------------------------------------
-    def task_kind(self, task: str) -> str:
+    def kind_name(self, task: str) -> str:
         return self.config["tasks"][task]["kind"]
 
     @functools.cache
@@ -171,9 +172,9 @@ class Study:
         """One split of one language: its own size and upstream split only, so that a new test set size or test
         file moves no fine-tuning run."""
         dataset = self.config["tasks"][task]["dataset"]
-        return {"stage": "prepare", "version": VERSIONS["prepare"], "task": task, "kind": self.task_kind(task),
+        return {"stage": "prepare", "version": VERSIONS["prepare"], "task": task, "kind": self.kind_name(task),
                 "dataset": split_view(dataset, split), "lang": lang, "split": split,
-                **self.local_files(dataset, [lang], [split]), **loader_version(dataset, self.task_kind(task))}
+                **self.files_fingerprint(dataset, [lang], [split]), **loader_version(dataset, self.kind_name(task))}
 
     def data_path(self, task: str, lang: str, split: str) -> str:
         return f"{self.results}/data/{task}/{lang}/{split}-{digest(self.data_spec(task, lang, split))}.jsonl"
@@ -182,8 +183,8 @@ class Study:
     def cast_spec(self, task: str, lang: str, split: str) -> dict:
         """A kind whose template changed has a template_version of its own (tasks.TaskKind), so that only its
         tasks are cast, trained and measured again."""
-        template = KINDS[self.task_kind(task)].template_version
-        return {"stage": "cast", "version": VERSIONS["cast"], "kind": self.task_kind(task),
+        template = KINDS[self.kind_name(task)].template_version
+        return {"stage": "cast", "version": VERSIONS["cast"], "kind": self.kind_name(task),
                 "data": digest(self.data_spec(task, lang, split)),
                 **({"template_version": template} if template > 1 else {})}
 
@@ -239,7 +240,7 @@ class Study:
             for sources in experiment["sources"]:
                 for seed in seeds:
                     spec = {"stage": "finetune", "version": VERSIONS["finetune"], "task": task,
-                            "kind": self.task_kind(task), "sources": list(sources), "seed": seed,
+                            "kind": self.kind_name(task), "sources": list(sources), "seed": seed,
                             "train": self.train_params(experiment), "model": digest(self.model_spec),
                             "data": {lang: digest(self.cast_spec(task, lang, "train")) for lang in sources}}
                     run = Run(f"{task}-{'+'.join(sources)}-s{seed}-{digest(spec)}", task, tuple(sources), seed,
@@ -271,8 +272,8 @@ class Study:
         xlrs = self.config["xlrs"]
         return {"stage": "xlrs", "version": VERSIONS["xlrs"], "run": run.digest, "model": digest(self.model_spec),
                 "parallel": xlrs["parallel"], "n_pairs": xlrs["n_pairs"], "seed": xlrs["seed"],
-                **self.local_files(xlrs["parallel"], [*run.sources, lang], [xlrs["parallel"].get("split", "test")],
-                                   key="parallel_files"),
+                **self.files_fingerprint(xlrs["parallel"], [*run.sources, lang],
+                                         [xlrs["parallel"].get("split", "test")], key="parallel_files"),
                 "max_length": xlrs["max_length"], "sources": list(run.sources), "target": lang,
                 **loader_version(xlrs["parallel"], parallel_kind(xlrs["parallel"]))}
 
@@ -381,7 +382,7 @@ class Study:
         cast_test = {task: {lang: self.cast_path(task, lang, "test") for lang in declaration["languages"]}
                      for task, declaration in self.config["tasks"].items()}
         # every declared task's kind: a QA task's test answers are counted (§5.4) whether or not a run trains on it
-        kinds = {task: self.task_kind(task) for task in self.config["tasks"]}
+        kinds = {task: self.kind_name(task) for task in self.config["tasks"]}
         return {"stage": "aggregate", "version": VERSIONS["aggregate"], "runs": runs, "cast_test": cast_test,
                 "kinds": kinds, "report": self.config["report"]}
 

@@ -12,8 +12,12 @@ _SPLIT_SPEC = re.compile(r"^([A-Za-z0-9_.-]+?)(?:\[(-?\d*):(-?\d*)\])?$")
 SPLIT_ALIASES = {"mtg": {"train": ("train",), "dev": ("dev", "valid", "validation", "val"), "test": ("test",)}}
 
 
+# The hub dataset a loader reads where dataset.hub_id names none.
+DEFAULT_HUB_IDS = {"xtreme": "google/xtreme", "wiki_lingua": "GEM/wiki_lingua"}
+
+
 def describe(dataset: dict, lang: str, split: str) -> str:
-    default = {"xtreme": "google/xtreme", "wiki_lingua": "GEM/wiki_lingua"}.get(dataset.get("loader"))
+    default = DEFAULT_HUB_IDS.get(dataset.get("loader"))
     label = dataset.get("name") or dataset.get("hub_id") or default or dataset.get("path") or "?"
     return f"{dataset['loader']} dataset {label!r}, language {lang!r}, split {split!r}"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workflow_scripts.files import DataError
-from workflow_scripts.loaders.common import describe, empty_text, finish, upstream_split
+from workflow_scripts.loaders.common import DEFAULT_HUB_IDS, describe, empty_text, finish, upstream_split
 from workflow_scripts.loaders.hub import HUB_SPLITS, fetch, local_parquet_files, require_columns
 
 
@@ -23,7 +23,7 @@ def load_wiki_lingua(dataset: dict, lang: str, split: str) -> tuple[list[dict], 
     import pyarrow.compute as pc
 
     where = describe(dataset, lang, split)
-    hub_id = dataset.get("hub_id") or "GEM/wiki_lingua"
+    hub_id = dataset.get("hub_id") or DEFAULT_HUB_IDS["wiki_lingua"]
     config = _config(dataset, lang)
     up_split, part, spec = upstream_split(dataset, split, HUB_SPLITS[split], where)
     table, _, source = fetch(dataset, hub_id, config, up_split, where, parquet_export=True)

@@ -5,7 +5,8 @@ import hashlib
 from pathlib import Path
 
 from workflow_scripts.files import DataError
-from workflow_scripts.loaders.common import class_names, describe, finish, ns_placeholder, upstream_split
+from workflow_scripts.loaders.common import (DEFAULT_HUB_IDS, class_names, describe, finish, ns_placeholder,
+                                             upstream_split)
 from workflow_scripts.loaders.hub import HUB_SPLITS, fetch, local_parquet_files, require_columns
 from workflow_scripts.tasks import UPOS  # names a parquet file's tag integers where it has no feature metadata
 
@@ -114,7 +115,7 @@ def _xtreme_source(dataset: dict, lang: str, split: str) -> tuple[str, str, str,
     name = dataset.get("name")
     if name not in XTREME_COLUMNS:
         raise DataError(f"{where}: dataset.name must be one of {', '.join(XTREME_COLUMNS)}, not {name!r}")
-    hub_id = dataset.get("hub_id") or "google/xtreme"
+    hub_id = dataset.get("hub_id") or DEFAULT_HUB_IDS["xtreme"]
     return (where, hub_id, _xtreme_config(dataset, name, hub_id, lang, where),
             upstream_split(dataset, split, HUB_SPLITS[split], where))
 

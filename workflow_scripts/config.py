@@ -13,7 +13,7 @@ from workflow_scripts import loaders
 from workflow_scripts.errors import UserError
 from workflow_scripts.files import TOKENIZER_FILES
 from workflow_scripts.metrics import lid_model_problem
-from workflow_scripts.plan import SPLITS, ConfigError, xlrs_languages
+from workflow_scripts.plan import SPLITS, ConfigError, parallel_source, xlrs_languages
 from workflow_scripts.tasks import KINDS, template_problem
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
@@ -315,7 +315,7 @@ def parallel_language_check(parallel: dict):
             raise ConfigError(f"xlrs.parallel: {path} has no rows; give the table of aligned sentences")
         return lambda lang: lang in table[0]
     if parallel["loader"] in loaders.DIRECTORY_FILES and path and Path(path).is_dir():
-        split = parallel.get("split", "test")
+        _, split = parallel_source(parallel)
         # each combination asks again: a directory is searched once per language
         return functools.cache(lambda lang: bool(loaders.directory_files(parallel, lang, split)))
     return None

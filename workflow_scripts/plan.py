@@ -62,9 +62,15 @@ def xlrs_languages(sources, experiment: dict) -> list[str]:
     return [lang for lang in dict.fromkeys([*sources, *languages]) if any(source != lang for source in sources)]
 
 
+def parallel_source(parallel: dict) -> tuple[str, str]:
+    """The field and split of a task dataset that xlrs.parallel reads (the paper: MTG story completion's test
+    documents)."""
+    return parallel.get("field", "document"), parallel.get("split", "test")
+
+
 def parallel_kind(parallel: dict) -> str | None:
     """The task kind whose records hold xlrs.parallel's field (sentence1: paraphrase), for its loader version."""
-    field = parallel.get("field", "document")
+    field, _ = parallel_source(parallel)
     return next((name for name, kind in KINDS.items() if field in kind.fields), None)
 
 
@@ -273,7 +279,7 @@ class Study:
         return {"stage": "xlrs", "version": VERSIONS["xlrs"], "run": run.digest, "model": digest(self.model_spec),
                 "parallel": xlrs["parallel"], "n_pairs": xlrs["n_pairs"], "seed": xlrs["seed"],
                 **self.files_fingerprint(xlrs["parallel"], [*run.sources, lang],
-                                         [xlrs["parallel"].get("split", "test")], key="parallel_files"),
+                                         [parallel_source(xlrs["parallel"])[1]], key="parallel_files"),
                 "max_length": xlrs["max_length"], "sources": list(run.sources), "target": lang,
                 **loader_version(xlrs["parallel"], parallel_kind(xlrs["parallel"]))}
 

@@ -86,8 +86,9 @@ def task_parallel_rows(declaration: dict, languages: list[str]) -> dict[str, dic
     """{id: {lang: sentence}} of a multi-way parallel task dataset (the paper: MTG story-completion test set), for
     the ids every language has."""
     from workflow_scripts import loaders
+    from workflow_scripts.plan import parallel_source
 
-    field, split = declaration.get("field", "document"), declaration.get("split", "test")
+    field, split = parallel_source(declaration)
     by_language, files, counts = {}, {}, {}
     for lang in languages:
         try:

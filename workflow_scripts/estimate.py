@@ -148,27 +148,25 @@ def compiled_shapes(study: Study, static_cache_runs: set) -> dict:
     return {"finetune": len(training), "decode": len(decoding)}
 
 
-def estimate(study: Study) -> dict:
-    parameters = model_parameters(study)
-    scale = (parameters or REFERENCE_PARAMETERS) / REFERENCE_PARAMETERS
-    rates = throughput()
+def count_work(study: Study) -> dict:
+    """What the study's GPU jobs do, counted from its plan: jobs per stage, training samples, checkpoints saved and
+    loaded, new tokens decoded (by whether the job compiles a static cache) and sentences XLRS encodes."""
     decode, xlrs = study.config["decode"], study.config["xlrs"]
-    train_samples = checkpoints = xlrs_sentences = 0
-    loads = {"finetune": 0, "decode": 0, "xlrs": 0}  # whole checkpoints loaded by the GPU jobs, the base model included
-    encoder_loads = 0  # XLRS's loads after step 0, which read only the encoder
-    new_tokens = {False: 0, True: 0}  # by whether the decode job uses the static cache (on a GPU)
-    static_cache_runs = set()  # runs with a decode job that compiles
     static_cache = study.config.get("speed", {}).get("static_cache", "auto")
     data_jobs = len(study.prepared_splits())  # prepare and cast: a job per split
-    jobs = {"prepare": data_jobs, "cast": data_jobs,
-            "build_model": int(study.builds_model), "finetune": len(study.runs), "xlrs": 0, "decode": 0, "score": 0,
-            "select": 0, "aggregate": 2}
+    work = {"jobs": {"prepare": data_jobs, "cast": data_jobs, "build_model": int(study.builds_model),
+                     "finetune": len(study.runs), "xlrs": 0, "decode": 0, "score": 0, "select": 0, "aggregate": 2},
+            "train_samples": 0, "checkpoints": 0, "xlrs_sentences": 0,
+            "loads": {"finetune": 0, "decode": 0, "xlrs": 0},  # whole checkpoints loaded, the base model included
+            "encoder_loads": 0,  # XLRS's loads after step 0, which read only the encoder
+            "new_tokens": {False: 0, True: 0},  # by whether the decode job uses the static cache (on a GPU)
+            "static_cache_runs": set()}  # runs with a decode job that compiles
+    jobs, loads = work["jobs"], work["loads"]
     for run in study.runs.values():
         params = run.spec["train"]
-        samples = params["n_train"] * params["epochs"]
         k = params["checkpoints"]
-        train_samples += samples
-        checkpoints += k
+        work["train_samples"] += params["n_train"] * params["epochs"]
+        work["checkpoints"] += k
         loads["finetune"] += 1
         measured = set(study.xlrs_languages(run))
         for lang in study.eval_languages(run):
@@ -180,29 +178,37 @@ def estimate(study: Study) -> dict:
             loads["decode"] += k + rules
             for sequences in (k * decode["dev_size"], rules * test_sequences(study, run.task, lang)):
                 compiled = static_cache_for_job(static_cache, sequences) is not False
-                new_tokens[compiled] += sequences * study.max_new_tokens(run)
+                work["new_tokens"][compiled] += sequences * study.max_new_tokens(run)
                 if compiled:
-                    static_cache_runs.add(run.id)
+                    work["static_cache_runs"].add(run.id)
         for lang in study.xlrs_languages(run):
             jobs["xlrs"] += 1
             loads["xlrs"] += 1
-            encoder_loads += k
-            xlrs_sentences += (k + 1) * xlrs["n_pairs"] * (1 + len(run.sources))
+            work["encoder_loads"] += k
+            work["xlrs_sentences"] += (k + 1) * xlrs["n_pairs"] * (1 + len(run.sources))
+    return work
+
+
+def estimate(study: Study) -> dict:
+    parameters = model_parameters(study)
+    scale = (parameters or REFERENCE_PARAMETERS) / REFERENCE_PARAMETERS
+    rates, work = throughput(), count_work(study)
+    jobs, loads, checkpoints, new_tokens = work["jobs"], work["loads"], work["checkpoints"], work["new_tokens"]
     # Each job starts a process and loads its checkpoints: XLRS runs one job per (run, language), so for it these
     # cost more than the encoding itself.
     checkpoint_seconds = {stage: loads[stage] * rates["checkpoint_load_seconds"] for stage in loads}
-    checkpoint_seconds["xlrs"] += encoder_loads * rates["encoder_load_seconds"]
+    checkpoint_seconds["xlrs"] += work["encoder_loads"] * rates["encoder_load_seconds"]
     # Fine-tuning saves each checkpoint's bf16 weights and, before its last, the resume state: fp32 weights and
     # AdamW's two moments, six times the bytes, taken to write at the weights' rate.
     saves = checkpoints + STATE_BYTES_PER_WEIGHT_BYTE * (checkpoints - len(study.runs))
     checkpoint_seconds["finetune"] += saves * rates["checkpoint_save_seconds"]
     overhead = {stage: (jobs[stage] * rates["job_start_seconds"] + scale * checkpoint_seconds[stage]) / 3600
                 for stage in loads}
-    hours = {"finetune": train_samples * scale / rates["train_samples_per_second"] / 3600,
+    hours = {"finetune": work["train_samples"] * scale / rates["train_samples_per_second"] / 3600,
              "decode": scale / 3600 * (new_tokens[False] / rates["generate_new_tokens_per_second"] +
                                        new_tokens[True] / rates["generate_new_tokens_per_second_static_cache"]),
-             "xlrs": xlrs_sentences * scale / rates["encode_sentences_per_second"] / 3600}
-    shapes = compiled_shapes(study, static_cache_runs)
+             "xlrs": work["xlrs_sentences"] * scale / rates["encode_sentences_per_second"] / 3600}
+    shapes = compiled_shapes(study, work["static_cache_runs"])
     compile_hours = {"finetune": shapes["finetune"] * rates["train_compile_seconds"] * scale / 3600,
                      "decode": shapes["decode"] * rates["decode_compile_seconds"] * scale / 3600}
     hours = {stage: value + overhead[stage] + compile_hours.get(stage, 0) for stage, value in hours.items()}
@@ -211,7 +217,7 @@ def estimate(study: Study) -> dict:
     return {"model": study.model_ref, "parameters": parameters, "runs": len(study.runs), "checkpoints": checkpoints,
             "jobs": jobs,
             "gpu_hours": {k: round(v, 1) for k, v in hours.items()} | {"total": round(sum(hours.values()), 1)},
-            "checkpoint_loads": loads, "encoder_only_loads": encoder_loads,
+            "checkpoint_loads": loads, "encoder_only_loads": work["encoder_loads"],
             "start_and_load_hours": {k: round(v, 1) for k, v in overhead.items()},
             "start_and_load_seconds": [round(rates["job_start_seconds"], 2),
                                        round(scale * rates["checkpoint_load_seconds"], 2),

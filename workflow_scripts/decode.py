@@ -94,9 +94,26 @@ def steps_to_decode(run_dir: Path, selection: Path | None) -> list[int]:
     return sorted({step for step in chosen if step is not None})
 
 
-def main() -> None:
+def load_checkpoint(model, ref: str, tokenizer, attention: str):
+    """The checkpoint `ref` to decode with: loaded the first time; later, its weights copied into the same model,
+    which keeps what generate compiled for the last checkpoint."""
     import torch
 
+    from workflow_scripts import modeling
+
+    if model is not None:
+        modeling.load_weights_into(model, ref)
+        return model
+    # bf16 weights on CUDA decode faster than fp32 weights under autocast (benchmarks/anchors.json: 12.1k against
+    # 7.2k new tokens/s), parting from them only at near-ties (benchmarks/README.md); checkpoints trained on a GPU
+    # are stored in bf16 anyway.
+    model = modeling.load_model(ref, dtype=torch.bfloat16 if torch.cuda.is_available() else None,
+                                attention=attention).eval()
+    modeling.check_vocabulary(tokenizer, model, ref)
+    return model
+
+
+def main() -> None:
     from workflow_scripts import modeling
 
     p = cli.parser(__doc__)
@@ -127,15 +144,7 @@ def main() -> None:
             records += read_jsonl(done, allow_empty=True)
             log.info("step %d: decoded by an earlier try of this job, read back from %s", step, done)
             continue
-        if model is None:
-            # bf16 weights on CUDA decode faster than fp32 weights under autocast (benchmarks/anchors.json: 12.1k
-            # against 7.2k new tokens/s), parting from them only at near-ties (benchmarks/README.md); checkpoints
-            # trained on a GPU are stored in bf16 anyway.
-            model = modeling.load_model(ref, dtype=torch.bfloat16 if torch.cuda.is_available() else None,
-                                        attention=speed["decode_attention"]).eval()
-            modeling.check_vocabulary(tokenizer, model, ref)
-        else:
-            modeling.load_weights_into(model, ref)  # keeps what generate compiled for the last checkpoint
+        model = load_checkpoint(model, ref, tokenizer, speed["decode_attention"])
         # Longest batch first: a batch size too large fails at a checkpoint's first batch.
         with modeling.lower_on_out_of_memory(f"{args.out}: decoding at step {step}", "decode.batch_size",
                                              args.batch_size):

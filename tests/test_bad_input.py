@@ -149,11 +149,11 @@ def test_an_unreadable_tokenizer_names_its_files(tiny_model_dir, tmp_path, damag
 
     if damage == "empty":
         (tmp_path / "m").mkdir()
-        problem = r"it holds no tokenizer \(tokenizer.json or spiece.model\)"
+        problem = r"it holds no tokenizer \(tokenizer.json or spiece.model or tokenizer_config.json\)"
     else:
         shutil.copytree(tiny_model_dir, tmp_path / "m")
         (tmp_path / "m" / "tokenizer.json").write_text("{ broken")
-        problem = r"its tokenizer files \(tokenizer.json\) cannot be read \(Expecting property name"
+        problem = r"its tokenizer files \(tokenizer.json, tokenizer_config.json\) cannot be read \(Expecting property"
     with pytest.raises(modeling.ModelError, match=rf"m': {problem}.*; copy them from the model it came from$"):
         modeling.load_tokenizer(str(tmp_path / "m"))
 

@@ -20,9 +20,9 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-# A model directory's tokenizer: a fast tokenizer's file, or the SentencePiece model one is made from (the config
-# check and modeling.load_tokenizer both read this).
-TOKENIZER_FILES = ("tokenizer.json", "spiece.model")
+# A model directory's tokenizer: a fast tokenizer's file, the SentencePiece model one is made from, or (ByT5,
+# whose bytes need no vocabulary) its config alone. The config check and modeling.load_tokenizer both read this.
+TOKENIZER_FILES = ("tokenizer.json", "spiece.model", "tokenizer_config.json")
 
 
 class DataError(UserError):

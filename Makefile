@@ -21,7 +21,7 @@ REPORT = $(shell $(BIN)/python -c "import yaml,sys; print(yaml.safe_load(open(sy
 # tests/test_dag.py checks that it matches requirements.txt.
 envs/pipeline.yaml: requirements.txt
 	printf '%s\n' "# Made by \`make envs/pipeline.yaml\` from requirements.txt: edit those pins, not these." \
-		"# For \`snakemake --sdm conda\`; every rule runs its module from this checkout (Snakefile: PYTHONPATH)." \
+		"# For \`snakemake --sdm conda\`; every rule runs its module from this checkout (cli.run_modules_from)." \
 		"channels:" "  - conda-forge" "dependencies:" "  - python=3.11" "  - pip" "  - pip:" > $@
 	sed 's/^/      - /' requirements.txt >> $@
 

